@@ -1,0 +1,71 @@
+"""Parsing config variant strings (`configs/x.py:vit_b32,cifar100,smoke`) with clear errors.
+
+Every `configs/*.py` has `get_config(arg)`; `arg` is a comma-separated list of variant names.
+`parse_variants` sorts them into groups (model, dataset, ...) and flags, and rejects anything
+unknown with one line naming the bad token and every valid choice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A config value or variant that is not allowed; the message lists the valid choices."""
+
+
+def parse_variants(
+    arg: str | None,
+    groups: Mapping[str, Iterable[str]],
+    defaults: Mapping[str, str],
+    flags: Iterable[str] = ("smoke",),
+) -> dict[str, Any]:
+    """Splits `arg` into one choice per group plus boolean flags.
+
+    Args:
+      arg: e.g. "vit_b32,cifar100,smoke" (None or "" gives the defaults).
+      groups: group name -> allowed values, e.g. {"model": [...], "dataset": [...]}.
+      defaults: group name -> value used when `arg` names none of that group.
+      flags: allowed bare flags; each becomes a bool in the result.
+
+    Returns:
+      {group: value, ..., flag: bool, ...}.
+
+    Raises:
+      ConfigError: for an unknown token or two values for the same group.
+    """
+    groups = {g: list(v) for g, v in groups.items()}
+    flags = list(flags)
+    out: dict[str, Any] = dict(defaults)
+    out.update({f: False for f in flags})
+    seen: dict[str, str] = {}
+    for token in [t.strip() for t in (arg or "").split(",") if t.strip()]:
+        if token in flags:
+            out[token] = True
+            continue
+        owners = [g for g, values in groups.items() if token in values]
+        if not owners:
+            choices = "; ".join(f"{g}: {', '.join(v)}" for g, v in groups.items())
+            flag_text = f"; flags: {', '.join(flags)}" if flags else ""
+            raise ConfigError(
+                f"unknown config variant {token!r} in {arg!r}; valid {choices}{flag_text}"
+            )
+        group = owners[0]
+        if group in seen:
+            raise ConfigError(
+                f"config variant {arg!r} names two {group}s ({seen[group]!r} and {token!r}); pick one"
+            )
+        seen[group] = token
+        out[group] = token
+    return out
+
+
+def check_choice(field: str, value: Any, choices: Iterable[Any]) -> Any:
+    """Returns `value` if it is one of `choices`, else raises ConfigError naming them."""
+    choices = list(choices)
+    if value not in choices:
+        raise ConfigError(
+            f"config.{field}={value!r} is not valid; choose one of: {', '.join(map(str, choices))}"
+        )
+    return value

@@ -1,0 +1,29 @@
+"""Plot helpers: a headless matplotlib and an atomic PNG save."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: reports are written on servers and in CI
+
+import matplotlib.pyplot as plt
+
+from jaxclip import atomic
+
+
+def save_figure(fig: plt.Figure, workdir: str | os.PathLike, name: str, dpi: int = 120) -> str:
+    """Saves `fig` as `workdir/name` (PNG) atomically, closes it, and returns `name`.
+
+    The returned relative name is what `Report.figure` links to.
+    """
+    if not name.endswith(".png"):
+        name += ".png"
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    atomic.write_bytes(Path(workdir) / name, buf.getvalue())
+    return name
