@@ -1,0 +1,427 @@
+"""Fast, data-parallel, cached extraction of raw CLIP embeddings.
+
+The image path is one jitted function per model: uint8 batch -> (resize, crop, normalise on the
+device) -> image tower -> raw embeddings. It runs data-parallel over every device (the batch is
+sharded over a one-axis `Mesh`; parameters are replicated), and multi-host: each process feeds
+its own slice of every global batch (`jax.make_array_from_process_local_data`) and process 0
+writes the cache. The last batch is padded to full size and its padding rows are dropped, so
+the function compiles once. Host work (decode, optional host resize) runs in the input
+pipeline's worker threads while the device computes the previous batch.
+
+Results go to a `ShardStore` (see cache.py): re-running with the same model, data, split,
+preprocessing and batch size reads the cache; an interrupted run resumes from completed shards.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from tqdm.auto import tqdm
+
+from jaxclip.features.cache import ShardStore, default_root
+from jaxclip.version import __version__
+
+PREPROCESS_MODES = ("device", "host")
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+@dataclasses.dataclass
+class ImageFeatures:
+    """Raw image embeddings of one dataset split, with everything needed to analyse them.
+
+    Attributes:
+      embeds: (N, D) float32 raw (unnormalised) image embeddings, in dataset order.
+      labels: (N,) int class labels (-1 where the dataset has none).
+      indices: (N,) int position of each row in the dataset source.
+      attributes: extra integer labels per row (e.g. shapes' colour, size), name -> (N,).
+      captions: per row, its captions (captioned datasets only), else None.
+      classnames: prompt-ready class names, index = label.
+      meta: what produced these features (model, fingerprint, preprocessing, dataset, cache).
+    """
+
+    embeds: np.ndarray
+    labels: np.ndarray
+    indices: np.ndarray
+    attributes: dict[str, np.ndarray]
+    captions: list[list[str]] | None
+    classnames: tuple[str, ...]
+    meta: dict[str, Any]
+
+    def caption_arrays(self) -> tuple[list[str], np.ndarray]:
+        """All captions flattened, and for each the row of its image (for retrieval)."""
+        if self.captions is None:
+            raise ValueError(f"dataset {self.meta.get('dataset')!r} has no captions")
+        texts = [c for caps in self.captions for c in caps]
+        rows = np.repeat(np.arange(len(self.captions)), [len(c) for c in self.captions])
+        return texts, rows
+
+
+def _mesh(devices: Sequence[jax.Device] | None) -> Mesh:
+    return Mesh(np.asarray(list(devices) if devices is not None else jax.devices()), ("data",))
+
+
+class ShardedApply:
+    """`fn(params, batch)` jitted data-parallel over a mesh; gathers results to every host.
+
+    The batch's leading dimension is split over the mesh's devices (it must be a multiple of
+    their number); `params` are replicated once at construction.
+    """
+
+    def __init__(self, fn: Callable, params: Any, devices: Sequence[jax.Device] | None = None):
+        mesh = _mesh(devices)
+        self.num_devices = mesh.size
+        self.data = NamedSharding(mesh, PartitionSpec("data"))
+        replicated = NamedSharding(mesh, PartitionSpec())
+        self.params = jax.device_put(params, replicated)
+        self._fn = jax.jit(fn, in_shardings=(replicated, self.data), out_shardings=self.data)
+
+    def dispatch(self, local_batch: np.ndarray) -> jax.Array:
+        """Starts the computation on this process's slice of a global batch (asynchronous)."""
+        if jax.process_count() == 1:
+            x = jax.device_put(local_batch, self.data)
+        else:
+            x = jax.make_array_from_process_local_data(self.data, local_batch)
+        return self._fn(self.params, x)
+
+    @staticmethod
+    def fetch(out: jax.Array) -> np.ndarray:
+        """The whole global result as numpy, on every process."""
+        if jax.process_count() == 1:
+            return np.asarray(out)
+        from jax.experimental import multihost_utils
+
+        return np.asarray(multihost_utils.process_allgather(out, tiled=True))
+
+
+def round_batch_size(batch_size: int, num_devices: int) -> int:
+    """The smallest multiple of `num_devices` that is >= batch_size (so shards are equal)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    return -(-batch_size // num_devices) * num_devices
+
+
+def image_encode_fn(model: Any, preprocess: str, dtype: str | None = None) -> Callable:
+    """The pure function (params, uint8 NHWC) -> float32 (N, D) raw embeddings."""
+    from jaxclip.data.preprocess import normalize, preprocess_device
+
+    if preprocess not in PREPROCESS_MODES:
+        raise ValueError(
+            f"preprocess={preprocess!r} is not valid; choose one of {PREPROCESS_MODES}"
+        )
+    module = model.module if dtype is None else model.module.clone(dtype=DTYPES[dtype])
+    cfg = model.preprocess
+
+    def fn(params, images):
+        if preprocess == "device":
+            pixels = preprocess_device(images, cfg)
+        else:  # the host already resized and cropped with PIL: only normalise here
+            pixels = normalize(images, cfg)
+        emb, _ = module.apply({"params": params}, pixels, method=module.encode_image)
+        return emb.astype(jnp.float32)
+
+    return fn
+
+
+def _pipelined(apply: ShardedApply, batches: Iterator[dict]) -> Iterator[tuple[dict, np.ndarray]]:
+    """Yields (batch, embeddings), dispatching batch k+1 before fetching batch k's result."""
+    pending: tuple[dict, jax.Array] | None = None
+    for batch in batches:
+        out = apply.dispatch(batch["image"])
+        if pending is not None:
+            yield pending[0], apply.fetch(pending[1])
+        pending = (batch, out)
+    if pending is not None:
+        yield pending[0], apply.fetch(pending[1])
+
+
+def _gather_meta(batch: dict) -> dict[str, np.ndarray]:
+    """Non-image per-row arrays of a batch, gathered over processes (no-op on one process)."""
+    keys = [k for k, v in batch.items() if k not in ("image", "captions") and hasattr(v, "shape")]
+    arrays = {k: np.asarray(batch[k]) for k in keys}
+    if jax.process_count() == 1:
+        return arrays
+    from jax.experimental import multihost_utils
+
+    return {k: np.asarray(v) for k, v in multihost_utils.process_allgather(arrays).items()}
+
+
+def _flatten_captions(captions: list[list[str]]) -> dict[str, np.ndarray]:
+    flat = [c for caps in captions for c in caps]
+    return {
+        "caption_text": np.asarray(flat, dtype=np.str_),
+        "caption_count": np.asarray([len(c) for c in captions], np.int32),
+    }
+
+
+def extract_images(
+    model: Any,
+    source: Any,
+    *,
+    batch_size: int = 256,
+    preprocess: str = "device",
+    dtype: str | None = None,
+    cache_root: str | Path | None = None,
+    shard_batches: int = 8,
+    num_workers: int | None = None,
+    devices: Sequence[jax.Device] | None = None,
+    progress: bool = True,
+    stop_after_shards: int | None = None,
+) -> ImageFeatures:
+    """Raw image embeddings of every example of `source`, cached and resumable.
+
+    Args:
+      model: a `jaxclip.load(...)` result (module, params, preprocess config, fingerprint).
+      source: a `jaxclip.data` dataset source (len, getitem, info).
+      batch_size: global batch size, rounded up to a multiple of the device count.
+      preprocess: "device" (resize + crop + normalise on the accelerator, fast; images of mixed
+        sizes are first brought to the model's resolution on the host) or "host" (PIL bicubic
+        resize + centre crop on the host, exactly CLIP's transform; normalise on the device).
+      dtype: compute dtype override ("float32" or "bfloat16"); None keeps the model's.
+      cache_root: cache folder (default `$JAXCLIP_CACHE` or ~/.cache/jaxclip/features).
+      shard_batches: batches per cache shard (the unit of resumption).
+      num_workers: host decode threads for the input pipeline.
+      devices: devices to run on (default: all).
+      progress: show a progress bar with images/s.
+      stop_after_shards: stop (raising KeyboardInterrupt) after writing this many new shards;
+        only for testing resumption.
+
+    Returns:
+      ImageFeatures in dataset order.
+    """
+    from jaxclip.data.pipeline import batches as make_batches
+
+    if dtype is not None and dtype not in DTYPES:
+        raise ValueError(f"dtype={dtype!r} is not valid; choose one of {list(DTYPES)}")
+    info = source.info
+    n = len(source)
+    if n == 0:
+        raise ValueError(f"dataset {info.name!r} split {info.split!r} has no examples")
+    mesh_devices = list(devices) if devices is not None else jax.devices()
+    batch_size = round_batch_size(batch_size, len(mesh_devices))
+    size = model.preprocess.image_size
+    host_size = size if (preprocess == "host" or info.image_shape is None) else None
+    compute_dtype = dtype or _dtype_name(model)
+    fields = {
+        "model": model.name,
+        "params_sha256": model.fingerprint,
+        "preprocess": preprocess,
+        "preprocess_config": dataclasses.asdict(model.preprocess),
+        "host_resize": host_size,
+        "dataset": info.name,
+        "split": info.split,
+        "dataset_version": str(info.version),
+        "dataset_fingerprint": info.fingerprint,
+        "num_examples": n,
+        "batch_size": batch_size,
+        "dtype": compute_dtype,
+        "jaxclip": __version__,
+    }
+    store = ShardStore(cache_root or default_root(), "images", fields)
+    rows_per_shard = batch_size * shard_batches
+    num_shards = -(-n // rows_per_shard)
+    ranges = [(s * rows_per_shard, min(n, (s + 1) * rows_per_shard)) for s in range(num_shards)]
+
+    shards: dict[int, dict[str, np.ndarray]] = {}
+    for s, (start, stop) in enumerate(ranges):
+        arrays = store.read_shard(s, start, stop)
+        if arrays is not None:
+            shards[s] = arrays
+    missing = _agree_on_missing([s for s in range(num_shards) if s not in shards], num_shards)
+    if missing:
+        logging.info("extracting %d/%d shards into %s", len(missing), num_shards, store.path)
+        if jax.process_index() == 0:
+            store.write_meta()
+        apply = ShardedApply(
+            image_encode_fn(model, preprocess, dtype), model.params, devices=mesh_devices
+        )
+        written = 0
+        bar = tqdm(
+            total=sum(ranges[s][1] - ranges[s][0] for s in missing),
+            unit="img",
+            desc=f"encode {info.name}/{info.split}",
+            disable=not progress or jax.process_index() != 0,
+        )
+        t0 = time.perf_counter()
+        for run in _contiguous_runs(missing):
+            it = make_batches(
+                source,
+                batch_size,
+                image_size=host_size,
+                shard_index=jax.process_index(),
+                shard_count=jax.process_count(),
+                num_workers=num_workers,
+                start_batch=run[0] * shard_batches,
+            )
+            results = _pipelined(apply, it)
+            try:
+                for s in run:
+                    start, stop = ranges[s]
+                    parts: list[dict[str, np.ndarray]] = []
+                    caps: list[list[str]] = []
+                    while sum(len(p["embeds"]) for p in parts) < stop - start:
+                        batch, emb = next(results)
+                        meta = _gather_meta(batch)
+                        valid = meta.pop("valid").astype(bool)
+                        parts.append(
+                            {"embeds": emb[valid], **{k: v[valid] for k, v in meta.items()}}
+                        )
+                        if info.has_captions:
+                            caps.extend(c for c, ok in zip(batch["captions"], valid) if ok)
+                        bar.update(int(valid.sum()))
+                    arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+                    if info.has_captions:
+                        arrays.update(_flatten_captions(caps))
+                    if jax.process_index() == 0:
+                        store.write_shard(s, start, stop, arrays, ragged=("caption_text",))
+                    shards[s] = arrays
+                    written += 1
+                    if stop_after_shards is not None and written >= stop_after_shards:
+                        raise KeyboardInterrupt(f"stopped after {written} shards (test hook)")
+            finally:
+                results.close()
+        bar.close()
+        elapsed = time.perf_counter() - t0
+        done = sum(ranges[s][1] - ranges[s][0] for s in missing)
+        logging.info("encoded %d images in %.1fs (%.1f img/s)", done, elapsed, done / elapsed)
+    if jax.process_index() == 0 and not store.is_complete():
+        store.mark_complete(num_shards, n)
+    return _assemble(shards, num_shards, info, {**fields, "cache": str(store.path)})
+
+
+def _dtype_name(model: Any) -> str:
+    return "bfloat16" if jnp.dtype(model.module.dtype) == jnp.bfloat16 else "float32"
+
+
+def _agree_on_missing(missing: list[int], num_shards: int) -> list[int]:
+    """The shards missing on ANY process (all recompute them together; no shared disk needed)."""
+    if jax.process_count() == 1:
+        return missing
+    from jax.experimental import multihost_utils
+
+    mask = np.zeros(num_shards, bool)
+    mask[missing] = True
+    union = np.asarray(multihost_utils.process_allgather(mask)).reshape(-1, num_shards).any(0)
+    return [int(i) for i in np.flatnonzero(union)]
+
+
+def _contiguous_runs(ids: list[int]) -> list[list[int]]:
+    runs: list[list[int]] = []
+    for i in ids:
+        if runs and runs[-1][-1] == i - 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return runs
+
+
+def _assemble(
+    shards: dict[int, dict[str, np.ndarray]], num_shards: int, info: Any, meta: dict
+) -> ImageFeatures:
+    parts = [shards[s] for s in range(num_shards)]
+    cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    captions = None
+    if "caption_text" in cat:
+        bounds = np.concatenate([[0], np.cumsum(cat.pop("caption_count"))])
+        text = cat.pop("caption_text").tolist()
+        captions = [text[bounds[i] : bounds[i + 1]] for i in range(len(bounds) - 1)]
+    embeds = cat.pop("embeds").astype(np.float32)
+    labels = cat.pop("label") if "label" in cat else np.full(len(embeds), -1)
+    indices = cat.pop("index")
+    return ImageFeatures(
+        embeds=embeds,
+        labels=np.asarray(labels, np.int64),
+        indices=np.asarray(indices, np.int64),
+        attributes=cat,
+        captions=captions,
+        classnames=tuple(info.classnames),
+        meta=meta,
+    )
+
+
+def text_encode_fn(model: Any, dtype: str | None = None) -> Callable:
+    """The pure function (params, int32 token ids) -> float32 (N, D) raw text embeddings."""
+    module = model.module if dtype is None else model.module.clone(dtype=DTYPES[dtype])
+
+    def fn(params, ids):
+        emb, _ = module.apply({"params": params}, ids, method=module.encode_text)
+        return emb.astype(jnp.float32)
+
+    return fn
+
+
+def _process_slice(global_batch: np.ndarray) -> np.ndarray:
+    """This process's contiguous slice of a global batch (the whole batch on one process)."""
+    count, index = jax.process_count(), jax.process_index()
+    local = len(global_batch) // count
+    return global_batch[index * local : (index + 1) * local]
+
+
+def extract_texts(
+    model: Any,
+    texts: Sequence[str],
+    *,
+    batch_size: int = 256,
+    dtype: str | None = None,
+    cache_root: str | Path | None = None,
+    devices: Sequence[jax.Device] | None = None,
+    progress: bool = True,
+) -> np.ndarray:
+    """Raw text embeddings (len(texts), D) float32, batched data-parallel and cached.
+
+    The cache key covers the model fingerprint, the exact texts (in order), the batch size and
+    the dtype; a repeated call with the same prompts is a file read.
+    """
+    texts = list(texts)
+    if not texts:
+        raise ValueError("extract_texts needs at least one text")
+    mesh_devices = list(devices) if devices is not None else jax.devices()
+    batch_size = round_batch_size(min(batch_size, len(texts)), len(mesh_devices))
+    batch_size = round_batch_size(batch_size, jax.process_count())
+    digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()
+    fields = {
+        "model": model.name,
+        "params_sha256": model.fingerprint,
+        "texts_sha256": digest,
+        "num_texts": len(texts),
+        "batch_size": batch_size,
+        "dtype": dtype or _dtype_name(model),
+        "jaxclip": __version__,
+    }
+    store = ShardStore(cache_root or default_root(), "texts", fields)
+    cached = store.read_shard(0, 0, len(texts))
+    if cached is not None:
+        return cached["embeds"]
+    ids = np.asarray(model.tokenizer(texts), np.int32)
+    apply = ShardedApply(text_encode_fn(model, dtype), model.params, devices=mesh_devices)
+    out = np.empty((len(texts), model.config.projection_dim), np.float32)
+    bar = tqdm(total=len(texts), unit="txt", desc="encode texts", disable=not progress)
+    starts = range(0, len(texts), batch_size)
+    pending = None
+    for start in [*starts, None]:
+        result = None
+        if start is not None:
+            chunk = ids[start : start + batch_size]
+            pad = batch_size - len(chunk)
+            if pad:
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
+            result = (start, batch_size - pad, apply.dispatch(_process_slice(chunk)))
+        if pending is not None:
+            s, m, arr = pending
+            out[s : s + m] = apply.fetch(arr)[:m]
+            bar.update(m)
+        pending = result
+    bar.close()
+    if jax.process_index() == 0:
+        store.write_meta()
+        store.write_shard(0, 0, len(texts), {"embeds": out})
+    return out
