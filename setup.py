@@ -37,6 +37,7 @@ setup(
         "pillow>=10.0",
         "matplotlib>=3.8",
         "tqdm>=4.66",
+        "ftfy>=6.1",
     ],
     extras_require={
         # The PyTorch reference implementations the parity tests compare against. Install

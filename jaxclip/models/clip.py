@@ -1,0 +1,373 @@
+"""CLIP in Flax linen: a ViT image tower and a causal text tower, projected to one space.
+
+Radford et al. 2021, "Learning Transferable Visual Models From Natural Language Supervision".
+
+Image tower (ViT, Dosovitskiy et al. 2021):
+    x = [class_embedding; conv_PxP(pixels)] + position_embedding   (bias-free patch conv)
+    x = LayerNorm_pre(x);  x = x + MHA(LN1(x));  x = x + MLP(LN2(x))   (L blocks)
+    pooled = LayerNorm_post(x[:, 0]);   image_embed = pooled @ W_visual   (bias-free)
+Text tower:
+    x = token_embedding[ids] + position_embedding;  same blocks with a causal mask
+    x = LayerNorm_final(x);  pooled = x[first EOS];   text_embed = pooled @ W_text
+The logit scale s is learned; logits = exp(s) * cos(image, text) (done by the caller).
+
+The parameter tree follows the Hugging Face Flax CLIP layout (`FlaxCLIPModel`), so a hub
+`flax_model.msgpack` restores into it as it is:
+
+    text_model/embeddings/{token_embedding,position_embedding}/embedding
+    text_model/encoder/layers/<i>/self_attn/{q,k,v,out}_proj/{kernel,bias}
+    text_model/encoder/layers/<i>/{layer_norm1,layer_norm2}/{scale,bias}
+    text_model/encoder/layers/<i>/mlp/{fc1,fc2}/{kernel,bias}
+    text_model/final_layer_norm/{scale,bias}
+    vision_model/embeddings/{class_embedding, patch_embedding/kernel, position_embedding/embedding}
+    vision_model/{pre_layrnorm (sic), post_layernorm}/{scale,bias}
+    vision_model/encoder/layers/<i>/...   (as in the text tower)
+    visual_projection/kernel, text_projection/kernel, logit_scale
+
+Pixels come in NHWC float (already normalised), the JAX-native layout. `dtype` is the compute
+dtype (float32 or bfloat16); `param_dtype` the storage dtype of the parameters. LayerNorm
+statistics and the attention softmax are computed in float32 whatever the compute dtype, and the
+returned embeddings are always float32.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxclip.models.variants import CLIPConfig, TextConfig, VisionConfig
+
+Dtype = Any
+
+
+def quick_gelu(x: jax.Array) -> jax.Array:
+    """x * sigmoid(1.702 x): the GELU approximation OpenAI CLIP was trained with."""
+    return x * jax.nn.sigmoid(1.702 * x)
+
+
+def _activation(name: str):
+    if name == "quick_gelu":
+        return quick_gelu
+    if name == "gelu":
+        return lambda x: jax.nn.gelu(x, approximate=False)
+    if name in ("gelu_new", "gelu_pytorch_tanh"):
+        return lambda x: jax.nn.gelu(x, approximate=True)
+    if name == "relu":
+        return jax.nn.relu
+    raise ValueError(f"unsupported activation {name!r}")
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with biased q/k/v/out projections (HF `CLIPAttention`).
+
+    softmax(q k^T / sqrt(d_head) [+ causal mask]) v, via `jax.nn.dot_product_attention`.
+    """
+
+    width: int
+    heads: int
+    causal: bool
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        b, t, _ = x.shape
+        head_dim = self.width // self.heads
+        dense = lambda name, std: nn.Dense(
+            self.width,
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+            kernel_init=nn.initializers.normal(std),
+            name=name,
+        )
+        in_std = self.width**-0.5
+        q = dense("q_proj", in_std)(x).reshape(b, t, self.heads, head_dim)
+        k = dense("k_proj", in_std)(x).reshape(b, t, self.heads, head_dim)
+        v = dense("v_proj", in_std)(x).reshape(b, t, self.heads, head_dim)
+        out = jax.nn.dot_product_attention(q, k, v, scale=head_dim**-0.5, is_causal=self.causal)
+        return dense("out_proj", in_std)(out.reshape(b, t, self.width))
+
+
+class MLP(nn.Module):
+    """fc2(act(fc1(x))) (HF `CLIPMLP`)."""
+
+    width: int
+    mlp_dim: int
+    act: str
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        x = nn.Dense(
+            self.mlp_dim,
+            kernel_init=nn.initializers.normal((2 * self.width) ** -0.5),
+            name="fc1",
+            **kw,
+        )(x)
+        x = _activation(self.act)(x)
+        return nn.Dense(
+            self.width, kernel_init=nn.initializers.normal(self.mlp_dim**-0.5), name="fc2", **kw
+        )(x)
+
+
+def _layer_norm(cfg: VisionConfig | TextConfig, dtype: Dtype, param_dtype: Dtype, name: str):
+    # Flax computes LayerNorm mean/variance in float32 even for bfloat16 inputs.
+    return nn.LayerNorm(epsilon=cfg.layer_norm_eps, dtype=dtype, param_dtype=param_dtype, name=name)
+
+
+class EncoderLayer(nn.Module):
+    """Pre-LayerNorm transformer block: x += MHA(LN1(x)); x += MLP(LN2(x))."""
+
+    cfg: VisionConfig | TextConfig
+    causal: bool
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        h = _layer_norm(self.cfg, name="layer_norm1", **kw)(x)
+        x = x + Attention(self.cfg.width, self.cfg.heads, self.causal, name="self_attn", **kw)(h)
+        h = _layer_norm(self.cfg, name="layer_norm2", **kw)(x)
+        return x + MLP(self.cfg.width, self.cfg.mlp_dim, self.cfg.act, name="mlp", **kw)(h)
+
+
+class _Layers(nn.Module):
+    """The blocks, named "0", "1", ... (HF `FlaxCLIPLayerCollection`)."""
+
+    cfg: VisionConfig | TextConfig
+    causal: bool
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> tuple[jax.Array, tuple[jax.Array, ...]]:
+        states = [x]
+        for i in range(self.cfg.layers):
+            x = EncoderLayer(
+                self.cfg, self.causal, dtype=self.dtype, param_dtype=self.param_dtype, name=str(i)
+            )(x)
+            states.append(x)
+        return x, tuple(states)
+
+
+class Encoder(nn.Module):
+    """Transformer stack; returns the last state and (input, every layer's output)."""
+
+    cfg: VisionConfig | TextConfig
+    causal: bool
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> tuple[jax.Array, tuple[jax.Array, ...]]:
+        return _Layers(
+            self.cfg, self.causal, dtype=self.dtype, param_dtype=self.param_dtype, name="layers"
+        )(x)
+
+
+class VisionEmbeddings(nn.Module):
+    """[class token; bias-free PxP patch conv of the pixels] + learned position embedding."""
+
+    cfg: VisionConfig
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, pixels: jax.Array) -> jax.Array:
+        cfg = self.cfg
+        w = cfg.width
+        cls = self.param("class_embedding", nn.initializers.normal(w**-0.5), (w,), self.param_dtype)
+        patches = nn.Conv(
+            w,
+            kernel_size=(cfg.patch_size, cfg.patch_size),
+            strides=(cfg.patch_size, cfg.patch_size),
+            padding="VALID",
+            use_bias=False,
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+            kernel_init=nn.initializers.normal(0.02),
+            name="patch_embedding",
+        )(pixels)
+        b = patches.shape[0]
+        patches = patches.reshape(b, -1, w)
+        cls = jnp.broadcast_to(cls.astype(self.dtype), (b, 1, w))
+        x = jnp.concatenate([cls, patches], axis=1)
+        pos = nn.Embed(
+            cfg.num_patches + 1,
+            w,
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+            embedding_init=nn.initializers.normal(0.02),
+            name="position_embedding",
+        ).embedding
+        return x + pos.astype(self.dtype)[None]
+
+
+class VisionTransformer(nn.Module):
+    """ViT tower; returns (pooled = post-LN class token, hidden states)."""
+
+    cfg: VisionConfig
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, pixels: jax.Array) -> tuple[jax.Array, tuple[jax.Array, ...]]:
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        x = VisionEmbeddings(self.cfg, name="embeddings", **kw)(pixels.astype(self.dtype))
+        x = _layer_norm(self.cfg, name="pre_layrnorm", **kw)(x)
+        x, states = Encoder(self.cfg, causal=False, name="encoder", **kw)(x)
+        pooled = _layer_norm(self.cfg, name="post_layernorm", **kw)(x[:, 0])
+        return pooled, states
+
+
+class TextEmbeddings(nn.Module):
+    """token_embedding[ids] + position_embedding[0:T]."""
+
+    cfg: TextConfig
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, input_ids: jax.Array) -> jax.Array:
+        cfg = self.cfg
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        init = nn.initializers.normal(0.02)
+        tok = nn.Embed(cfg.vocab_size, cfg.width, embedding_init=init, name="token_embedding", **kw)
+        pos = nn.Embed(
+            cfg.context_length, cfg.width, embedding_init=init, name="position_embedding", **kw
+        )
+        t = input_ids.shape[1]
+        return tok(input_ids) + pos.embedding[:t].astype(self.dtype)[None]
+
+
+def eos_positions(input_ids: jax.Array, eos_token_id: int) -> jax.Array:
+    """Index of the first EOS token per row, or argmax(ids) when eos_token_id == 2.
+
+    The second branch is transformers' rule for legacy configs (the OpenAI hub configs say
+    eos_token_id = 2; the real EOS 49407 is the largest id, so argmax finds it). A row without
+    an EOS gives 0.
+    """
+    if eos_token_id == 2:
+        return jnp.argmax(input_ids, axis=-1)
+    return jnp.argmax(input_ids == eos_token_id, axis=-1)
+
+
+class TextTransformer(nn.Module):
+    """Causal text tower; returns (pooled = final-LN state at the EOS position, hidden states)."""
+
+    cfg: TextConfig
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, input_ids: jax.Array) -> tuple[jax.Array, tuple[jax.Array, ...]]:
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        x = TextEmbeddings(self.cfg, name="embeddings", **kw)(input_ids)
+        x, states = Encoder(self.cfg, causal=True, name="encoder", **kw)(x)
+        x = _layer_norm(self.cfg, name="final_layer_norm", **kw)(x)
+        idx = eos_positions(input_ids, self.cfg.eos_token_id)
+        pooled = jnp.take_along_axis(x, idx[:, None, None], axis=1)[:, 0]
+        return pooled, states
+
+
+class CLIP(nn.Module):
+    """The two-tower CLIP model (see the module docstring for the maths and the param layout).
+
+    Attributes:
+      config: the architecture (`jaxclip.models.variants.CLIPConfig`).
+      dtype: compute dtype (jnp.float32 or jnp.bfloat16).
+      param_dtype: dtype of the parameters created by `init`.
+    """
+
+    config: CLIPConfig
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    def setup(self):
+        cfg = self.config
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        self.vision_model = VisionTransformer(cfg.vision, **kw)
+        self.text_model = TextTransformer(cfg.text, **kw)
+        self.visual_projection = nn.Dense(
+            cfg.projection_dim,
+            use_bias=False,
+            kernel_init=nn.initializers.normal(cfg.vision.width**-0.5),
+            **kw,
+        )
+        self.text_projection = nn.Dense(
+            cfg.projection_dim,
+            use_bias=False,
+            kernel_init=nn.initializers.normal(cfg.text.width**-0.5),
+            **kw,
+        )
+        self.logit_scale = self.param(
+            "logit_scale",
+            lambda _, shape, dtype: jnp.full(shape, cfg.logit_scale_init_value, dtype),
+            (),
+            self.param_dtype,
+        )
+
+    def encode_image(
+        self, pixel_values: jax.Array, *, return_hidden: bool = False
+    ) -> tuple[jax.Array, dict[str, Any]]:
+        """Image embeddings.
+
+        Args:
+          pixel_values: float (N, H, W, 3), normalised, H = W = config.vision.image_size.
+          return_hidden: also return "hidden_states": (pre-LN'd embeddings, each layer's output).
+
+        Returns:
+          (N, D) float32 raw (unnormalised) embeddings and {"pooled": (N, width) post-LN class
+          token, ["hidden_states": tuple of L+1 arrays (N, 1 + patches, width)]}.
+        """
+        s = self.config.vision.image_size
+        if pixel_values.ndim != 4 or pixel_values.shape[1:] != (s, s, 3):
+            raise ValueError(
+                f"pixel_values must be (N, {s}, {s}, 3) NHWC; got shape {pixel_values.shape}"
+            )
+        pooled, states = self.vision_model(pixel_values)
+        embeds = self.visual_projection(pooled).astype(jnp.float32)
+        out: dict[str, Any] = {"pooled": pooled.astype(jnp.float32)}
+        if return_hidden:
+            out["hidden_states"] = states
+        return embeds, out
+
+    def encode_text(
+        self, input_ids: jax.Array, *, return_hidden: bool = False
+    ) -> tuple[jax.Array, dict[str, Any]]:
+        """Text embeddings.
+
+        Args:
+          input_ids: int (N, T) token ids, T <= config.text.context_length, each row holding an
+            EOS token (pooling reads the first one).
+          return_hidden: also return "hidden_states": (embeddings, each layer's output).
+
+        Returns:
+          (N, D) float32 raw embeddings and {"pooled": (N, width) final-LN state at EOS,
+          ["hidden_states": tuple of L+1 arrays (N, T, width)]}.
+        """
+        t_max = self.config.text.context_length
+        if input_ids.ndim != 2 or input_ids.shape[1] > t_max:
+            raise ValueError(f"input_ids must be (N, T<={t_max}); got shape {input_ids.shape}")
+        pooled, states = self.text_model(input_ids)
+        embeds = self.text_projection(pooled).astype(jnp.float32)
+        out: dict[str, Any] = {"pooled": pooled.astype(jnp.float32)}
+        if return_hidden:
+            out["hidden_states"] = states
+        return embeds, out
+
+    def __call__(self, pixel_values: jax.Array, input_ids: jax.Array) -> dict[str, jax.Array]:
+        """Both towers: {"image_embeds", "text_embeds" (raw, float32), "logit_scale"}."""
+        image_embeds, _ = self.encode_image(pixel_values)
+        text_embeds, _ = self.encode_text(input_ids)
+        return {
+            "image_embeds": image_embeds,
+            "text_embeds": text_embeds,
+            "logit_scale": self.logit_scale.astype(jnp.float32),
+        }

@@ -1,0 +1,666 @@
+"""`jaxclip.load`: open a CLIP checkpoint as Flax params with a tokenizer and encoders; `save`.
+
+Accepted `name_or_path` (tried in this order):
+
+1. a local folder: a transformers `CLIPModel` folder (config.json + model.safetensors, sharded
+   model.safetensors.index.json, flax_model.msgpack, or pytorch_model.bin with
+   allow_pickle=True), or an OpenCLIP hub folder (open_clip_config.json +
+   open_clip_model.safetensors / open_clip_pytorch_model.bin);
+2. a local file: an OpenAI / OpenCLIP ViT state dict (.safetensors; .pt/.pth/.bin only with
+   allow_pickle=True, read with `torch.load(weights_only=True)`, or, for OpenAI's TorchScript
+   archives, `torch.jit.load(...).state_dict()`), or a transformers weights file beside its
+   config.json;
+3. an alias (`ViT-B/32`, `vit_b32`, ... see HUB_ALIASES) or a Hugging Face hub id, fetched with
+   `huggingface_hub.snapshot_download` (only the weights format it will read, plus metadata).
+
+Pickle files can run code when read, so they are refused unless `allow_pickle=True`.
+The MLP activation is not stored in OpenAI / OpenCLIP weights: it comes from `hidden_act`, else
+an `open_clip_config.json` beside the file, else "quick_gelu" (OpenAI's) with a warning.
+
+`save(folder, config, params, tokenizer)` writes config.json + model.safetensors (HF PyTorch
+names) + tokenizer files + preprocessor_config.json: a folder that `load` and transformers'
+`CLIPModel.from_pretrained` both open.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import re
+import warnings
+import zipfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxclip import atomic
+from jaxclip.data.preprocess import PreprocessConfig, preprocess_device, preprocess_host_batch
+from jaxclip.models import convert
+from jaxclip.models.clip import CLIP
+from jaxclip.models.tokenizer import Tokenizer
+from jaxclip.models.variants import CLIPConfig, from_hf_config, to_hf_config
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+PREPROCESS_MODES = ("host", "device")
+HUB_ALIASES = {
+    "ViT-B/32": "openai/clip-vit-base-patch32",
+    "ViT-B/16": "openai/clip-vit-base-patch16",
+    "ViT-L/14": "openai/clip-vit-large-patch14",
+    "ViT-L/14@336px": "openai/clip-vit-large-patch14-336",
+    "vit_b32": "openai/clip-vit-base-patch32",
+    "vit_b16": "openai/clip-vit-base-patch16",
+    "vit_l14": "openai/clip-vit-large-patch14",
+    "vit_l14_336": "openai/clip-vit-large-patch14-336",
+}
+_PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_HUB_META = [
+    "config.json",
+    "preprocessor_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.json",
+    "merges.txt",
+    "special_tokens_map.json",
+    "open_clip_config.json",
+]
+
+
+# --- the loaded model ----------------------------------------------------------------------------
+
+
+def _bucket(n: int, batch_size: int) -> int:
+    """Fixed batch shape: batch_size, or the next power of two >= n when n is smaller."""
+    if n >= batch_size:
+        return batch_size
+    return min(batch_size, 1 << max(0, (n - 1).bit_length()))
+
+
+def _run_batched(
+    fn: Callable[[np.ndarray], jax.Array], x: np.ndarray, batch_size: int, out_dim: int
+) -> np.ndarray:
+    """Applies fn to fixed-shape chunks of x (the last one zero-padded); returns (N, out_dim)."""
+    if batch_size <= 0:
+        raise ValueError(f"batch_size={batch_size} must be positive")
+    n = len(x)
+    if n == 0:
+        return np.zeros((0, out_dim), np.float32)
+    b = _bucket(n, batch_size)
+    outs = []
+    for start in range(0, n, b):
+        chunk = x[start : start + b]
+        if len(chunk) < b:
+            pad = np.zeros((b - len(chunk), *chunk.shape[1:]), chunk.dtype)
+            chunk = np.concatenate([chunk, pad])
+        outs.append(fn(chunk))
+    out = np.concatenate([np.asarray(o, np.float32) for o in outs])
+    return out[:n]
+
+
+@dataclasses.dataclass(eq=False)
+class LoadedCLIP:
+    """A CLIP model ready to encode: module, params, tokenizer and preprocessing.
+
+    Attributes:
+      module: the Flax `CLIP` (compute dtype = `dtype`, float32 params).
+      params: the parameter tree in HF Flax layout (no outer {"params": ...}), on device.
+      tokenizer: `Tokenizer` (texts -> int32 (N, 77)).
+      config: the `CLIPConfig`.
+      name: the hub id, or the resolved local path.
+      preprocess: the `PreprocessConfig` (image size, mean, std).
+      dtype: compute dtype name, "float32" or "bfloat16".
+    """
+
+    module: CLIP
+    params: dict[str, Any]
+    tokenizer: Tokenizer
+    config: CLIPConfig
+    name: str
+    preprocess: PreprocessConfig
+    dtype: str = "float32"
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """sha256 hex of every parameter (path, dtype, shape, bytes) in sorted path order."""
+        h = hashlib.sha256()
+        for path, x in sorted(convert.flatten(self.params).items()):
+            a = np.array(x, order="C")
+            h.update("/".join(path).encode())
+            h.update(f"|{a.dtype.str}|{a.shape}|".encode())
+            h.update(a.tobytes())
+        return h.hexdigest()
+
+    # Jitted apply functions, built once per object.
+    @functools.cached_property
+    def _image_fn(self):
+        return jax.jit(
+            lambda p, x: self.module.apply({"params": p}, x, method=CLIP.encode_image)[0]
+        )
+
+    @functools.cached_property
+    def _text_fn(self):
+        return jax.jit(
+            lambda p, ids: self.module.apply({"params": p}, ids, method=CLIP.encode_text)[0]
+        )
+
+    @functools.cached_property
+    def _device_image_fn(self):
+        cfg = self.preprocess
+
+        def fn(p, images):
+            pixels = preprocess_device(images, cfg)
+            return self.module.apply({"params": p}, pixels, method=CLIP.encode_image)[0]
+
+        return jax.jit(fn)
+
+    def encode_pixels(self, pixels: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
+        """float (N, S, S, 3) normalised NHWC pixels -> float32 (N, D) raw image embeddings."""
+        pixels = np.asarray(pixels)
+        s = self.config.vision.image_size
+        if pixels.ndim != 4 or pixels.shape[1:] != (s, s, 3):
+            raise ValueError(f"pixels must be (N, {s}, {s}, 3) NHWC; got shape {pixels.shape}")
+        if not np.issubdtype(pixels.dtype, np.floating):
+            raise TypeError(
+                f"encode_pixels expects normalised float pixels, got {pixels.dtype}; "
+                "use encode_image for uint8 images"
+            )
+        pixels = pixels.astype(np.float32, copy=False)
+        fn = lambda x: self._image_fn(self.params, x)
+        return _run_batched(fn, pixels, batch_size, self.config.projection_dim)
+
+    def encode_image(
+        self, images: Any, *, batch_size: int = 256, preprocess: str = "host"
+    ) -> np.ndarray:
+        """uint8 images -> float32 (N, D) raw image embeddings, CLIP preprocessing applied.
+
+        Args:
+          images: uint8 (N, H, W, 3) array; with preprocess="host" also a sequence of images
+            of any sizes (uint8 HWC / HW arrays or PIL images, converted to RGB).
+          batch_size: images per jitted call (the last batch is zero-padded).
+          preprocess: "host" (PIL, exactly CLIPImageProcessor) or "device" (jitted resize,
+            bit-identical to "host" by construction, see jaxclip.data.preprocess).
+        """
+        if preprocess not in PREPROCESS_MODES:
+            raise ValueError(
+                f"preprocess={preprocess!r} is not valid; choose one of {PREPROCESS_MODES}"
+            )
+        d = self.config.projection_dim
+        if preprocess == "device":
+            images = np.asarray(images)
+            if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+                raise ValueError(
+                    "preprocess='device' needs a uint8 (N, H, W, 3) array; got "
+                    f"{images.dtype} {images.shape}"
+                )
+            fn = lambda x: self._device_image_fn(self.params, x)
+            return _run_batched(fn, images, batch_size, d)
+        if isinstance(images, np.ndarray) and (images.ndim != 4 or images.dtype != np.uint8):
+            raise ValueError(
+                f"images must be uint8 (N, H, W, C) or a list of images; got {images.dtype} "
+                f"{images.shape}"
+            )
+        n = len(images)
+        if n == 0:
+            return np.zeros((0, d), np.float32)
+        b = _bucket(n, batch_size)
+        outs = []
+        for start in range(0, n, b):
+            pixels = preprocess_host_batch(images[start : start + b], self.preprocess)
+            outs.append(self.encode_pixels(pixels, batch_size=b))
+        return np.concatenate(outs)
+
+    def encode_text(self, texts: Sequence[str], *, batch_size: int = 256) -> np.ndarray:
+        """Strings -> float32 (N, D) raw text embeddings (tokenized with `tokenizer`)."""
+        ids = self.tokenizer(texts)
+        vocab = self.config.text.vocab_size
+        if ids.size and int(ids.max()) >= vocab:
+            raise ValueError(
+                f"tokenizer produced id {int(ids.max())} outside the model's vocabulary "
+                f"({vocab}); the tokenizer does not belong to this model"
+            )
+        fn = lambda x: self._text_fn(self.params, x)
+        return _run_batched(fn, ids, batch_size, self.config.projection_dim)
+
+    def save(self, folder: str | os.PathLike) -> None:
+        """Writes a transformers-compatible folder (see `save`)."""
+        save(folder, self.config, self.params, self.tokenizer, self.preprocess)
+
+    def __repr__(self) -> str:
+        return (
+            f"LoadedCLIP(name={self.name!r}, dtype={self.dtype}, image_size="
+            f"{self.config.vision.image_size}, projection_dim={self.config.projection_dim})"
+        )
+
+
+def from_params(
+    config: CLIPConfig,
+    params: Mapping[str, Any],
+    *,
+    tokenizer: Tokenizer | None = None,
+    preprocess: PreprocessConfig | None = None,
+    dtype: str = "float32",
+    name: str = "<in memory>",
+) -> LoadedCLIP:
+    """Wraps a config and a param tree (e.g. freshly trained) as a LoadedCLIP."""
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype={dtype!r} is not valid; choose one of {list(DTYPES)}")
+    checked = convert.check_params(params, config, source=name)
+    return LoadedCLIP(
+        module=CLIP(config, dtype=DTYPES[dtype], param_dtype=jnp.float32),
+        params=jax.device_put(checked),
+        tokenizer=tokenizer or Tokenizer.openai(config.text.context_length),
+        config=config,
+        name=name,
+        preprocess=preprocess or PreprocessConfig(image_size=config.vision.image_size),
+        dtype=dtype,
+    )
+
+
+# --- reading files ------------------------------------------------------------------------------
+
+
+def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
+    from safetensors import safe_open
+
+    out: dict[str, np.ndarray] = {}
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            for k in f.keys():
+                out[k] = f.get_tensor(k)
+        return out
+    except (TypeError, ValueError) as e:  # bfloat16 has no numpy dtype: read through JAX.
+        if "bf16" not in str(e).lower() and "bfloat16" not in str(e).lower():
+            raise
+    with safe_open(str(path), framework="flax") as f:
+        return {k: np.asarray(f.get_tensor(k)).astype(np.float32) for k in f.keys()}
+
+
+def _is_torchscript(path: Path) -> bool:
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as z:
+        return any(n.endswith("constants.pkl") or "/code/" in n for n in z.namelist())
+
+
+def _read_pickle(path: Path, allow_pickle: bool) -> dict[str, np.ndarray]:
+    if not allow_pickle:
+        raise PermissionError(
+            f"{path} is a pickle file ({path.suffix}); reading it can run arbitrary code. "
+            "Pass allow_pickle=True if you trust it, or convert it to .safetensors"
+        )
+    try:
+        import torch
+    except ImportError as e:  # pragma: no cover - torch is a test dependency
+        raise ImportError(f"reading {path} needs PyTorch (pip install torch)") from e
+    if _is_torchscript(path):
+        # OpenAI's released .pt files are TorchScript archives: weights_only cannot read them.
+        sd = torch.jit.load(str(path), map_location="cpu").state_dict()
+    else:
+        sd = torch.load(str(path), map_location="cpu", weights_only=True)
+        sd = convert.unwrap_state_dict(sd)
+    return {
+        k: v.detach().float().numpy() if v.is_floating_point() else v.numpy()
+        for k, v in sd.items()
+        if isinstance(v, torch.Tensor)
+    }
+
+
+def _read_weights(path: Path, allow_pickle: bool) -> dict[str, np.ndarray]:
+    if path.suffix == ".safetensors":
+        return _read_safetensors(path)
+    if path.suffix in _PICKLE_SUFFIXES:
+        return _read_pickle(path, allow_pickle)
+    raise ValueError(
+        f"cannot read weights file {path}: expected .safetensors, .msgpack, or "
+        f"{'/'.join(_PICKLE_SUFFIXES)} (with allow_pickle=True)"
+    )
+
+
+def _read_msgpack(path: Path) -> dict[str, Any]:
+    from flax.serialization import msgpack_restore
+
+    return msgpack_restore(path.read_bytes())
+
+
+def _preprocess_from_folder(folder: Path, config: CLIPConfig) -> PreprocessConfig:
+    default = PreprocessConfig(image_size=config.vision.image_size)
+    f = folder / "preprocessor_config.json"
+    if not f.is_file():
+        return default
+    d = json.loads(f.read_text())
+    crop = d.get("crop_size", config.vision.image_size)
+    size = crop.get("height") if isinstance(crop, Mapping) else crop
+    short = d.get("size")
+    short = short.get("shortest_edge") if isinstance(short, Mapping) else short
+    if short is not None and size is not None and short != size:
+        warnings.warn(
+            f"{f}: resize to {short} then crop {size} differs from CLIP's resize-to-crop; "
+            f"jaxclip resizes the shortest side to {size}",
+            stacklevel=3,
+        )
+    return PreprocessConfig(
+        image_size=int(size or config.vision.image_size),
+        mean=tuple(d.get("image_mean", default.mean)),
+        std=tuple(d.get("image_std", default.std)),
+    )
+
+
+def _open_clip_hints(folder: Path) -> dict[str, Any]:
+    """Activation, heads and preprocessing from an OpenCLIP `open_clip_config.json`, if any."""
+    f = folder / "open_clip_config.json"
+    if not f.is_file():
+        return {}
+    d = json.loads(f.read_text())
+    model = d.get("model_cfg", {})
+    hints: dict[str, Any] = {"act": "quick_gelu" if model.get("quick_gelu") else "gelu"}
+    vision, text = model.get("vision_cfg", {}), model.get("text_cfg", {})
+    width = vision.get("width")
+    if isinstance(width, int):
+        hints["vision_heads"] = max(1, width // vision.get("head_width", 64))
+    if "heads" in text:
+        hints["text_heads"] = int(text["heads"])
+    pre = d.get("preprocess_cfg", {})
+    if "mean" in pre and "std" in pre:
+        hints["mean"], hints["std"] = tuple(pre["mean"]), tuple(pre["std"])
+    return hints
+
+
+def _from_openai_state_dict(
+    sd: Mapping[str, np.ndarray], path: Path, hidden_act: str | None
+) -> tuple[CLIPConfig, dict[str, Any], PreprocessConfig]:
+    hints = _open_clip_hints(path.parent)
+    act = hidden_act or hints.get("act")
+    if act is None:
+        act = "quick_gelu"
+        lower = path.name.lower()
+        known_openai = "quickgelu" in lower or "openai" in lower or _is_torchscript_file(path)
+        if not known_openai:
+            warnings.warn(
+                f"{path}: OpenAI/OpenCLIP weights do not store their MLP activation; assuming "
+                "'quick_gelu' (OpenAI models, OpenCLIP *-quickgelu). Pass hidden_act='gelu' for "
+                "OpenCLIP models trained with GELU (e.g. the LAION ones)",
+                stacklevel=3,
+            )
+    sd = convert.unwrap_state_dict(sd)
+    config = convert.infer_openai_config(
+        sd,
+        act=act,
+        vision_heads=hints.get("vision_heads"),
+        text_heads=hints.get("text_heads"),
+        source=str(path),
+    )
+    config, params = convert.openai_to_params(sd, config, source=str(path))
+    pre = PreprocessConfig(
+        image_size=config.vision.image_size,
+        mean=hints.get("mean", PreprocessConfig.mean),
+        std=hints.get("std", PreprocessConfig.std),
+    )
+    return config, params, pre
+
+
+def _is_torchscript_file(path: Path) -> bool:
+    try:
+        return path.suffix in _PICKLE_SUFFIXES and _is_torchscript(path)
+    except OSError:
+        return False
+
+
+def _is_openai_format(sd: Mapping[str, Any]) -> bool:
+    keys = convert.unwrap_state_dict({k: None for k in sd})
+    return "visual.conv1.weight" in keys or "token_embedding.weight" in keys
+
+
+def _hf_weights(folder: Path, config: CLIPConfig, allow_pickle: bool) -> dict[str, Any]:
+    """The params of a transformers folder, from the first weights file present."""
+    st = folder / "model.safetensors"
+    index = folder / "model.safetensors.index.json"
+    msgpack = folder / "flax_model.msgpack"
+    pickle_file = folder / "pytorch_model.bin"
+    if st.is_file():
+        return convert.hf_torch_to_params(_read_safetensors(st), config, source=str(st))
+    if index.is_file():
+        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        sd: dict[str, np.ndarray] = {}
+        for shard in shards:
+            sd.update(_read_safetensors(folder / shard))
+        return convert.hf_torch_to_params(sd, config, source=str(index))
+    if msgpack.is_file():
+        return convert.check_params(_read_msgpack(msgpack), config, source=str(msgpack))
+    if pickle_file.is_file():
+        sd = _read_pickle(pickle_file, allow_pickle)
+        return convert.hf_torch_to_params(sd, config, source=str(pickle_file))
+    present = sorted(p.name for p in folder.iterdir())
+    raise FileNotFoundError(
+        f"{folder} has config.json but no weights: tried model.safetensors, "
+        f"model.safetensors.index.json, flax_model.msgpack, pytorch_model.bin; found {present}"
+    )
+
+
+def _load_folder(
+    folder: Path, name: str, allow_pickle: bool, hidden_act: str | None
+) -> tuple[CLIPConfig, dict[str, Any], Tokenizer, PreprocessConfig]:
+    cfg_file = folder / "config.json"
+    if cfg_file.is_file():
+        config = from_hf_config(json.loads(cfg_file.read_text()))
+        if hidden_act is not None:
+            config = dataclasses.replace(
+                config,
+                vision=dataclasses.replace(config.vision, act=hidden_act),
+                text=dataclasses.replace(config.text, act=hidden_act),
+            )
+        params = _hf_weights(folder, config, allow_pickle)
+        pre = _preprocess_from_folder(folder, config)
+    else:
+        candidates = ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+        found = [folder / c for c in candidates if (folder / c).is_file()]
+        if not found:
+            present = sorted(p.name for p in folder.iterdir())
+            raise FileNotFoundError(
+                f"{folder} is not a CLIP checkpoint folder: tried config.json (transformers) and "
+                f"{', '.join(candidates)} (OpenCLIP); found {present}"
+            )
+        sd = _read_weights(found[0], allow_pickle)
+        config, params, pre = _from_openai_state_dict(sd, found[0], hidden_act)
+    tok = Tokenizer.from_folder(folder, config.text.context_length)
+    return config, params, tok, pre
+
+
+def _load_file(
+    path: Path, allow_pickle: bool, hidden_act: str | None
+) -> tuple[CLIPConfig, dict[str, Any], Tokenizer, PreprocessConfig]:
+    if path.suffix == ".msgpack" or path.suffix not in (".safetensors", *_PICKLE_SUFFIXES):
+        if (path.parent / "config.json").is_file() and path.suffix == ".msgpack":
+            config = from_hf_config(json.loads((path.parent / "config.json").read_text()))
+            params = convert.check_params(_read_msgpack(path), config, source=str(path))
+            pre = _preprocess_from_folder(path.parent, config)
+            tok = Tokenizer.from_folder(path.parent, config.text.context_length)
+            return config, params, tok, pre
+        raise ValueError(
+            f"cannot read {path}: expected an OpenAI/OpenCLIP state dict (.safetensors, or "
+            f"{'/'.join(_PICKLE_SUFFIXES)} with allow_pickle=True), or a transformers weights "
+            "file beside its config.json"
+        )
+    sd = _read_weights(path, allow_pickle)
+    if _is_openai_format(sd):
+        config, params, pre = _from_openai_state_dict(sd, path, hidden_act)
+        return config, params, Tokenizer.openai(config.text.context_length), pre
+    if any(k.startswith(("vision_model.", "text_model.")) for k in sd):
+        cfg_file = path.parent / "config.json"
+        if not cfg_file.is_file():
+            raise ValueError(
+                f"{path} holds transformers CLIPModel weights but there is no config.json beside "
+                "it to give the architecture (heads, activation); load its folder instead"
+            )
+        config = from_hf_config(json.loads(cfg_file.read_text()))
+        params = convert.hf_torch_to_params(sd, config, source=str(path))
+        pre = _preprocess_from_folder(path.parent, config)
+        return config, params, Tokenizer.from_folder(path.parent, config.text.context_length), pre
+    raise convert.checkpoint_error(
+        str(path),
+        missing=["visual.conv1.weight (OpenAI/OpenCLIP) or vision_model.* (transformers)"],
+        unexpected=list(sd)[:50],
+        hint="Not a CLIP ViT state dict",
+    )
+
+
+class _NoReadableWeights(FileNotFoundError):
+    """The hub repo exists but holds no weights format we read."""
+
+
+def _download(repo_id: str, allow_pickle: bool) -> Path:
+    """Fetches only metadata + the one weights format `load` will read; cache-only offline."""
+    from huggingface_hub import HfApi, snapshot_download
+
+    preference = [
+        ["model.safetensors"],
+        ["model.safetensors.index.json", "model-*.safetensors"],
+        ["flax_model.msgpack"],
+        ["open_clip_model.safetensors"],
+    ]
+    if allow_pickle:
+        preference += [["pytorch_model.bin"], ["open_clip_pytorch_model.bin"]]
+    try:
+        files = set(HfApi().list_repo_files(repo_id))
+    except Exception:  # offline (HF_HUB_OFFLINE) or unreachable: use what the cache holds.
+        files = None
+    if files is not None:
+        for patterns in preference:
+            if patterns[0] in files:
+                return Path(snapshot_download(repo_id, allow_patterns=_HUB_META + patterns))
+        weights = sorted(f for f in files if f.endswith((".safetensors", ".msgpack", ".bin")))
+        raise _NoReadableWeights(
+            f"hub repo {repo_id} has no weights jaxclip can read; it has {weights}"
+            + ("" if allow_pickle else " (pickle .bin files need allow_pickle=True)")
+        )
+    patterns = _HUB_META + [p for group in preference for p in group]
+    return Path(snapshot_download(repo_id, allow_patterns=patterns, local_files_only=True))
+
+
+def load(
+    name_or_path: str | os.PathLike,
+    *,
+    dtype: str = "float32",
+    allow_pickle: bool = False,
+    hidden_act: str | None = None,
+) -> LoadedCLIP:
+    """Opens a CLIP checkpoint (see the module docstring for the accepted formats).
+
+    Args:
+      name_or_path: local folder or file, alias (HUB_ALIASES) or Hugging Face hub id.
+      dtype: compute dtype, "float32" or "bfloat16" (params stay float32; outputs float32).
+      allow_pickle: allow reading pickle files (.bin / .pt), which can run code.
+      hidden_act: override the MLP activation ("quick_gelu", "gelu"); needed for OpenCLIP GELU
+        models given as a bare state dict.
+
+    Returns:
+      LoadedCLIP with module, params, tokenizer, config, preprocess and encoders.
+
+    Raises:
+      FileNotFoundError: nothing found under that name (the message lists what was tried).
+      PermissionError: a pickle file without allow_pickle=True.
+      CheckpointError: weights that do not fit the architecture (all mismatches named).
+    """
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype={dtype!r} is not valid; choose one of {list(DTYPES)}")
+    raw = os.fspath(name_or_path)
+    path = Path(raw).expanduser()
+    tried: list[str] = []
+    if path.is_dir():
+        config, params, tok, pre = _load_folder(path, raw, allow_pickle, hidden_act)
+        name = str(path.resolve())
+    elif path.is_file():
+        config, params, tok, pre = _load_file(path, allow_pickle, hidden_act)
+        name = str(path.resolve())
+    else:
+        tried.append(f"local path {path.resolve()} (does not exist)")
+        repo_id = HUB_ALIASES.get(raw, raw)
+        if raw in HUB_ALIASES:
+            tried.append(f"alias {raw!r} -> {repo_id}")
+        looks_like_file = Path(repo_id).suffix in (".safetensors", ".msgpack", *_PICKLE_SUFFIXES)
+        if not _HUB_ID.match(repo_id) or looks_like_file:
+            why = "a missing weights file" if looks_like_file else "not of the form owner/name"
+            tried.append(f"hub id {repo_id!r} ({why})")
+            raise FileNotFoundError(
+                f"cannot find CLIP checkpoint {raw!r}; tried: "
+                + "; ".join(tried)
+                + f". Aliases: {', '.join(HUB_ALIASES)}"
+            )
+        try:
+            folder = _download(repo_id, allow_pickle)
+        except _NoReadableWeights:
+            raise
+        except Exception as e:  # offline, not cached, no such repo, no network, ...
+            tried.append(f"Hugging Face hub {repo_id!r} ({type(e).__name__}: {e})")
+            raise FileNotFoundError(
+                f"cannot find CLIP checkpoint {raw!r}; tried: " + "; ".join(tried)
+            ) from e
+        config, params, tok, pre = _load_folder(folder, repo_id, allow_pickle, hidden_act)
+        name = repo_id
+    return LoadedCLIP(
+        module=CLIP(config, dtype=DTYPES[dtype], param_dtype=jnp.float32),
+        params=jax.device_put(params),
+        tokenizer=tok,
+        config=config,
+        name=name,
+        preprocess=pre,
+        dtype=dtype,
+    )
+
+
+# --- saving -------------------------------------------------------------------------------------
+
+
+def preprocessor_config(pre: PreprocessConfig) -> dict[str, Any]:
+    """A transformers CLIPImageProcessor config for `pre` (resize shortest side, crop, normalise)."""
+    return {
+        "image_processor_type": "CLIPImageProcessor",
+        "do_resize": True,
+        "size": {"shortest_edge": pre.image_size},
+        "resample": 3,  # PIL bicubic
+        "do_center_crop": True,
+        "crop_size": {"height": pre.image_size, "width": pre.image_size},
+        "do_rescale": True,
+        "rescale_factor": 1 / 255,
+        "do_normalize": True,
+        "image_mean": list(pre.mean),
+        "image_std": list(pre.std),
+        "do_convert_rgb": True,
+    }
+
+
+def save(
+    folder: str | os.PathLike,
+    config: CLIPConfig,
+    params: Mapping[str, Any],
+    tokenizer: Tokenizer | None = None,
+    preprocess: PreprocessConfig | None = None,
+) -> Path:
+    """Writes a transformers-compatible CLIPModel folder; returns its path.
+
+    Files: config.json (`to_hf_config`), model.safetensors (HF PyTorch names, float32),
+    tokenizer files (`tokenizer`, or the OpenAI one when the vocabulary is CLIP's 49408 tokens),
+    preprocessor_config.json. `jaxclip.load(folder)` and `CLIPModel.from_pretrained(folder)`
+    both read it.
+    """
+    from safetensors.numpy import save as st_save
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    checked = convert.check_params(jax.device_get(params), config, source="params to save")
+    state_dict = convert.params_to_hf_torch(checked)
+    atomic.write_bytes(folder / "model.safetensors", st_save(state_dict, metadata={"format": "pt"}))
+    atomic.write_json(folder / "config.json", to_hf_config(config))
+    if tokenizer is None and config.text.vocab_size == 49408:
+        tokenizer = Tokenizer.openai(config.text.context_length)
+    if tokenizer is not None:
+        tokenizer.save(folder)
+    pre = preprocess or PreprocessConfig(image_size=config.vision.image_size)
+    atomic.write_json(folder / "preprocessor_config.json", preprocessor_config(pre))
+    return folder
