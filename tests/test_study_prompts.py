@@ -1,0 +1,275 @@
+"""Tests for the prompt study (jaxclip/studies/prompts.py, configs/prompts.py,
+experiments/prompts.py): planted templates whose accuracies are known (100 %, 80 %, 0 %), text
+norms that defeat the raw dot product, all checked against NumPy float64, and an end-to-end
+smoke run on shapes/tiny."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import ml_collections
+import numpy as np
+import pytest
+
+from jaxclip.config_args import ConfigError
+from jaxclip.data.templates import IRRELEVANT_TEMPLATE, TEMPLATE_SETS
+from jaxclip.features.extract import ImageFeatures
+from jaxclip.report import to_jsonable
+from jaxclip.studies import prompts as study
+
+PNG = b"\x89PNG\r\n\x1a\n"
+CLASSES = ("apple", "bird", "car", "dog", "fish", "horse", "ship", "tree")
+C = len(CLASSES)
+D = 16
+PER_CLASS = 10
+NORMS = 2.0 ** np.arange(C)  # text norms 1 ... 128: long prompts attract dot products
+SHIFTED = "a wild animal: {}"  # planted: every class's prompt points at the next class -> 0 %
+BROKEN = "{}"  # planted: class 0's prompt points away from it -> 1 - 1/C
+
+
+def _basis():
+    q, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(D, D)))
+    return q[:, :C].T, q[:, C]  # class directions e_c, a shared direction u
+
+
+E, U = _basis()
+
+
+def _split(prompt: str) -> tuple[str, int]:
+    """(template, class index) of a prompt: the class name is the one word that varies."""
+    for c, name in enumerate(CLASSES):
+        m = re.search(rf"\b{name}\b", prompt)
+        if m:
+            return prompt[: m.start()] + "{}" + prompt[m.end() :], c
+    raise AssertionError(f"no class name in {prompt!r}")
+
+
+def _embed(prompt: str) -> np.ndarray:
+    """t_c = n_c (e_c + 0.8 u) for every template but the two planted ones."""
+    template, c = _split(prompt)
+    if template == SHIFTED:
+        return (E[(c + 1) % C] + 0.8 * U).astype(np.float32)
+    if template == BROKEN and c == 0:
+        return (-E[0] + 0.8 * U).astype(np.float32)
+    return (NORMS[c] * (E[c] + 0.8 * U)).astype(np.float32)
+
+
+class FakeContext:
+    def __init__(self, features, workdir, *, dataset="planted"):
+        self._features = features
+        self.workdir = Path(workdir)
+        self.config = ml_collections.ConfigDict({"model": "planted", "dataset": dataset})
+        self.logit_scale = 50.0
+        self.text_calls: list[list[str]] = []
+
+    def features(self, which):
+        return self._features
+
+    def texts(self, texts):
+        self.text_calls.append(list(texts))
+        return np.stack([_embed(t) for t in texts])
+
+
+def _features(seed: int = 0) -> ImageFeatures:
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(C), PER_CLASS)
+    x = E[y] + 0.8 * U + 0.05 * rng.normal(size=(len(y), D))
+    x *= rng.uniform(0.5, 3.0, size=(len(y), 1))  # image norms vary: they must not matter
+    return ImageFeatures(
+        embeds=x.astype(np.float32),
+        labels=y,
+        indices=np.arange(len(y)),
+        attributes={},
+        captions=None,
+        classnames=CLASSES,
+        meta={},
+    )
+
+
+def _accuracy(x, y, w, k):
+    """Top-k accuracy of cosine scores in float64 (no ties occur here)."""
+    x = x.astype(np.float64)
+    w = w.astype(np.float64)
+    s = (x / np.linalg.norm(x, axis=1, keepdims=True)) @ (w / np.linalg.norm(w, axis=1)[:, None]).T
+    true = s[np.arange(len(y)), y][:, None]
+    return float(np.mean((s > true).sum(1) < k))
+
+
+def _ensemble(ws):
+    """CLIP's prompt ensemble in float64: normalise, average, renormalise."""
+    ws = np.stack([w / np.linalg.norm(w, axis=1, keepdims=True) for w in ws]).mean(0)
+    return ws / np.linalg.norm(ws, axis=1, keepdims=True)
+
+
+def _check_links(workdir: Path, markdown: str) -> list[str]:
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
+    assert links, "the report links no figures"
+    for link in links:
+        assert (workdir / link).read_bytes()[:8] == PNG, link
+    return links
+
+
+@pytest.fixture(scope="module")
+def planted_run(tmp_path_factory):
+    feats = _features()
+    ctx = FakeContext(feats, tmp_path_factory.mktemp("prompts"))
+    cfg = study.default_config()
+    cfg.ensembles = ("imagenet7",)
+    return ctx, feats, study.run(ctx, cfg)
+
+
+def test_templates_have_their_planted_accuracies(planted_run):
+    ctx, feats, section = planted_run
+    res = section.results
+    rows = {r["template"]: r for r in res["templates"]}
+    singles = list(dict.fromkeys(["a photo of a {}.", *TEMPLATE_SETS["source"]]))
+    assert [r["template"] for r in res["templates"]][: len(singles)] == singles
+    assert rows["a photo of a {}."]["top1"] == 1.0
+    assert rows[IRRELEVANT_TEMPLATE]["top1"] == 1.0
+    assert rows[SHIFTED]["top1"] == 0.0
+    assert rows[BROKEN]["top1"] == pytest.approx(1 - 1 / C)
+    assert rows["ensemble: imagenet7 (7 templates)"]["top1"] == 1.0
+    assert rows["ensemble: imagenet7 (7 templates)"]["n_templates"] == 7
+    x, y = feats.embeds, feats.labels
+    for t in singles:
+        w = np.stack([_embed(t.replace("{}", c)) for c in CLASSES])
+        assert rows[t]["top1"] == pytest.approx(_accuracy(x, y, w, 1)), t
+        assert rows[t]["top5"] == pytest.approx(_accuracy(x, y, w, 5)), t
+        assert rows[t]["delta_top1"] == pytest.approx(rows[t]["top1"] - 1.0)
+    listed = [np.stack([_embed(t.replace("{}", c)) for c in CLASSES]) for t in singles]
+    ens = rows[f"ensemble: the {len(singles)} templates above"]
+    assert ens["top1"] == pytest.approx(_accuracy(x, y, _ensemble(listed), 1))
+    assert res["baseline"] == "a photo of a {}."
+    assert res["worst"]["template"] == SHIFTED and res["worst"]["top1"] == 0.0
+    # one encoder call, each distinct prompt once
+    assert len(ctx.text_calls) == 1
+    assert len(ctx.text_calls[0]) == len(set(ctx.text_calls[0]))
+
+
+def test_similarity_comparison_against_numpy(planted_run):
+    _, feats, section = planted_run
+    sim = section.results["similarity"]
+    assert sim["template"] == "a photo of a {}"
+    by = {r["similarity"]: r for r in sim["variants"]}
+    x = feats.embeds.astype(np.float64)
+    y = feats.labels
+    t = np.stack([_embed(f"a photo of a {c}") for c in CLASSES]).astype(np.float64)
+    dot = x @ t.T
+    cos = (x / np.linalg.norm(x, axis=1, keepdims=True)) @ (
+        t / np.linalg.norm(t, axis=1)[:, None]
+    ).T
+    assert by["cosine"]["top1"] == 1.0 == by["scaled_cosine"]["top1"]
+    # By construction t_c · x = n_c (δ_cy + 0.64) |x|: class c beats the true class y when
+    # n_c · 0.64 > n_y · 1.64, i.e. n_c / n_y > 2.5625: with n_c = 2^c, only y >= C - 2 survive.
+    assert by["dot"]["top1"] == pytest.approx(2 / C)
+    assert by["dot"]["top1"] == pytest.approx(np.mean(dot.argmax(1) == y))
+    for name, s in (("cosine", cos), ("dot", dot), ("scaled_cosine", 50.0 * cos)):
+        matched = s[np.arange(len(y)), y]
+        off = ~np.eye(C, dtype=bool)[y]
+        np.testing.assert_allclose(by[name]["mean_matched"], matched.mean(), rtol=1e-5)
+        np.testing.assert_allclose(by[name]["mean_unmatched"], s[off].mean(), rtol=1e-5)
+    norms = sim["norms"]
+    tn = np.linalg.norm(t, axis=1)
+    np.testing.assert_allclose(norms["text_norm_ratio_max_min"], tn.max() / tn.min(), rtol=1e-6)
+    np.testing.assert_allclose(norms["text_norm_cv"], tn.std() / tn.mean(), rtol=1e-6)
+    assert norms["longest_text_class"] == CLASSES[-1]
+    # the longest prompt (class C-1) takes every image of classes 0 .. C-3 and its own
+    share = np.bincount(dot.argmax(1), minlength=C) / len(y)
+    assert norms["dot_share_of_longest_text_class"] == pytest.approx(share[-1])
+    assert share[-1] == pytest.approx((C - 1) / C)
+    assert sim["per_class"][-1]["share_cosine"] == pytest.approx(1 / C)
+
+
+def test_report_links_and_sources(planted_run):
+    ctx, _, section = planted_run
+    md = section.report.markdown()
+    links = _check_links(ctx.workdir, md)
+    assert (
+        set(links)
+        == set(section.results["figures"])
+        == {
+            "prompts_templates.png",
+            "prompts_text_norms.png",
+        }
+    )
+    assert "| a photo of a {} | 58.85 | 61.71 |" in md
+    assert "48.12" in md and "0.5885" in md and "0.1608" in md
+    assert "Why the raw dot product loses" in md
+    assert "text norms ‖t_c‖ differ" in md
+    json.dumps(to_jsonable(section.results), allow_nan=False)
+
+
+def test_literal_templates_and_baseline_fallback(tmp_path):
+    ctx = FakeContext(_features(), tmp_path)
+    cfg = study.default_config()
+    cfg.templates = ("a picture of a {}", SHIFTED, "a picture of a {}")
+    cfg.ensembles = ()
+    cfg.ensemble_of_listed = False
+    res = study.run(ctx, cfg).results
+    assert [r["template"] for r in res["templates"]] == ["a picture of a {}", SHIFTED]
+    assert res["baseline"] == "a picture of a {}"  # "a photo of a {}." is not in the list
+    assert res["templates"][1]["delta_top1"] == pytest.approx(-1.0)
+
+
+def test_unlabelled_dataset_is_skipped(tmp_path):
+    f = _features()
+    f = ImageFeatures(f.embeds, np.full(len(f.labels), -1), f.indices, {}, None, CLASSES, {})
+    section = study.run(FakeContext(f, tmp_path), study.default_config())
+    assert section.results["skipped"] == "this split has no class labels"
+
+
+def test_expand_templates():
+    got = study.expand_templates(("photo", "a photo of a {}.", "imagenet7"), "x")
+    assert got == ["a photo of a {}.", *TEMPLATE_SETS["imagenet7"]]
+    assert study.expand_templates(("dataset",), "cifar10") == list(TEMPLATE_SETS["cifar"])
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [
+        ("templates", ("photo", "no placeholder"), "templates entry"),
+        ("ensembles", ("a photo of a {}",), "ensembles entry"),
+        ("baseline", "a photo", "baseline"),
+        ("split", "dev", "split"),
+    ],
+)
+def test_bad_config_values_raise(field, value, match):
+    cfg = study.default_config()
+    cfg[field] = value
+    with pytest.raises(ConfigError, match=match):
+        study.check_config(cfg)
+
+
+def test_config_variants():
+    from configs.prompts import get_config
+
+    c = get_config()
+    study.check_config(c.prompts)
+    assert c.prompts.ensembles == ("imagenet80",) and "source" in c.prompts.templates
+    assert get_config("smoke").prompts.ensembles == ("imagenet7",)
+    with pytest.raises(ConfigError, match=r"unknown config variant"):
+        get_config("vit_b99")
+
+
+def test_end_to_end_smoke(tmp_path, shapes_data_dir):
+    from configs.prompts import get_config
+    from experiments import prompts as experiment
+
+    config = get_config("smoke")
+    config.cache_dir = str(tmp_path / "cache")
+    config.data_dir = str(shapes_data_dir)
+    workdir = tmp_path / "run"
+    results = experiment.run(config, str(workdir))
+    stored = json.loads((workdir / "results.json").read_text())["prompts"]
+    assert stored == json.loads(json.dumps(to_jsonable(results["prompts"])))
+    n_single = len(study.expand_templates(config.prompts.templates, config.dataset))
+    assert len(stored["templates"]) == n_single + 2  # + imagenet7 ensemble + listed ensemble
+    for r in stored["templates"]:
+        assert 0.0 <= r["top1"] <= r["top5"] <= 1.0
+    by = {r["similarity"]: r for r in stored["similarity"]["variants"]}
+    assert by["cosine"]["top1"] == by["scaled_cosine"]["top1"]
+    md = (workdir / "report.md").read_text()
+    assert len(_check_links(workdir, md)) == 2
+    assert "prompts/similarity/norms/text_norm_cv" in (workdir / "metrics.csv").read_text()

@@ -1,0 +1,372 @@
+"""Tests for the retrieval study (jaxclip/studies/retrieval.py, configs/retrieval.py,
+experiments/retrieval.py): captions planted on their image's direction (R@1 = 100 % but for
+known swaps), labelled attributes for scored queries, all checked against NumPy brute force,
+and an end-to-end smoke run on shapes/tiny."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import ml_collections
+import numpy as np
+import pytest
+
+from jaxclip.config_args import ConfigError
+from jaxclip.data import shapes
+from jaxclip.features.extract import ImageFeatures
+from jaxclip.report import to_jsonable
+from jaxclip.studies import retrieval as study
+
+PNG = b"\x89PNG\r\n\x1a\n"
+CLASSES = ("circle", "square", "star")
+COLORS = ("red", "green", "blue")
+D = 24
+N = 36  # images: every (class, colour) pair four times
+N_SWAPPED = 4  # caption 1 of images 0..3 is planted on the NEXT image's embedding
+
+
+def _dirs():
+    q, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(D, D)))
+    return {w: q[:, i] for i, w in enumerate([*CLASSES, *COLORS])}
+
+
+DIRS = _dirs()
+
+
+def _word_vector(text: str) -> np.ndarray | None:
+    words = re.findall(r"[a-z]+", text.lower())
+    v = np.zeros(D)
+    for w in words:
+        for name, d in DIRS.items():
+            if w in (name, name + "s"):
+                v += d
+    return v if v.any() else None
+
+
+class FakeSource:
+    """Dataset items by row: an 8×8 image whose colour encodes the row, and its index."""
+
+    def __init__(self, n, attributes):
+        self.info = SimpleNamespace(attributes=attributes)
+        self.n = n
+        self.reads: list[int] = []
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        self.reads.append(int(i))
+        img = np.zeros((8, 8, 3), np.uint8)
+        img[..., 0] = i
+        return {"image": img, "index": int(i)}
+
+
+class FakeContext:
+    def __init__(self, features, table, workdir, *, model="planted", dataset="planted"):
+        self._features = features
+        self._table = table
+        self.workdir = Path(workdir)
+        self.config = ml_collections.ConfigDict({"model": model, "dataset": dataset, "seed": 0})
+        self.logit_scale = 100.0
+        self.src = FakeSource(len(features.embeds), {"color": COLORS})
+        self.text_calls: list[list[str]] = []
+
+    def features(self, which):
+        return self._features
+
+    def texts(self, texts):
+        self.text_calls.append(list(texts))
+        out = []
+        for t in texts:
+            if t in self._table:
+                out.append(self._table[t])
+            else:  # a query: the sum of its words' directions
+                v = _word_vector(t)
+                assert v is not None, t
+                out.append(3.0 * v)
+        return np.stack(out).astype(np.float32)
+
+    def source(self, which):
+        return self.src
+
+
+def _planted(seed: int = 0, captions: bool = True):
+    rng = np.random.default_rng(seed)
+    label = np.tile(np.repeat(np.arange(3), 3), 4)
+    color = np.tile(np.arange(3), 12)
+    x = np.stack([DIRS[CLASSES[a]] + DIRS[COLORS[b]] for a, b in zip(label, color)])
+    x = x + 0.1 * rng.normal(size=x.shape)  # each image its own direction
+    caps, table = None, {}
+    if captions:
+        caps = []
+        for i in range(N):
+            c0 = f"{COLORS[color[i]]} {CLASSES[label[i]]} number {i}"
+            c1 = f"caption one of image {i}"
+            table[c0] = 2.0 * x[i]  # exactly on its image
+            table[c1] = 0.5 * x[(i + 1) % N] if i < N_SWAPPED else 0.5 * x[i]
+            caps.append([c0, c1])
+    feats = ImageFeatures(
+        embeds=x.astype(np.float32),
+        labels=label,
+        indices=np.arange(N),
+        attributes={"color": color},
+        captions=caps,
+        classnames=CLASSES,
+        meta={},
+    )
+    return feats, table
+
+
+def _cos(a, b):
+    a = a.astype(np.float64)
+    b = b.astype(np.float64)
+    return (a / np.linalg.norm(a, axis=1, keepdims=True)) @ (
+        b / np.linalg.norm(b, axis=1)[:, None]
+    ).T
+
+
+def _check_links(workdir: Path, markdown: str) -> list[str]:
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
+    assert links, "the report links no figures"
+    for link in links:
+        assert (workdir / link).read_bytes()[:8] == PNG, link
+    return links
+
+
+def _cfg(**kw):
+    cfg = study.default_config()
+    cfg.queries = ("a red circle", "green stars")
+    cfg.chains = (("a star", "a blue star", "blue squares"),)
+    cfg.grid_k = 4
+    cfg.refinement_k = 5
+    cfg.examples = 3
+    cfg.update(kw)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def planted_run(tmp_path_factory):
+    feats, table = _planted()
+    ctx = FakeContext(feats, table, tmp_path_factory.mktemp("rt"), model="vit_b32",
+                      dataset="coco_captions")  # fmt: skip
+    return ctx, feats, table, study.run(ctx, _cfg())
+
+
+def test_caption_recalls_against_brute_force(planted_run):
+    _, feats, table, section = planted_run
+    cap = section.results["captions"]
+    texts = [c for cs in feats.captions for c in cs]
+    t2i = np.repeat(np.arange(N), 2)
+    e = np.stack([table[t] for t in texts])
+    s = _cos(e, feats.embeds)  # (captions, images)
+    rank_t = (s > s[np.arange(len(texts)), t2i][:, None]).sum(1)
+    best = np.array([s[t2i == i, i].max() for i in range(N)])
+    rank_i = (s.T > best[:, None]).sum(1)
+    # by construction: every caption finds its image first but the N_SWAPPED planted ones,
+    # and every image still has one caption exactly on it
+    assert cap["text_to_image"]["R@1"] == pytest.approx(1 - N_SWAPPED / len(texts))
+    assert cap["image_to_text"]["R@1"] == 1.0
+    for direction, rank in (("text_to_image", rank_t), ("image_to_text", rank_i)):
+        row = cap[direction]
+        for k in (1, 5, 10):
+            assert row[f"R@{k}"] == pytest.approx(np.mean(rank < k)), (direction, k)
+        assert row["MedR"] == pytest.approx(np.median(rank + 1))
+        assert row["MeanR"] == pytest.approx(np.mean(rank + 1))
+    assert cap["num_texts"] == 2 * N and cap["images_without_captions"] == 0
+    own = cap["own_image"]
+    assert own["top1"] == cap["text_to_image"]["R@1"]
+    assert own["top5"] == pytest.approx(np.mean(rank_t < 5))
+    for ex in cap["examples"]:
+        t = texts.index(ex["caption"])
+        assert ex["rank"] == rank_t[t] + 1
+        assert ex["own_cosine"] == pytest.approx(s[t, t2i[t]], abs=1e-5)
+    assert [e["rank"] for e in cap["examples"]] == sorted(e["rank"] for e in cap["examples"])
+
+
+def test_caption_ceiling_from_the_labels(planted_run):
+    section = planted_run[-1]
+    ceiling = section.results["captions"]["own_image"]["ceiling"]
+    # caption 0 names colour and class: 4 images share them; caption 1 names nothing: all N
+    assert ceiling["R@1"] == pytest.approx(0.5 * (1 / 4) + 0.5 * (1 / N))
+    assert ceiling["R@5"] == pytest.approx(0.5 * 1.0 + 0.5 * (5 / N))
+    assert ceiling["parsed_share"] == 0.5
+    assert ceiling["mean_matching_images"] == pytest.approx((4 + N) / 2)
+
+
+def test_published_numbers_and_gallery_note(planted_run):
+    ctx, _, _, section = planted_run
+    md = section.report.markdown()
+    assert section.results["captions"]["published_percent"]["text_to_image"][1] == 30.44
+    assert "| text → image: published |  | 30.44 | 55.94 | 66.87 |" in md
+    assert "not comparable" in md  # 36 images, not 5,000
+    links = _check_links(ctx.workdir, md)
+    assert (
+        set(links)
+        == set(section.results["figures"])
+        == {
+            "retrieval_rank_distribution.png",
+            "retrieval_captions.png",
+            "retrieval_queries.png",
+            "retrieval_chain_1.png",
+        }
+    )
+    json.dumps(to_jsonable(section.results), allow_nan=False)
+
+
+def test_queries_precision_against_brute_force(planted_run):
+    ctx, feats, _, section = planted_run
+    q = {r["query"]: r for r in section.results["queries"]}
+    label, color = feats.labels, feats.attributes["color"]
+    for text, (want_label, want_colors) in {
+        "a red circle": (0, {0}),
+        "green stars": (2, {1}),
+    }.items():
+        r = q[text]
+        s = _cos(3.0 * _word_vector(text)[None], feats.embeds)[0]
+        top = np.argsort(-s, kind="stable")[:4]
+        assert r["top_rows"] == top.tolist()
+        np.testing.assert_allclose(r["scores"], s[top], atol=1e-5)
+        match = (label == want_label) & np.isin(color, list(want_colors))
+        assert r["precision_at_k"] == pytest.approx(match[top].mean())
+        assert r["base_rate"] == pytest.approx(match.mean())
+        assert r["matching_images"] == match.sum() == 4
+        assert r["precision_at_k"] == 1.0  # the 4 images of that pair come first
+    assert q["a red circle"]["parsed"] == "class=circle, color=red"
+    # the grids read exactly the images they show, each once
+    assert len(ctx.src.reads) == len(set(ctx.src.reads))
+
+
+def test_refinement_chain_against_numpy(planted_run):
+    _, feats, _, section = planted_run
+    (chain,) = section.results["chains"]
+    assert chain["queries"] == ["a star", "a blue star", "blue squares"]
+    s = _cos(np.stack([3.0 * _word_vector(t) for t in chain["queries"]]), feats.embeds)
+    top = np.argsort(-s, axis=1, kind="stable")[:, :5]
+    for j, step in enumerate(chain["steps"]):
+        a, b = set(top[j]), set(top[j + 1])
+        assert step["overlap"] == len(a & b)
+        assert step["jaccard"] == pytest.approx(len(a & b) / len(a | b))
+        shift = np.mean(s[j + 1, top[j]] - s[j, top[j]])
+        assert step["score_shift"] == pytest.approx(shift, abs=1e-5)
+    prec = [p["precision_at_k"] for p in chain["precision"]]
+    # top 5 of: 12 stars (all match), 4 blue stars (4 of 5), 4 blue squares (4 of 5)
+    assert prec == [1.0, 0.8, 0.8]
+    assert [p["parsed"] for p in chain["precision"]] == [
+        "class=star",
+        "class=star, color=blue",
+        "class=square, color=blue",
+    ]
+
+
+def test_no_captions_skips_that_part(tmp_path):
+    feats, _ = _planted(captions=False)
+    ctx = FakeContext(feats, {}, tmp_path)
+    section = study.run(ctx, _cfg())
+    assert section.results["captions"] == {"skipped": "this dataset has no captions"}
+    md = section.report.markdown()
+    assert "has no captions" in md
+    assert "queries" in section.results and "chains" in section.results
+    _check_links(tmp_path, md)
+
+
+def test_parse_query_on_shapes_vocabulary():
+    names = {"label": shapes.SHAPES, **shapes.ATTRIBUTES}
+
+    def parse(text):
+        p = study.parse_query(text, names)
+        return {k: tuple(names[k][v] for v in vals) for k, vals in p.constraints.items()}
+
+    assert parse("two small red circles") == {
+        "label": ("circle",),
+        "count": ("two",),
+        "size": ("small",),
+        "color": ("red",),
+    }
+    assert parse("a red circle")["count"] == ("one",)  # singular noun
+    assert parse("red crosses")["count"] == ("two", "three")  # plural noun
+    got = parse("a large red circle in the top left on a striped background")
+    assert got["position"] == ("top left",) and got["background"] == ("striped",)
+    assert parse("there are two blue squares at the bottom")["position"] == ("bottom",)
+    assert parse("a shape") == {}
+    # every generated caption of the shapes dataset parses back to its own labels
+    for i in range(40):
+        ex = shapes.render_example(i, 1, 32)
+        for cap in ex["captions"]:
+            p = study.parse_query(cap, names)
+            labels = {"label": ex["label"], **{a: ex[a] for a in shapes.ATTRIBUTES}}
+            for k, vals in p.constraints.items():
+                assert labels[k] in vals, (cap, k)
+            assert {"label", "color", "count"} <= set(p.constraints), cap
+
+
+def test_thumbnails_are_centre_crops():
+    img = np.zeros((10, 16, 3), np.uint8)
+    img[:, 3:13] = 200  # the centre 10 x 10 square is bright, the sides dark
+    t = study._thumb(img, 5)
+    assert t.shape == (5, 5, 3) and t.dtype == np.uint8
+    assert t.min() >= 190  # only the bright centre square remains
+    assert study._thumb(img[:, 3:13], 10) is not None
+    np.testing.assert_array_equal(study._thumb(img[:, 3:13], 10), img[:, 3:13])
+
+
+def test_default_queries_by_dataset():
+    assert study.default_queries("shapes/tiny") == (study.SHAPES_QUERIES, study.SHAPES_CHAINS)
+    q, chains = study.default_queries("coco_captions")
+    assert "a photo of a bird" in q
+    assert chains[0] == ("a photo of a bird", "a photo of a white bird",
+                         "a photo of a flying white bird")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [
+        ("ks", (0, 5), "ks"),
+        ("chains", (("only one",),), "chains entry"),
+        ("queries", ("",), "queries"),
+        ("grid_k", 0, "grid_k"),
+        ("split", "valid", "split"),
+    ],
+)
+def test_bad_config_values_raise(field, value, match):
+    cfg = study.default_config()
+    cfg[field] = value
+    with pytest.raises(ConfigError, match=match):
+        study.check_config(cfg)
+
+
+def test_config_variants():
+    from configs.retrieval import get_config
+
+    c = get_config("vit_b32,coco")
+    study.check_config(c.retrieval)
+    assert c.dataset == "coco_captions" and c.retrieval.ks == (1, 5, 10)
+    smoke = get_config("smoke")
+    assert smoke.retrieval.grid_k < c.retrieval.grid_k
+
+
+def test_end_to_end_smoke(tmp_path, shapes_data_dir):
+    from configs.retrieval import get_config
+    from experiments import retrieval as experiment
+
+    config = get_config("smoke")
+    config.cache_dir = str(tmp_path / "cache")
+    config.data_dir = str(shapes_data_dir)
+    workdir = tmp_path / "run"
+    results = experiment.run(config, str(workdir))
+    stored = json.loads((workdir / "results.json").read_text())["retrieval"]
+    assert stored == json.loads(json.dumps(to_jsonable(results["retrieval"])))
+    cap = stored["captions"]
+    assert cap["num_texts"] == 5 * config.max_examples
+    for direction in ("text_to_image", "image_to_text"):
+        row = cap[direction]
+        assert 0 <= row["R@1"] <= row["R@5"] <= row["R@10"] <= 1
+        assert 1 <= row["MedR"] <= config.max_examples * (5 if direction == "image_to_text" else 1)
+    assert 0.5 < cap["own_image"]["ceiling"]["R@1"] <= 1.0
+    assert [q["query"] for q in stored["queries"]] == list(study.SHAPES_QUERIES)
+    assert len(stored["chains"]) == len(study.SHAPES_CHAINS)
+    md = (workdir / "report.md").read_text()
+    assert len(_check_links(workdir, md)) == len(stored["figures"]) == 3 + len(study.SHAPES_CHAINS)
+    assert "retrieval/captions/text_to_image/R@1" in (workdir / "metrics.csv").read_text()

@@ -1,0 +1,339 @@
+"""Tests for the zero-shot study (jaxclip/studies/zero_shot.py, configs/zero_shot.py,
+experiments/zero_shot.py): planted class and attribute directions with known answers, checked
+against scikit-learn / NumPy float64, and an end-to-end smoke run on shapes/tiny."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import ml_collections
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from jaxclip.config_args import ConfigError
+from jaxclip.data import shapes
+from jaxclip.features.extract import ImageFeatures
+from jaxclip.report import to_jsonable
+from jaxclip.studies import zero_shot as study
+
+PNG = b"\x89PNG\r\n\x1a\n"
+CLASSES = ("circle", "square", "triangle", "star", "cross", "heart")
+COLORS = ("red", "green", "blue")
+SIZES = ("small", "large")
+TEXTURES = ("smooth", "rough")  # an attribute the config has no template for
+D = 24
+PER_CLASS = 12
+N_CONFUSED = 5  # circle images drawn along the square direction
+
+
+def _directions():
+    q, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(D, D)))
+    words = [*CLASSES, *COLORS, *SIZES, *TEXTURES]
+    return {w: q[:, i] for i, w in enumerate(words)}
+
+
+DIRS = _directions()
+
+
+def _embed(text: str) -> np.ndarray:
+    """A planted text encoder: 4 × the sum of the directions of the known words in `text`."""
+    words = re.findall(r"[a-z]+", text.lower())
+    v = np.zeros(D)
+    for w in words:
+        for name, d in DIRS.items():
+            if w in (name, name + "s", name + "es"):
+                v += d
+    return (4.0 * v).astype(np.float32)
+
+
+class FakeSource:
+    def __init__(self, attributes):
+        self.info = SimpleNamespace(attributes=attributes)
+
+
+class FakeContext:
+    """What a study needs from a Context: features, texts, logit scale, config, workdir."""
+
+    def __init__(self, features, workdir, *, model="planted", dataset="planted", attributes=None):
+        self._features = features
+        self.workdir = Path(workdir)
+        self.config = ml_collections.ConfigDict({"model": model, "dataset": dataset, "seed": 0})
+        self.logit_scale = 100.0
+        self._attributes = attributes or {}
+        self.text_calls: list[list[str]] = []
+
+    def features(self, which):
+        assert which == "test"
+        return self._features
+
+    def texts(self, texts):
+        self.text_calls.append(list(texts))
+        return np.stack([_embed(t) for t in texts])
+
+    def source(self, which):
+        return FakeSource(self._attributes)
+
+
+def _planted(seed: int = 0):
+    """Images = 3 e_class + 2 a_color + 2 b_size + 2 c_texture + noise; 5 circles planted as
+    squares; 3 unlabelled rows at the end."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(len(CLASSES)), PER_CLASS)
+    drawn = labels.copy()
+    drawn[:N_CONFUSED] = 1  # these circles look like squares
+    color = rng.integers(0, len(COLORS), size=len(labels))
+    size = rng.integers(0, len(SIZES), size=len(labels))
+    texture = rng.integers(0, len(TEXTURES), size=len(labels))
+    x = np.stack(
+        [
+            3 * DIRS[CLASSES[d]] + 2 * DIRS[COLORS[c]] + 2 * DIRS[SIZES[s]] + 2 * DIRS[TEXTURES[t]]
+            for d, c, s, t in zip(drawn, color, size, texture)
+        ]
+    )
+    x = x + 0.2 * rng.normal(size=x.shape)
+    x = np.concatenate([x, 3 * x[:3]])  # unlabelled rows (dropped by the study)
+    labels = np.concatenate([labels, [-1, -1, -1]])
+    attrs = {  # not the dataset's order: the study must follow the dataset's (NAMES)
+        "texture": np.concatenate([texture, texture[:3]]),
+        "size": np.concatenate([size, size[:3]]),
+        "color": np.concatenate([color, color[:3]]),
+    }
+    feats = ImageFeatures(
+        embeds=x.astype(np.float32),
+        labels=labels,
+        indices=np.arange(len(labels)),
+        attributes=attrs,
+        captions=None,
+        classnames=CLASSES,
+        meta={"dataset": "planted"},
+    )
+    return feats
+
+
+NAMES = {"color": COLORS, "size": SIZES, "texture": TEXTURES}
+
+
+def _check_links(workdir: Path, markdown: str) -> list[str]:
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
+    assert links, "the report links no figures"
+    for link in links:
+        path = workdir / link
+        assert path.is_file(), f"report links {link}, which does not exist"
+        assert path.read_bytes()[:8] == PNG, f"{link} is not a PNG"
+    return links
+
+
+@pytest.fixture(scope="module")
+def planted_run(tmp_path_factory):
+    feats = _planted()
+    workdir = tmp_path_factory.mktemp("zs")
+    ctx = FakeContext(feats, workdir, model="vit_b32", dataset="cifar10", attributes=NAMES)
+    cfg = study.default_config()
+    cfg.k_best = 2
+    section = study.run(ctx, cfg)
+    return ctx, feats, section
+
+
+def test_classification_numbers_against_sklearn(planted_run):
+    _, feats, section = planted_run
+    res = section.results
+    keep = feats.labels >= 0
+    y = feats.labels[keep]
+    x = feats.embeds[keep].astype(np.float64)
+    # Independent zero-shot: prompts "a photo of a {}." -> e_c, cosine, argmax (float64).
+    w = np.stack([_embed(f"a photo of a {c}.") for c in CLASSES]).astype(np.float64)
+    s = (x / np.linalg.norm(x, axis=1, keepdims=True)) @ (w / np.linalg.norm(w, axis=1)[:, None]).T
+    pred = s.argmax(1)
+    assert res["num_samples"] == keep.sum() and res["unlabelled_dropped"] == 3
+    # Known by construction: every image right except the 5 circles drawn as squares.
+    assert res["top1"] == pytest.approx((len(y) - N_CONFUSED) / len(y))
+    assert res["top1"] == pytest.approx(skm.accuracy_score(y, pred))
+    assert res["top5"] == pytest.approx(
+        skm.top_k_accuracy_score(y, s, k=5, labels=np.arange(len(CLASSES)))
+    )
+    assert res["macro_f1"] == pytest.approx(skm.f1_score(y, pred, average="macro"))
+    assert res["mean_per_class_recall"] == pytest.approx(skm.balanced_accuracy_score(y, pred))
+    p, r, f1, sup = skm.precision_recall_fscore_support(y, pred, zero_division=0)
+    for k, row in enumerate(res["per_class"]):
+        assert row["class"] == CLASSES[k]
+        np.testing.assert_allclose(
+            [row["precision"], row["recall"], row["f1"]], [p[k], r[k], f1[k]], rtol=1e-12
+        )
+        assert row["support"] == sup[k]
+    np.testing.assert_array_equal(res["confusion"], skm.confusion_matrix(y, pred))
+    assert res["per_class"][0]["confused_with"] == "square"
+    assert res["per_class"][0]["confused_share"] == pytest.approx(N_CONFUSED / PER_CLASS)
+    assert res["top_confusions"][0] == {
+        "true": "circle",
+        "predicted": "square",
+        "count": N_CONFUSED,
+        "fraction": pytest.approx(N_CONFUSED / PER_CLASS),
+    }
+    assert len(res["top_confusions"]) == 1  # nothing else is confused
+    assert res["chance"] == pytest.approx(1 / len(CLASSES))
+    assert res["worst"][0]["class"] in ("circle", "square")
+    assert res["headline"]["top1"] == res["top1"] and res["headline"]["templates"] == "photo"
+
+
+def test_attributes_are_classified_with_their_own_prompts(planted_run):
+    ctx, feats, section = planted_run
+    attrs = section.results["attributes"]
+    assert list(attrs) == ["color", "size", "texture"]
+    for name, values in NAMES.items():
+        a = attrs[name]
+        assert a["values"] == list(values)
+        # every row has attribute labels, the rows without a class label included
+        assert a["num_samples"] == len(feats.labels)
+        assert a["generic"]["top1"] == 1.0, name
+        assert a["chance"] == pytest.approx(1 / len(values))
+        counts = np.bincount(feats.attributes[name], minlength=len(values))
+        assert a["majority"] == pytest.approx(counts.max() / counts.sum())
+    assert attrs["color"]["prompts"] == [f"a photo of a {c} shape." for c in COLORS]
+    assert attrs["texture"]["prompts"] == [f"a photo of something {t}." for t in TEXTURES]
+    # class-marginal prompts: "shape" replaced by every class name, averaged: still exact
+    assert attrs["color"]["class_marginal"]["top1"] == 1.0
+    assert "class_marginal" not in attrs["texture"]  # no "shape" in its template
+    # one encoder call for every prompt of the study, each distinct prompt once
+    assert len(ctx.text_calls) == 1
+    call = ctx.text_calls[0]
+    assert len(call) == len(set(call))
+    assert "a photo of a red heart." in call and "a photo of a circle." in call
+
+
+def test_report_links_tables_and_published_numbers(planted_run):
+    ctx, _, section = planted_run
+    md = section.report.markdown()
+    links = _check_links(ctx.workdir, md)
+    assert set(links) == set(section.results["figures"])
+    for name in (
+        "zero_shot_per_class_f1.png",
+        "zero_shot_confusion.png",
+        "zero_shot_attributes.png",
+        "zero_shot_attribute_confusions.png",
+    ):
+        assert name in links
+    # published CIFAR-10 numbers of ViT-B/32 beside ours
+    assert section.results["published_top1_percent"]["CLIP paper"] == 91.3
+    assert "| CLIP paper | 91.30 |" in md and "| thesis | 88.80 |" in md
+    assert "<details><summary>All 6 classes" in md
+    assert "| circle | square | 5 | 41.7 |" in md  # most confused pair table
+    assert "Chance is 1/C = 16.67 %" in md
+    assert "3 images without a label are left out" in md
+    assert md.index("Zero-shot on the other attributes") < md.index("Zero-shot vs linear probe")
+    json.dumps(to_jsonable(section.results), allow_nan=False)
+
+
+def test_ensemble_templates_and_no_published_numbers(tmp_path):
+    feats = _planted()
+    ctx = FakeContext(feats, tmp_path, attributes=NAMES)
+    cfg = study.default_config()
+    cfg.templates = "imagenet7"
+    cfg.attributes = False
+    section = study.run(ctx, cfg)
+    res = section.results
+    assert res["templates"]["count"] == 7 and res["templates"]["set"] == "imagenet7"
+    assert "attributes" not in res and "published_top1_percent" not in res
+    assert len(ctx.text_calls[0]) == 7 * len(CLASSES)
+    md = section.report.markdown()
+    assert "No published zero-shot numbers" in md and "7 templates" in md
+
+
+def test_no_labels_and_no_attributes_skips(tmp_path):
+    feats = _planted()
+    feats = ImageFeatures(
+        embeds=feats.embeds,
+        labels=np.full(len(feats.labels), -1),
+        indices=feats.indices,
+        attributes={},
+        captions=None,
+        classnames=(),
+        meta={},
+    )
+    section = study.run(FakeContext(feats, tmp_path), study.default_config())
+    assert section.results["skipped"] == "this split has no class labels"
+    assert "Skipped" in section.report.markdown()
+    assert not list(tmp_path.glob("*.png"))
+
+
+def test_resolve_template_set_and_helpers():
+    name, temps, note = study.resolve_template_set("dataset", "cifar100")
+    assert name == "cifar" and len(temps) == 18 and "CLIP paper" in note
+    name, temps, note = study.resolve_template_set("dataset", "shapes/tiny")
+    assert (name, temps) == ("photo", ("a photo of a {}.",)) and "no set" in note
+    assert study.resolve_template_set("itap of a {}.", "x")[1] == ("itap of a {}.",)
+    assert study.plural("cross") == "crosses" and study.plural("circle") == "circles"
+    gen, marg = study.attribute_prompts("a photo of {}.", ["one shape", "two shapes"],
+                                        ["cross", "star"], "shape")  # fmt: skip
+    assert gen == [["a photo of one shape."], ["a photo of two shapes."]]
+    assert marg == [
+        ["a photo of one cross.", "a photo of one star."],
+        ["a photo of two crosses.", "a photo of two stars."],
+    ]
+    assert study.POSITION_PHRASES == shapes.POSITION_PHRASES
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [
+        ("split", "val", "split"),
+        ("templates", "nope", "templates"),
+        ("k_best", 0, "k_best"),
+        ("class_word", "sh@pe", "class_word"),
+    ],
+)
+def test_bad_config_values_raise(field, value, match):
+    cfg = study.default_config()
+    cfg[field] = value
+    with pytest.raises(ConfigError, match=match):
+        study.check_config(cfg)
+
+
+def test_attribute_phrases_must_match_the_values(tmp_path):
+    feats = _planted()
+    feats.attributes["count"] = np.zeros(len(feats.labels), int)
+    ctx = FakeContext(feats, tmp_path, attributes={**NAMES, "count": ("one", "two")})
+    with pytest.raises(ConfigError, match=r"attribute_values.count has 3 phrases"):
+        study.run(ctx, study.default_config())
+
+
+def test_config_variants():
+    from configs.zero_shot import get_config
+
+    c = get_config()
+    study.check_config(c.zero_shot)
+    assert c.zero_shot.templates == "photo"
+    c = get_config("vit_b32,cifar100")
+    assert (c.model, c.dataset) == ("vit_b32", "cifar100")
+    smoke = get_config("smoke")
+    assert smoke.smoke and smoke.zero_shot.k_best < c.zero_shot.k_best
+    with pytest.raises(ConfigError, match=r"unknown config variant 'nope'"):
+        get_config("nope")
+
+
+def test_end_to_end_smoke(tmp_path, shapes_data_dir):
+    from configs.zero_shot import get_config
+    from experiments import zero_shot as experiment
+
+    config = get_config("smoke")
+    config.cache_dir = str(tmp_path / "cache")
+    config.data_dir = str(shapes_data_dir)
+    workdir = tmp_path / "run"
+    results = experiment.run(config, str(workdir))
+    for name in ("results.json", "metrics.csv", "report.md"):
+        assert (workdir / name).is_file(), name
+    stored = json.loads((workdir / "results.json").read_text())
+    zs = stored["zero_shot"]
+    assert zs == json.loads(json.dumps(to_jsonable(results["zero_shot"])))
+    assert zs["num_samples"] == config.max_examples and zs["num_classes"] == 8
+    for key in ("top1", "top5", "mean_per_class_recall", "macro_f1"):
+        assert 0.0 <= zs[key] <= 1.0
+    assert zs["top5"] >= zs["top1"]
+    assert list(zs["attributes"]) == list(shapes.ATTRIBUTES)  # the dataset's order
+    assert zs["attributes"]["count"]["prompts"][1] == "a photo of two shapes."
+    md = (workdir / "report.md").read_text()
+    assert len(_check_links(workdir, md)) == len(zs["figures"]) == 4
+    assert "zero_shot/top1" in (workdir / "metrics.csv").read_text()
