@@ -15,7 +15,9 @@ features. Every shard is written to a temporary file and renamed into place (ato
 the key, its row range and a SHA-256 of its arrays: a truncated, corrupted or foreign shard is
 detected on read and recomputed, never used. An interrupted run therefore resumes from the
 completed shards and, because XLA on a fixed batch size is deterministic, ends bit-identical to
-an uninterrupted run.
+an uninterrupted run. Shard files are written deterministically (`npz_bytes`: sorted members, a
+fixed zip timestamp), so equal arrays give byte-equal files: a cache written by one process
+and one written by several compare equal with `cmp`.
 """
 
 from __future__ import annotations
@@ -59,6 +61,29 @@ def arrays_digest(arrays: Mapping[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
+# A fixed zip timestamp: `np.savez` stamps each member with the current time, so two runs that
+# compute the same arrays would write different bytes.
+_ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
+    """An uncompressed .npz (what `np.savez` writes, `np.load` reads) as deterministic bytes.
+
+    Members are written in sorted name order with a fixed timestamp and no pickles, so the
+    same arrays always give the same bytes: a cache written by one process or by many, today
+    or tomorrow, compares equal with `cmp`.
+    """
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name in sorted(arrays):
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_DATE_TIME)
+            info.create_system = 3  # "unix": the default depends on the writing platform
+            info.external_attr = 0o644 << 16
+            with zf.open(info, "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(arrays[name]), allow_pickle=False)
+    return buf.getvalue()
+
+
 class ShardStore:
     """One cache entry: numbered shards of row ranges, each self-validating."""
 
@@ -99,9 +124,8 @@ class ShardStore:
             "stop": stop,
             "sha256": arrays_digest(arrays),
         }
-        buf = io.BytesIO()
-        np.savez(buf, **arrays, **{_HEADER: np.frombuffer(json.dumps(header).encode(), np.uint8)})
-        atomic.write_bytes(self.shard_path(shard), buf.getvalue())
+        header_bytes = np.frombuffer(json.dumps(header).encode(), np.uint8)
+        atomic.write_bytes(self.shard_path(shard), npz_bytes({**arrays, _HEADER: header_bytes}))
 
     def read_shard(self, shard: int, start: int, stop: int) -> dict[str, np.ndarray] | None:
         """The shard's arrays if it exists and is intact and current; else None (and says why)."""

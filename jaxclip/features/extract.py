@@ -3,10 +3,14 @@
 The image path is one jitted function per model: uint8 batch -> (resize, crop, normalise on the
 device) -> image tower -> raw embeddings. It runs data-parallel over every device (the batch is
 sharded over a one-axis `Mesh`; parameters are replicated), and multi-host: each process feeds
-its own slice of every global batch (`jax.make_array_from_process_local_data`) and process 0
-writes the cache. The last batch is padded to full size and its padding rows are dropped, so
-the function compiles once. Host work (decode, optional host resize) runs in the input
-pipeline's worker threads while the device computes the previous batch.
+its own slice of every global batch (`jax.make_array_from_process_local_data`), the embeddings,
+the per-row metadata (gathered as raw bytes, so int64 indices stay int64) and the captions
+(gathered as UTF-8 bytes) reach every process, the processes agree on which shards any of them
+lacks (no shared disk needed), and process 0 writes the cache. The last batch is padded to full
+size and its padding rows are dropped, so the function compiles once, and the jitted function
+is kept per model (`_cached_apply`), so further splits and prompt sets do not recompile. Host
+work (decode, and on CPU backends the resize, see `host_resize`) runs in the input pipeline's
+worker threads while the device computes the previous batch.
 
 Results go to a `ShardStore` (see cache.py): re-running with the same model, data, split,
 preprocessing and batch size reads the cache; an interrupted run resumes from completed shards.
@@ -16,7 +20,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
+import json
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -67,7 +74,15 @@ class ImageFeatures:
 
 
 def _mesh(devices: Sequence[jax.Device] | None) -> Mesh:
-    return Mesh(np.asarray(list(devices) if devices is not None else jax.devices()), ("data",))
+    """A one-axis ("data") mesh whose devices are grouped by process, in process order.
+
+    So process p's devices hold rows [p * B / P, (p + 1) * B / P) of a global batch: the slice
+    the input pipeline gives it, and the order in which `_gather_rows` stacks the per-process
+    metadata (jax.devices() need not be ordered by process on every platform).
+    """
+    devs = list(devices) if devices is not None else jax.devices()
+    devs = sorted(devs, key=lambda d: (d.process_index, d.id))
+    return Mesh(np.asarray(devs), ("data",))
 
 
 class ShardedApply:
@@ -101,6 +116,33 @@ class ShardedApply:
         from jax.experimental import multihost_utils
 
         return np.asarray(multihost_utils.process_allgather(out, tiled=True))
+
+
+# model -> {(what, options..., devices): (params, module, preprocess, ShardedApply)}. Each
+# extraction call would otherwise build a new jitted function and recompile it (seconds to a
+# minute for a ViT-B on a CPU) and copy the parameters to the devices again: once per split,
+# per prompt set, per study.
+_APPLY_CACHE: weakref.WeakKeyDictionary[Any, dict[tuple, tuple]] = weakref.WeakKeyDictionary()
+
+
+def _cached_apply(
+    model: Any, what: tuple, make_fn: Callable[[], Callable], devices: Sequence[jax.Device]
+) -> ShardedApply:
+    """The ShardedApply of `make_fn()` over `devices` for `model`, built once per model.
+
+    Rebuilt if the model's params, module or preprocessing objects were replaced since.
+    """
+    parts = (model.params, model.module, getattr(model, "preprocess", None))
+    key = (*what, tuple((d.process_index, d.id) for d in devices))
+    try:
+        per_model = _APPLY_CACHE.setdefault(model, {})
+    except TypeError:  # not weak-referenceable or not hashable: no caching
+        return ShardedApply(make_fn(), model.params, devices=devices)
+    hit = per_model.get(key)
+    if hit is None or any(a is not b for a, b in zip(hit[:3], parts)):
+        hit = (*parts, ShardedApply(make_fn(), model.params, devices=devices))
+        per_model[key] = hit
+    return hit[3]
 
 
 def round_batch_size(batch_size: int, num_devices: int) -> int:
@@ -144,15 +186,73 @@ def _pipelined(apply: ShardedApply, batches: Iterator[dict]) -> Iterator[tuple[d
         yield pending[0], apply.fetch(pending[1])
 
 
-def _gather_meta(batch: dict) -> dict[str, np.ndarray]:
-    """Non-image per-row arrays of a batch, gathered over processes (no-op on one process)."""
-    keys = [k for k, v in batch.items() if k not in ("image", "captions") and hasattr(v, "shape")]
-    arrays = {k: np.asarray(batch[k]) for k in keys}
+def _gather_rows(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per-row arrays of every process, concatenated in process order; exact, dtypes kept.
+
+    `process_allgather` goes through JAX, which (without x64) would turn int64 into int32 and
+    float64 into float32; here every array is viewed as raw bytes, all of them are packed into
+    one uint8 (rows, bytes) block (one collective per batch) and unpacked after the gather, so
+    what every process gets is bit for bit what the processes had. No-op on one process.
+    """
     if jax.process_count() == 1:
         return arrays
     from jax.experimental import multihost_utils
 
-    return {k: np.asarray(v) for k, v in multihost_utils.process_allgather(arrays).items()}
+    names = sorted(arrays)
+    rows = {len(arrays[k]) for k in names}
+    if len(rows) != 1:
+        shapes = {k: arrays[k].shape for k in names}
+        raise ValueError(f"per-row arrays must share their first dimension; got {shapes}")
+    (local,) = rows
+    parts, layout = [], []
+    for k in names:
+        a = np.ascontiguousarray(arrays[k])
+        raw = a.reshape(local, -1).view(np.uint8)
+        parts.append(raw)
+        layout.append((k, a.dtype, a.shape[1:], raw.shape[1]))
+    block = np.concatenate(parts, axis=1)
+    gathered = np.asarray(multihost_utils.process_allgather(block, tiled=True))
+    out, col = {}, 0
+    for k, dtype, tail, width in layout:
+        raw = np.ascontiguousarray(gathered[:, col : col + width])
+        out[k] = raw.view(dtype).reshape(len(gathered), *tail)
+        col += width
+    return out
+
+
+def _gather_batch(batch: dict, has_captions: bool) -> tuple[dict[str, np.ndarray], list | None]:
+    """A batch's per-row metadata (all but the images) and captions, from every process.
+
+    Labels, indices, attributes and `valid` are gathered exactly (`_gather_rows`). Captions are
+    strings, which no collective carries: each process encodes its rows' captions as UTF-8 JSON,
+    the per-row byte counts travel with the metadata, and the byte strings are gathered padded
+    to the longest process's (a second collective, captioned datasets only).
+    """
+    keys = [k for k, v in batch.items() if k not in ("image", "captions") and hasattr(v, "shape")]
+    arrays = {k: np.asarray(batch[k]) for k in keys}
+    if jax.process_count() == 1:
+        return arrays, (list(batch["captions"]) if has_captions else None)
+    from jax.experimental import multihost_utils
+
+    blobs: list[bytes] = []
+    if has_captions:
+        blobs = [json.dumps(list(c), ensure_ascii=False).encode() for c in batch["captions"]]
+        arrays["_caption_bytes"] = np.asarray([len(b) for b in blobs], np.int64)
+    meta = _gather_rows(arrays)
+    if not has_captions:
+        return meta, None
+    lengths = meta.pop("_caption_bytes").reshape(jax.process_count(), -1)
+    width = max(1, int(lengths.sum(1).max()))
+    own = np.zeros(width, np.uint8)
+    joined = b"".join(blobs)
+    own[: len(joined)] = np.frombuffer(joined, np.uint8)
+    everyone = np.asarray(multihost_utils.process_allgather(own))  # (processes, width)
+    captions: list[list[str]] = []
+    for p, row_lengths in enumerate(lengths):
+        data = everyone[p].tobytes()
+        bounds = np.concatenate([[0], np.cumsum(row_lengths)])
+        captions.extend(json.loads(data[a:b]) for a, b in itertools.pairwise(bounds))
+    return meta, captions
 
 
 def _flatten_captions(captions: list[list[str]]) -> dict[str, np.ndarray]:
@@ -176,6 +276,7 @@ def extract_images(
     devices: Sequence[jax.Device] | None = None,
     progress: bool = True,
     stop_after_shards: int | None = None,
+    host_resize: bool | None = None,
 ) -> ImageFeatures:
     """Raw image embeddings of every example of `source`, cached and resumable.
 
@@ -194,12 +295,23 @@ def extract_images(
       progress: show a progress bar with images/s.
       stop_after_shards: stop (raising KeyboardInterrupt) after writing this many new shards;
         only for testing resumption.
+      host_resize: preprocess="device" only: where images that are not already S x S get
+        their resize + centre crop. None (default) picks the host (PIL, in the decode
+        threads) when the devices are CPUs, where the "device" is the host's own cores and
+        PIL's banded filter costs a fraction of the dense resampling matmuls of the
+        accelerator path (about 1.5 GFLOP per 500x375 image, a sixth of ViT-B/32 itself), or
+        when the images differ in size; the accelerator otherwise. Both give the same pixels
+        (bit-identical by construction, see jaxclip.data.preprocess), so the choice is not
+        part of the cache key. True / False force it (benchmarks).
 
     Returns:
-      ImageFeatures in dataset order.
+      ImageFeatures in dataset order (`meta` also says where images were resized,
+      "resized_on", how many rows this call encoded, "encoded", and in how many seconds).
     """
     from jaxclip.data.pipeline import batches as make_batches
 
+    if shard_batches < 1:
+        raise ValueError(f"shard_batches={shard_batches} must be >= 1")
     if dtype is not None and dtype not in DTYPES:
         raise ValueError(f"dtype={dtype!r} is not valid; choose one of {list(DTYPES)}")
     info = source.info
@@ -210,6 +322,14 @@ def extract_images(
     batch_size = round_batch_size(batch_size, len(mesh_devices))
     size = model.preprocess.image_size
     host_size = size if (preprocess == "host" or info.image_shape is None) else None
+    if host_resize is None:
+        host_resize = host_size is not None or mesh_devices[0].platform == "cpu"
+    elif not host_resize and host_size is not None:
+        raise ValueError(
+            f"host_resize=False is not possible: preprocess={preprocess!r} and image shape "
+            f"{info.image_shape} (None: mixed sizes) need the host to resize"
+        )
+    resized_on = None if info.image_shape == (size, size) else ("host" if host_resize else "device")
     compute_dtype = dtype or _dtype_name(model)
     fields = {
         "model": model.name,
@@ -223,6 +343,9 @@ def extract_images(
         "dataset_fingerprint": info.fingerprint,
         "num_examples": n,
         "batch_size": batch_size,
+        # The shard layout is part of the key: a run with another shard size would otherwise
+        # find every shard "stale" and overwrite a complete entry.
+        "rows_per_shard": batch_size * shard_batches,
         "dtype": compute_dtype,
         "jaxclip": __version__,
     }
@@ -232,6 +355,7 @@ def extract_images(
     ranges = [(s * rows_per_shard, min(n, (s + 1) * rows_per_shard)) for s in range(num_shards)]
 
     shards: dict[int, dict[str, np.ndarray]] = {}
+    encoded, elapsed = 0, 0.0
     for s, (start, stop) in enumerate(ranges):
         arrays = store.read_shard(s, start, stop)
         if arrays is not None:
@@ -241,8 +365,11 @@ def extract_images(
         logging.info("extracting %d/%d shards into %s", len(missing), num_shards, store.path)
         if jax.process_index() == 0:
             store.write_meta()
-        apply = ShardedApply(
-            image_encode_fn(model, preprocess, dtype), model.params, devices=mesh_devices
+        apply = _cached_apply(
+            model,
+            ("image", preprocess, dtype),
+            lambda: image_encode_fn(model, preprocess, dtype),
+            mesh_devices,
         )
         written = 0
         bar = tqdm(
@@ -256,7 +383,7 @@ def extract_images(
             it = make_batches(
                 source,
                 batch_size,
-                image_size=host_size,
+                image_size=size if host_resize else None,
                 shard_index=jax.process_index(),
                 shard_count=jax.process_count(),
                 num_workers=num_workers,
@@ -270,13 +397,13 @@ def extract_images(
                     caps: list[list[str]] = []
                     while sum(len(p["embeds"]) for p in parts) < stop - start:
                         batch, emb = next(results)
-                        meta = _gather_meta(batch)
+                        meta, batch_caps = _gather_batch(batch, info.has_captions)
                         valid = meta.pop("valid").astype(bool)
                         parts.append(
                             {"embeds": emb[valid], **{k: v[valid] for k, v in meta.items()}}
                         )
-                        if info.has_captions:
-                            caps.extend(c for c, ok in zip(batch["captions"], valid) if ok)
+                        if batch_caps is not None:
+                            caps.extend(c for c, ok in zip(batch_caps, valid) if ok)
                         bar.update(int(valid.sum()))
                     arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
                     if info.has_captions:
@@ -291,11 +418,18 @@ def extract_images(
                 results.close()
         bar.close()
         elapsed = time.perf_counter() - t0
-        done = sum(ranges[s][1] - ranges[s][0] for s in missing)
-        logging.info("encoded %d images in %.1fs (%.1f img/s)", done, elapsed, done / elapsed)
+        encoded = sum(ranges[s][1] - ranges[s][0] for s in missing)
+        logging.info("encoded %d images in %.1fs (%.1f img/s)", encoded, elapsed, encoded / elapsed)
     if jax.process_index() == 0 and not store.is_complete():
         store.mark_complete(num_shards, n)
-    return _assemble(shards, num_shards, info, {**fields, "cache": str(store.path)})
+    # `encoded` rows were computed by this call in `encode_seconds` (0: all read from the cache).
+    run_meta = {
+        "cache": str(store.path),
+        "resized_on": resized_on,
+        "encoded": encoded,
+        "encode_seconds": elapsed,
+    }
+    return _assemble(shards, num_shards, info, {**fields, **run_meta})
 
 
 def _dtype_name(model: Any) -> str:
@@ -366,6 +500,37 @@ def _process_slice(global_batch: np.ndarray) -> np.ndarray:
     return global_batch[index * local : (index + 1) * local]
 
 
+def text_store(
+    model: Any,
+    texts: Sequence[str],
+    *,
+    batch_size: int = 256,
+    dtype: str | None = None,
+    cache_root: str | Path | None = None,
+    devices: Sequence[jax.Device] | None = None,
+) -> ShardStore:
+    """The cache entry `extract_texts` uses for these arguments (its `.path` is the folder).
+
+    The effective batch size (`.fields["batch_size"]`) is min(batch_size, len(texts)) rounded up
+    to a multiple of the device count and of the process count.
+    """
+    texts = list(texts)
+    mesh_devices = list(devices) if devices is not None else jax.devices()
+    batch_size = round_batch_size(min(batch_size, max(1, len(texts))), len(mesh_devices))
+    batch_size = round_batch_size(batch_size, jax.process_count())
+    digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()
+    fields = {
+        "model": model.name,
+        "params_sha256": model.fingerprint,
+        "texts_sha256": digest,
+        "num_texts": len(texts),
+        "batch_size": batch_size,
+        "dtype": dtype or _dtype_name(model),
+        "jaxclip": __version__,
+    }
+    return ShardStore(cache_root or default_root(), "texts", fields)
+
+
 def extract_texts(
     model: Any,
     texts: Sequence[str],
@@ -385,26 +550,26 @@ def extract_texts(
     if not texts:
         raise ValueError("extract_texts needs at least one text")
     mesh_devices = list(devices) if devices is not None else jax.devices()
-    batch_size = round_batch_size(min(batch_size, len(texts)), len(mesh_devices))
-    batch_size = round_batch_size(batch_size, jax.process_count())
-    digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()
-    fields = {
-        "model": model.name,
-        "params_sha256": model.fingerprint,
-        "texts_sha256": digest,
-        "num_texts": len(texts),
-        "batch_size": batch_size,
-        "dtype": dtype or _dtype_name(model),
-        "jaxclip": __version__,
-    }
-    store = ShardStore(cache_root or default_root(), "texts", fields)
+    store = text_store(
+        model, texts, batch_size=batch_size, dtype=dtype, cache_root=cache_root, devices=devices
+    )
+    batch_size = store.fields["batch_size"]
     cached = store.read_shard(0, 0, len(texts))
-    if cached is not None:
+    # Every process must take the same branch (encoding is collective): encode unless every
+    # process found the cache (a process without it, e.g. on another disk, needs the result).
+    if not _agree_on_missing([] if cached is not None else [0], 1):
         return cached["embeds"]
     ids = np.asarray(model.tokenizer(texts), np.int32)
-    apply = ShardedApply(text_encode_fn(model, dtype), model.params, devices=mesh_devices)
+    apply = _cached_apply(
+        model, ("text", dtype), lambda: text_encode_fn(model, dtype), mesh_devices
+    )
     out = np.empty((len(texts), model.config.projection_dim), np.float32)
-    bar = tqdm(total=len(texts), unit="txt", desc="encode texts", disable=not progress)
+    bar = tqdm(
+        total=len(texts),
+        unit="txt",
+        desc="encode texts",
+        disable=not progress or jax.process_index() != 0,
+    )
     starts = range(0, len(texts), batch_size)
     pending = None
     for start in [*starts, None]:
