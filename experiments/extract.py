@@ -355,49 +355,5 @@ def build_report(results: dict[str, Any], timings: dict[str, Any]) -> Report:
     return report
 
 
-def _config_flag(argv: list[str]) -> str | None:
-    """The value of --config in `argv` (either `--config=X` or `--config X`), if any."""
-    for i, a in enumerate(argv):
-        if a.startswith("--config="):
-            return a.split("=", 1)[1]
-        if a == "--config" and i + 1 < len(argv):
-            return argv[i + 1]
-    return None
-
-
-def _precheck_variant(argv: list[str]) -> None:
-    """Exits with one line if --config names a bad variant.
-
-    ml_collections' flag parser would report the same ConfigError, but inside a "Flags parsing
-    error" with the whole traceback around it.
-    """
-    import importlib.util
-    import sys
-
-    value = _config_flag(argv)
-    if not value or ":" not in value:
-        return
-    path, arg = value.split(":", 1)
-    spec = importlib.util.spec_from_file_location("_extract_config_check", path)
-    if spec is None or spec.loader is None or not Path(path).is_file():
-        return  # let the flag parser report a missing file
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    try:
-        module.get_config(arg)
-    except ConfigError as e:
-        sys.exit(f"config error: {e}")
-
-
-def _main_run(config: Any, workdir: str) -> dict[str, Any]:
-    try:
-        return run(config, workdir)
-    except ConfigError as e:  # one line, not a traceback: the message names the fix
-        raise SystemExit(f"config error: {e}") from None
-
-
 if __name__ == "__main__":
-    import sys
-
-    _precheck_variant(sys.argv)
-    cli.main(_main_run, "extract")
+    cli.main(run, "extract")

@@ -471,11 +471,15 @@ def _assemble(
     embeds = cat.pop("embeds").astype(np.float32)
     labels = cat.pop("label") if "label" in cat else np.full(len(embeds), -1)
     indices = cat.pop("index")
+    # The dataset's attribute order, whether the shards came from this run or from the cache.
+    order = [k for k in info.attributes if k in cat] + sorted(
+        k for k in cat if k not in info.attributes
+    )
     return ImageFeatures(
         embeds=embeds,
         labels=np.asarray(labels, np.int64),
         indices=np.asarray(indices, np.int64),
-        attributes=cat,
+        attributes={k: cat[k] for k in order},
         captions=captions,
         classnames=tuple(info.classnames),
         meta=meta,
