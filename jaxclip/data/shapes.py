@@ -74,8 +74,8 @@ COLORS: dict[str, tuple[int, int, int]] = {
 }
 COLOR_NAMES: tuple[str, ...] = tuple(COLORS)
 SIZES: tuple[str, ...] = ("small", "medium", "large")
-# Object radius as a fraction of the image side (each size ~1.45x the previous one).
-SIZE_RADIUS: tuple[float, ...] = (0.055, 0.08, 0.115)
+# Object radius as a fraction of the image side (each size ~1.4x the previous one).
+SIZE_RADIUS: tuple[float, ...] = (0.07, 0.1, 0.135)
 POSITIONS: tuple[str, ...] = (
     "top left",
     "top",
@@ -380,8 +380,11 @@ class Shapes(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """Synthetic shapes with colour, size, position, background and count labels + captions."""
 
     name = "shapes"
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "First release."}  # noqa: RUF012 (tfds class attribute)
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {
+        "1.0.0": "First release.",
+        "1.1.0": "Larger objects (radius 0.07 / 0.1 / 0.135 of the side).",
+    }  # noqa: RUF012 (tfds class attribute)
     BUILDER_CONFIGS = [  # noqa: RUF012 (tfds class attribute)
         _config("64", 64, 10_000, 2_000),
         _config("128", 128, 10_000, 2_000),

@@ -37,6 +37,23 @@ def study_module(name: str):
     return importlib.import_module(STUDIES[name])
 
 
+def collect_headlines(results: dict[str, Any], names: list[str]) -> list[dict[str, Any]]:
+    """Rows for the "At a glance" table: each study's `headline` (a dict or a list of dicts
+    with method, top1, top5, macro_f1 as fractions), shown in percent."""
+    rows = []
+    for name in names:
+        heads = (
+            results.get(name, {}).get("headline") if isinstance(results.get(name), dict) else None
+        )
+        for head in [heads] if isinstance(heads, dict) else heads or []:
+            row = {"study": name, "method": head.get("method", name)}
+            for key in ("top1", "top5", "macro_f1"):
+                value = head.get(key)
+                row[key] = None if value is None else 100.0 * float(value)
+            rows.append(row)
+    return rows
+
+
 def run_studies(
     config: Any, workdir: str | Path, names: list[str], *, title: str | None = None, model=None
 ) -> dict[str, Any]:
@@ -63,12 +80,23 @@ def run_studies(
         + ")."
     )
     timings: dict[str, float] = {}
+    sections: list[Section] = []
     for name, module in modules.items():
         t = time.perf_counter()
         logging.info("study %s ...", name)
         section: Section = module.run(ctx, config[name])
         timings[name] = round(time.perf_counter() - t, 3)
         results[name] = section.results
+        sections.append(section)
+    headlines = collect_headlines(results, names)
+    if len(headlines) > 1:
+        report.section("At a glance")
+        report.text(
+            "Classification accuracy of the same image embeddings (test split) by every method "
+            "this run used: zero-shot needs no labels, probes train on the train split."
+        )
+        report.table(headlines, ["study", "method", "top1", "top5", "macro_f1"], floatfmt=".2f")
+    for section in sections:
         report.extend(section.report)
     data = {}
     for which in ("train", "test"):
