@@ -17,7 +17,7 @@ tokenized captions (N, C, L)). Which images and which of their C captions make u
 pure function of (seed, s): the images follow a seeded permutation per epoch, the caption per
 image is drawn from `default_rng([seed, 1, s])`. Pixels are normalised with CLIP's mean / std on
 the device, inside the jitted step. No augmentation: flips would turn "left" captions into lies.
-Token rows are cut after the dataset's last EOS position (`trim_padding`: shapes captions need
+Token rows are cut after the dataset's last EOS position (`trim_to_eos`: shapes captions need
 <= 18 of the 32 positions); this is exact, as the text tower is causal and pools at the first EOS.
 
 Parallelism: one jitted step, data-parallel over a one-axis `jax.sharding.Mesh` ("data"): the
@@ -75,6 +75,7 @@ from jax.sharding import PartitionSpec as P
 
 from jaxclip import atomic
 from jaxclip.losses import clip_logits, clip_loss
+from jaxclip.models.tokenizer import trim_to_eos
 from jaxclip.version import __version__
 
 log = logging.getLogger(__name__)
@@ -185,20 +186,6 @@ def tokenize_captions(captions: Sequence[Sequence[str]], tokenizer: Any) -> np.n
     row = {t: i for i, t in enumerate(unique)}
     index = np.fromiter((row[t] for t in flat), np.int64, len(flat))
     return ids[index].reshape(len(captions), c, ids.shape[1])
-
-
-def trim_padding(input_ids: np.ndarray, eos_token_id: int) -> np.ndarray:
-    """input_ids[..., :T] with T = 1 + the last position of any row's first EOS.
-
-    Free speed-up, exact: the text tower is causal and pools at the first EOS, so positions
-    after it never reach the text embedding (tests check embeddings are unchanged). Rows must
-    hold an EOS (the tokenizer keeps it when it truncates).
-    """
-    ids = np.asarray(input_ids)
-    has = ids == eos_token_id
-    if not np.all(has.any(axis=-1)):
-        raise ValueError(f"every row of input_ids {ids.shape} needs an EOS ({eos_token_id})")
-    return ids[..., : int(has.argmax(axis=-1).max()) + 1]
 
 
 @functools.lru_cache(maxsize=4)
@@ -396,8 +383,13 @@ def _to_dict(config: Any) -> dict[str, Any]:
 
 
 def run_identity(config: Any) -> dict[str, Any]:
-    """The config fields that determine the trained params, plus the jaxclip version."""
+    """The config fields that determine the trained params, plus the jaxclip version and, for
+    the built-in shapes dataset, its version (a regenerated dataset means a new model)."""
     d = {k: v for k, v in _to_dict(config).items() if k not in NON_IDENTITY_FIELDS}
+    if str(d.get("dataset", "")).split("/")[0] == "shapes":
+        from jaxclip.data.shapes import Shapes
+
+        d["dataset_version"] = str(Shapes.VERSION)
     return {"jaxclip_version": __version__, **d}
 
 
@@ -702,7 +694,7 @@ def _train(
         raise ValueError(
             f"config.batch_size={config.batch_size} exceeds the {len(data)} training examples"
         )
-    tokens = trim_padding(tokenize_captions(data.captions, tokenizer), tokenizer.eos_token_id)
+    tokens = trim_to_eos(tokenize_captions(data.captions, tokenizer), tokenizer.eos_token_id)
     image_size = data.images.shape[1]
     if data.images.shape[1] != data.images.shape[2]:
         raise ValueError(f"training images must be square; got {data.images.shape[1:3]}")

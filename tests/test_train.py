@@ -25,7 +25,7 @@ from jaxclip.config_args import ConfigError
 from jaxclip.data import load_dataset
 from jaxclip.data.preprocess import PreprocessConfig
 from jaxclip.models.clip import CLIP
-from jaxclip.models.tokenizer import Tokenizer
+from jaxclip.models.tokenizer import Tokenizer, trim_to_eos
 
 # --- fixtures ----------------------------------------------------------------------------------
 
@@ -144,17 +144,17 @@ def _get(tree, path):
     return tree
 
 
-def test_trim_padding_keeps_text_embeddings():
+def test_trim_to_eos_keeps_text_embeddings():
     module, _ = tiny_module()
     params = train.init_params(module, 1)
     tok = Tokenizer.openai(32)
     ids = tok(["a red circle", "two small blue squares in the top left on a striped background"])
-    short = train.trim_padding(ids, tok.eos_token_id)
+    short = trim_to_eos(ids, tok.eos_token_id)
     assert short.shape == (2, int(np.argmax(ids[1] == tok.eos_token_id)) + 1)
     enc = jax.jit(lambda p, x: module.apply({"params": p}, x, method=CLIP.encode_text)[0])
     np.testing.assert_allclose(enc(params, short), enc(params, ids), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="EOS"):
-        train.trim_padding(np.ones((1, 4), np.int32), tok.eos_token_id)
+        trim_to_eos(np.ones((1, 4), np.int32), tok.eos_token_id)
 
 
 def test_train_step_clamps_logit_scale_and_is_data_parallel():

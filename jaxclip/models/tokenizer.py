@@ -171,3 +171,21 @@ class Tokenizer:
             f"Tokenizer({type(self.hf).__name__}, vocab_size={self.vocab_size}, "
             f"context_length={self.context_length})"
         )
+
+
+def trim_to_eos(input_ids: np.ndarray, eos_token_id: int, multiple: int = 1) -> np.ndarray:
+    """input_ids[..., :T], T = 1 + the last position of any row's first EOS (rounded up to a
+    multiple of `multiple`, at most the row length).
+
+    Exact for the embeddings: the text tower is causal and pools at the first EOS, so positions
+    after it never reach the text embedding (only `hidden_states` get shorter). Rounding T up
+    keeps the number of distinct shapes, hence jit compilations, small. Rows must hold an EOS
+    (the tokenizer keeps it when it truncates).
+    """
+    ids = np.asarray(input_ids)
+    has = ids == eos_token_id
+    if ids.ndim < 1 or not np.all(has.any(axis=-1)):
+        raise ValueError(f"every row of input_ids {ids.shape} needs an EOS ({eos_token_id})")
+    t = int(has.argmax(axis=-1).max()) + 1
+    t = min(ids.shape[-1], -(-t // multiple) * multiple)
+    return ids[..., :t]
