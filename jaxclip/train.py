@@ -924,22 +924,6 @@ def is_finished(workdir: str | os.PathLike) -> bool:
     return (workdir / DONE_FILE).is_file() and (workdir / MODEL_DIR / "config.json").is_file()
 
 
-@contextlib.contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as f:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover (not POSIX)
-            yield
-            return
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def train_or_reuse(config: Any = None, cache_dir: str | os.PathLike | None = None) -> Path:
     """The model folder of a finished run of `config`, training it first if needed.
 
@@ -959,7 +943,7 @@ def train_or_reuse(config: Any = None, cache_dir: str | os.PathLike | None = Non
     workdir = models_root(cache_dir) / f"train_clip-{identity_hash(config)}"
     if is_finished(workdir):
         return workdir / MODEL_DIR
-    with _lock(workdir.parent / f".{workdir.name}.lock"):
+    with atomic.file_lock(workdir.parent / f".{workdir.name}.lock"):
         if not is_finished(workdir):
             log.info("training %s into %s", config.get("name", "CLIP"), workdir)
             train(config, workdir)

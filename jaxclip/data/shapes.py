@@ -25,7 +25,6 @@ tests).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import io
 import os
@@ -36,6 +35,8 @@ from typing import Any
 import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image, ImageDraw
+
+from jaxclip import atomic
 
 # ----------------------------------------------------------------------------------------------
 # Attributes and their values (order = label index).
@@ -381,10 +382,10 @@ class Shapes(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     name = "shapes"
     VERSION = tfds.core.Version("1.1.0")
-    RELEASE_NOTES = {
+    RELEASE_NOTES = {  # noqa: RUF012 (tfds class attribute)
         "1.0.0": "First release.",
         "1.1.0": "Larger objects (radius 0.07 / 0.1 / 0.135 of the side).",
-    }  # noqa: RUF012 (tfds class attribute)
+    }
     BUILDER_CONFIGS = [  # noqa: RUF012 (tfds class attribute)
         _config("64", 64, 10_000, 2_000),
         _config("128", 128, 10_000, 2_000),
@@ -436,23 +437,6 @@ def default_data_dir() -> str:
     return os.environ.get("JAXCLIP_DATA_DIR") or os.path.expanduser("~/.cache/jaxclip/tfds")
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path):
-    """An exclusive advisory lock (POSIX), so parallel processes prepare a dataset once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as f:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover (not POSIX)
-            yield
-            return
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def shapes_builder(
     config: str | ShapesConfig = "64", *, data_dir: str | os.PathLike | None = None
 ) -> Shapes:
@@ -469,7 +453,7 @@ def shapes_builder(
     builder = Shapes(config=config, data_dir=data_dir, file_format="array_record")
     if not builder.is_prepared():
         cfg_name = config if isinstance(config, str) else config.name
-        with _file_lock(Path(data_dir) / "shapes" / f".{cfg_name}.lock"):
+        with atomic.file_lock(Path(data_dir) / "shapes" / f".{cfg_name}.lock"):
             builder = Shapes(config=config, data_dir=data_dir, file_format="array_record")
             if not builder.is_prepared():
                 builder.download_and_prepare(
