@@ -1,9 +1,17 @@
-"""Benchmark: jaxclip's Flax CLIP encoders vs transformers' PyTorch CLIPModel, same weights.
+"""Benchmark: jaxclip's Flax CLIP encoders vs the PyTorch reference models, same weights.
 
-Both sides get the SAME random weights: the PyTorch `CLIPModel` is built from our config
-(`to_hf_config`), randomly initialised, and its state dict converted with our converter
-(`hf_torch_to_params`); a parity check on one batch proves it. Both run the same batch of
-normalised NHWC / NCHW pixels and the same 77-token id rows, on the same device, in one process,
+Both sides get the SAME random weights: the PyTorch model is built from our config, randomly
+initialised, and its state dict converted with our converter; a parity check on one batch proves
+it. The reference per backbone:
+  ViT (vit_b32, ...): transformers' `CLIPModel` (`to_hf_config`, `hf_torch_to_params`);
+  rn50 (and rn101, rn50x4, ...): OpenAI's `clip/model.py` CLIP (ModifiedResNet), imported by file
+       path; converted with `openai_to_params`;
+  convnext_base: OpenCLIP's `CLIP` with its timm ConvNeXt `TimmModel`, `openai_to_params`.
+open_clip and timm import torchvision in their package __init__ and torchvision is not installed:
+`reference_modules` imports just the needed submodules under fake parent packages, with a
+one-name torchvision stub (`ops.misc.FrozenBatchNorm2d`, used only to freeze BatchNorm) present
+only while they import (the same loader as tests/test_backbones.py). Both sides run the same batch
+of normalised NHWC / NCHW pixels and the same 77-token id rows, on the same device, in one process,
 after warm-up; the numbers are throughputs over `--steps` timed calls (median of per-call times).
 
   CPU: float32 on both sides (PyTorch uses its default intra-op threads; JAX/XLA its own).
@@ -14,15 +22,22 @@ Usage:
   python -m experiments.benchmark_encode                      # ViT-B/32, batch 32, float32
   python -m experiments.benchmark_encode --small              # tiny model, seconds
   python -m experiments.benchmark_encode --dtype bfloat16 --batch 1024   # on a GPU
+  python -m experiments.benchmark_encode --model rn50         # OpenAI RN50 vs clip/model.py
+  python -m experiments.benchmark_encode --model convnext_base --small   # tiny ConvNeXt, seconds
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
+import importlib.util
 import json
 import statistics
 import sys
 import time
+import types
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,7 +57,18 @@ def encoder_flops(width: int, mlp: int, layers: int, tokens: int) -> float:
 
 
 def image_flops(cfg) -> float:
-    """FLOPs per image: patch conv + encoder + projection (ViT-B/32: 8.8 GFLOP)."""
+    """FLOPs per image: patch conv + encoder + projection (ViT-B/32: 8.8 GFLOP).
+
+    ResNet / ConvNeXt towers: `resnet.image_flops` / `convnext.image_flops` (RN50: 11.6 GFLOP,
+    ConvNeXt-Base: 30.7 GFLOP at 224 px; both equal torch's FlopCounterMode on the references).
+    """
+    from jaxclip.models import convnext, resnet
+    from jaxclip.models.variants import ConvNeXtConfig, ResNetConfig
+
+    if isinstance(cfg.vision, ResNetConfig):
+        return resnet.image_flops(cfg.vision, cfg.projection_dim)
+    if isinstance(cfg.vision, ConvNeXtConfig):
+        return convnext.image_flops(cfg.vision, cfg.projection_dim)
     v = cfg.vision
     n = v.num_patches
     patch = 2.0 * n * v.patch_size * v.patch_size * 3 * v.width
@@ -72,31 +98,169 @@ def _time(fn, steps: int, sync) -> float:
     return statistics.median(times)
 
 
+# --- reference model code without torchvision -----------------------------------------------------
+
+TINY_CONVNEXT = dict(depths=(1, 1, 1, 1), dims=(16, 32, 48, 64))  # = variants.tiny_convnext
+
+
+def small_variant(model: str) -> str:
+    """The tiny variant of the same image-tower kind as `model` (the --small smoke test)."""
+    from jaxclip.models.variants import ConvNeXtConfig, ResNetConfig, get_variant
+
+    vision = get_variant(model).vision
+    if isinstance(vision, ResNetConfig):
+        return "tiny_resnet"
+    return "tiny_convnext" if isinstance(vision, ConvNeXtConfig) else "tiny"
+
+
+@contextlib.contextmanager
+def _torchvision_stub():
+    class FrozenBatchNorm2d:  # imported by timm / open_clip to freeze BatchNorm; never used here
+        def __init__(self, *args, **kwargs):
+            raise RuntimeError("torchvision stub: FrozenBatchNorm2d is not available")
+
+    names = ("torchvision", "torchvision.ops", "torchvision.ops.misc")
+    for name in names:
+        module = types.ModuleType(name)
+        module.__path__ = []
+        sys.modules[name] = module
+    sys.modules["torchvision.ops.misc"].FrozenBatchNorm2d = FrozenBatchNorm2d
+    try:
+        yield
+    finally:
+        for name in names:
+            sys.modules.pop(name, None)
+
+
+def _fake_package(name: str, folder: Path) -> types.ModuleType:
+    module = types.ModuleType(name)
+    module.__path__ = [str(folder)]
+    module.__package__ = name
+    sys.modules[name] = module
+    return module
+
+
+def reference_modules() -> types.SimpleNamespace:
+    """OpenAI's clip/model.py, open_clip.model and timm's convnext, without torchvision."""
+    import transformers  # noqa: F401  (decides that torchvision is absent, before the stub)
+
+    site = Path(importlib.util.find_spec("torch").origin).parents[1]
+    spec = importlib.util.spec_from_file_location("openai_clip_model", site / "clip" / "model.py")
+    openai = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(openai)
+    if "open_clip.model" not in sys.modules:
+        with _torchvision_stub():
+            timm = _fake_package("timm", site / "timm")
+            timm.__version__ = importlib.import_module("timm.version").__version__
+            data = _fake_package("timm.data", site / "timm" / "data")
+            constants = importlib.import_module("timm.data.constants")
+            data.__dict__.update({k: v for k, v in vars(constants).items() if k.isupper()})
+            _fake_package("timm.models", site / "timm" / "models")
+            importlib.import_module("timm.models.convnext")
+            timm.create_model = importlib.import_module("timm.models._factory").create_model
+            _fake_package("open_clip", site / "open_clip")
+            importlib.import_module("open_clip.model")
+    return types.SimpleNamespace(
+        openai=openai,
+        oc_model=sys.modules["open_clip.model"],
+        timm=sys.modules["timm"],
+        convnext=sys.modules["timm.models.convnext"],
+    )
+
+
+def _perturb_norms(model) -> None:
+    """BN / LN scales and ConvNeXt gammas off their init (1, zero-init bn3, 1e-6), BN statistics
+    random, so the parity check exercises every branch."""
+    import torch
+
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("gamma"):
+                p.copy_(0.1 * torch.randn_like(p))
+            elif ".bn" in name or "norm" in name or "downsample.1" in name:
+                p.add_(0.1 * torch.randn_like(p))
+        for name, b in model.named_buffers():
+            if name.endswith("running_mean"):
+                b.copy_(0.1 * torch.randn_like(b))
+            elif name.endswith("running_var"):
+                b.copy_(0.5 + torch.rand_like(b))
+
+
+def torch_reference(cfg, seed: int):
+    """(eval torch model, image fn(x), text fn(ids), our params) with the same random weights."""
+    import torch
+
+    from jaxclip.models import convert, convnext
+    from jaxclip.models.variants import ConvNeXtConfig, ResNetConfig
+
+    torch.manual_seed(seed)
+    t = cfg.text
+    if isinstance(cfg.vision, (ResNetConfig, ConvNeXtConfig)):
+        refs = reference_modules()
+        if isinstance(cfg.vision, ResNetConfig):
+            v = cfg.vision
+            model = refs.openai.CLIP(
+                cfg.projection_dim, v.image_size, v.layers, v.width, None,
+                t.context_length, t.vocab_size, t.width, t.heads, t.layers,
+            )  # fmt: skip
+        else:
+            v = cfg.vision
+            name = convnext.timm_name(v)
+            if name is None:  # the small mode's trunk (timm names no such size)
+                create = refs.timm.create_model
+                refs.timm.create_model = lambda n, pretrained=False, **kw: (
+                    refs.convnext._create_convnext("convnext_tiny", **TINY_CONVNEXT, **kw)
+                )
+            text_cfg = dict(
+                context_length=t.context_length, vocab_size=t.vocab_size, width=t.width,
+                heads=t.heads, layers=t.layers,
+            )  # fmt: skip
+            vision_cfg = dict(timm_model_name=name or "convnext_tiny", timm_pool="",
+                              timm_proj="linear", image_size=v.image_size)  # fmt: skip
+            try:
+                model = refs.oc_model.CLIP(cfg.projection_dim, vision_cfg, text_cfg)
+            finally:
+                if name is None:
+                    refs.timm.create_model = create
+        model = model.eval()
+        _perturb_norms(model)
+        sd = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+        params = convert.openai_to_params(sd, cfg)[1]
+        return model, model.encode_image, model.encode_text, params
+    from transformers import CLIPConfig as HFCLIPConfig
+    from transformers import CLIPModel
+
+    from jaxclip.models.variants import to_hf_config
+
+    hf_cfg = HFCLIPConfig(**to_hf_config(cfg))
+    hf_cfg._attn_implementation = "sdpa"
+    model = CLIPModel(hf_cfg).eval()
+    sd = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    params = convert.hf_torch_to_params(sd, cfg)
+    image = lambda x: model.get_image_features(pixel_values=x).pooler_output
+    text = lambda ids: model.get_text_features(input_ids=ids).pooler_output
+    return model, image, text, params
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import jax
     import jax.numpy as jnp
     import torch
-    from transformers import CLIPConfig as HFCLIPConfig
-    from transformers import CLIPModel
 
-    from jaxclip.models import convert
     from jaxclip.models.clip import CLIP
     from jaxclip.models.tokenizer import Tokenizer
-    from jaxclip.models.variants import get_variant, to_hf_config
+    from jaxclip.models.variants import get_variant
 
-    cfg = get_variant("tiny" if args.small else args.model)
+    name = small_variant(args.model) if args.small else args.model
+    cfg = get_variant(name)
     platform = jax.default_backend()
     on_gpu = platform == "gpu" and torch.cuda.is_available()
     torch_device = "cuda" if on_gpu else "cpu"
     jax_dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[args.dtype]
     torch_dtype = torch.float32 if args.dtype == "float32" else torch.float16
 
-    torch.manual_seed(args.seed)
-    hf_cfg = HFCLIPConfig(**to_hf_config(cfg))
-    hf_cfg._attn_implementation = "sdpa"
-    tmodel = CLIPModel(hf_cfg).eval()
-    sd = {k: v.detach().numpy() for k, v in tmodel.state_dict().items()}
-    params = jax.device_put(convert.hf_torch_to_params(sd, cfg))
+    tmodel, torch_image, torch_text, params = torch_reference(cfg, args.seed)
+    params = jax.device_put(params)
     tmodel = tmodel.to(torch_device, torch_dtype)
     module = CLIP(cfg, dtype=jax_dtype)
 
@@ -120,7 +284,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             torch.cuda.synchronize()
 
     results: dict[str, Any] = {
-        "model": "tiny" if args.small else args.model,
+        "model": name,
         "batch": b,
         "steps": args.steps,
         "dtype_jax": args.dtype,
@@ -131,22 +295,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with torch.inference_mode():
         # Parity on one batch: the same weights give the same embeddings.
         ours = np.asarray(image_fn(params, x_jax), np.float32)
-        ref = tmodel.get_image_features(pixel_values=x_torch).pooler_output.float().cpu().numpy()
+        ref = torch_image(x_torch).float().cpu().numpy()
         results["image_max_abs_diff"] = float(np.abs(ours - ref).max())
         results["image_rel_diff"] = float(np.linalg.norm(ours - ref) / np.linalg.norm(ref))
         ours_t = np.asarray(text_fn(params, ids_jax), np.float32)
-        ref_t = tmodel.get_text_features(input_ids=ids_torch).pooler_output.float().cpu().numpy()
+        ref_t = torch_text(ids_torch).float().cpu().numpy()
         results["text_rel_diff"] = float(np.linalg.norm(ours_t - ref_t) / np.linalg.norm(ref_t))
 
         tasks = {
-            "image": (
-                lambda: image_fn(params, x_jax),
-                lambda: tmodel.get_image_features(pixel_values=x_torch).pooler_output,
-            ),
-            "text": (
-                lambda: text_fn(params, ids_jax),
-                lambda: tmodel.get_text_features(input_ids=ids_torch).pooler_output,
-            ),
+            "image": (lambda: image_fn(params, x_jax), lambda: torch_image(x_torch)),
+            "text": (lambda: text_fn(params, ids_jax), lambda: torch_text(ids_torch)),
         }
         for task, (jfn, tfn) in tasks.items():
             if task == "text" and args.skip_text:
@@ -205,7 +363,11 @@ def report(r: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--model", default="vit_b32", help="variant: vit_b32, vit_b16, vit_l14, ...")
+    p.add_argument(
+        "--model",
+        default="vit_b32",
+        help="variant: vit_b32, vit_b16, vit_l14, rn50, convnext_base, ... (--small: tiny size)",
+    )
     p.add_argument("--batch", type=int, default=32, help="images / texts per call")
     p.add_argument("--steps", type=int, default=5, help="timed calls per side")
     p.add_argument("--warmup", type=int, default=2, help="untimed calls per side first")
@@ -215,7 +377,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         choices=["float32", "bfloat16"],
         help="jaxclip compute dtype (torch: float32 / float16)",
     )
-    p.add_argument("--small", action="store_true", help="tiny model (smoke test)")
+    p.add_argument(
+        "--small",
+        action="store_true",
+        help="tiny model of the same kind (tiny, tiny_resnet, tiny_convnext): a smoke test",
+    )
     p.add_argument("--skip_torch", action="store_true", help="time jaxclip only")
     p.add_argument("--skip_text", action="store_true", help="time the image tower only")
     p.add_argument("--seed", type=int, default=0)

@@ -1,4 +1,4 @@
-"""CLIP in Flax linen: a ViT image tower and a causal text tower, projected to one space.
+"""CLIP in Flax linen: an image tower and a causal text tower, projected to one space.
 
 Radford et al. 2021, "Learning Transferable Visual Models From Natural Language Supervision".
 
@@ -10,6 +10,11 @@ Text tower:
     x = token_embedding[ids] + position_embedding;  same blocks with a causal mask
     x = LayerNorm_final(x);  pooled = x[first EOS];   text_embed = pooled @ W_text
 The logit scale s is learned; logits = exp(s) * cos(image, text) (done by the caller).
+
+The image tower is picked by the type of `config.vision`: `VisionConfig` -> the ViT above;
+`ResNetConfig` -> OpenAI's ModifiedResNet (`jaxclip.models.resnet`: RN50, RN101, RN50x4, ...,
+whose attention pool ends in its own projection `c_proj`); `ConvNeXtConfig` -> OpenCLIP's timm
+ConvNeXt with its projection head (`jaxclip.models.convnext`). The text tower is the same for all.
 
 The parameter tree follows the Hugging Face Flax CLIP layout (`FlaxCLIPModel`), so a hub
 `flax_model.msgpack` restores into it as it is:
@@ -23,6 +28,10 @@ The parameter tree follows the Hugging Face Flax CLIP layout (`FlaxCLIPModel`), 
     vision_model/{pre_layrnorm (sic), post_layernorm}/{scale,bias}
     vision_model/encoder/layers/<i>/...   (as in the text tower)
     visual_projection/kernel, text_projection/kernel, logit_scale
+
+ResNet and ConvNeXt towers replace `vision_model` + `visual_projection` by one subtree `visual`
+holding OpenCLIP's names (see their modules); the text tree is unchanged. The ViT tree is exactly
+the HF Flax one, so hub `flax_model.msgpack` files still restore as they are.
 
 Pixels come in NHWC float (already normalised), the JAX-native layout. `dtype` is the compute
 dtype (float32 or bfloat16); `param_dtype` the storage dtype of the parameters. LayerNorm
@@ -38,7 +47,15 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxclip.models.variants import CLIPConfig, TextConfig, VisionConfig
+from jaxclip.models.convnext import TimmConvNeXt
+from jaxclip.models.resnet import ModifiedResNet
+from jaxclip.models.variants import (
+    CLIPConfig,
+    ConvNeXtConfig,
+    ResNetConfig,
+    TextConfig,
+    VisionConfig,
+)
 
 Dtype = Any
 
@@ -258,8 +275,20 @@ def eos_positions(input_ids: jax.Array, eos_token_id: int) -> jax.Array:
     return jnp.argmax(input_ids == eos_token_id, axis=-1)
 
 
+def pool_positions(input_ids: jax.Array, cfg: TextConfig) -> jax.Array:
+    """Index of the pooled token per row: EOS (`eos_positions`), 0 ("first") or T - 1 ("last")."""
+    if cfg.pool_type == "first":
+        return jnp.zeros(input_ids.shape[:1], jnp.int32)
+    if cfg.pool_type == "last":
+        return jnp.full(input_ids.shape[:1], input_ids.shape[1] - 1, jnp.int32)
+    return eos_positions(input_ids, cfg.eos_token_id)
+
+
 class TextTransformer(nn.Module):
-    """Causal text tower; returns (pooled = final-LN state at the EOS position, hidden states)."""
+    """Text tower (causal unless cfg.causal is False); returns (pooled, hidden states).
+
+    pooled = the final-LN state at `pool_positions` (the EOS token for CLIP).
+    """
 
     cfg: TextConfig
     dtype: Dtype = jnp.float32
@@ -269,9 +298,9 @@ class TextTransformer(nn.Module):
     def __call__(self, input_ids: jax.Array) -> tuple[jax.Array, tuple[jax.Array, ...]]:
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
         x = TextEmbeddings(self.cfg, name="embeddings", **kw)(input_ids)
-        x, states = Encoder(self.cfg, causal=True, name="encoder", **kw)(x)
+        x, states = Encoder(self.cfg, causal=self.cfg.causal, name="encoder", **kw)(x)
         x = _layer_norm(self.cfg, name="final_layer_norm", **kw)(x)
-        idx = eos_positions(input_ids, self.cfg.eos_token_id)
+        idx = pool_positions(input_ids, self.cfg)
         pooled = jnp.take_along_axis(x, idx[:, None, None], axis=1)[:, 0]
         return pooled, states
 
@@ -292,14 +321,21 @@ class CLIP(nn.Module):
     def setup(self):
         cfg = self.config
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
-        self.vision_model = VisionTransformer(cfg.vision, **kw)
+        if isinstance(cfg.vision, VisionConfig):
+            self.vision_model = VisionTransformer(cfg.vision, **kw)
+            self.visual_projection = nn.Dense(
+                cfg.projection_dim,
+                use_bias=False,
+                kernel_init=nn.initializers.normal(cfg.vision.width**-0.5),
+                **kw,
+            )
+        elif isinstance(cfg.vision, ResNetConfig):
+            self.visual = ModifiedResNet(cfg.vision, cfg.projection_dim, **kw)
+        elif isinstance(cfg.vision, ConvNeXtConfig):
+            self.visual = TimmConvNeXt(cfg.vision, cfg.projection_dim, **kw)
+        else:  # pragma: no cover - CLIPConfig rejects other types
+            raise TypeError(f"unsupported image tower config {type(cfg.vision).__name__}")
         self.text_model = TextTransformer(cfg.text, **kw)
-        self.visual_projection = nn.Dense(
-            cfg.projection_dim,
-            use_bias=False,
-            kernel_init=nn.initializers.normal(cfg.vision.width**-0.5),
-            **kw,
-        )
         self.text_projection = nn.Dense(
             cfg.projection_dim,
             use_bias=False,
@@ -320,19 +356,29 @@ class CLIP(nn.Module):
 
         Args:
           pixel_values: float (N, H, W, 3), normalised, H = W = config.vision.image_size.
-          return_hidden: also return "hidden_states": (pre-LN'd embeddings, each layer's output).
+          return_hidden: also return "hidden_states" (see below).
 
         Returns:
-          (N, D) float32 raw (unnormalised) embeddings and {"pooled": (N, width) post-LN class
-          token, ["hidden_states": tuple of L+1 arrays (N, 1 + patches, width)]}.
+          (N, D) float32 raw (unnormalised) embeddings and {"pooled": the pre-projection image
+          feature, ["hidden_states": ...]}, by image tower:
+            ViT: pooled (N, width) = post-LN class token (embeds = pooled @ W, bias-free);
+              hidden_states = (pre-LN'd embeddings, each layer's output), (N, 1 + patches, width).
+            ResNet: pooled (N, width * 32) = attention-pool output before c_proj
+              (embeds = c_proj(pooled), with bias); hidden_states = (stem, layer1..4), NHWC.
+            ConvNeXt: pooled (N, dims[-1]) = LayerNorm(mean-pooled last stage), the trunk
+              output (embeds = head(pooled)); hidden_states = (stem, stage 0..3), NHWC.
         """
         s = self.config.vision.image_size
         if pixel_values.ndim != 4 or pixel_values.shape[1:] != (s, s, 3):
             raise ValueError(
                 f"pixel_values must be (N, {s}, {s}, 3) NHWC; got shape {pixel_values.shape}"
             )
-        pooled, states = self.vision_model(pixel_values)
-        embeds = self.visual_projection(pooled).astype(jnp.float32)
+        if isinstance(self.config.vision, VisionConfig):
+            pooled, states = self.vision_model(pixel_values)
+            embeds = self.visual_projection(pooled).astype(jnp.float32)
+        else:
+            embeds, pooled, states = self.visual(pixel_values)
+            embeds = embeds.astype(jnp.float32)
         out: dict[str, Any] = {"pooled": pooled.astype(jnp.float32)}
         if return_hidden:
             out["hidden_states"] = states

@@ -7,11 +7,17 @@ Three formats meet here:
   PyTorch conventions: Linear `weight` is (out, in) = kernel^T, the patch conv `weight` is OIHW
   (ours HWIO), LayerNorm `weight` = our `scale`, Embedding `weight` = our `embedding`.
   Converted both ways (`hf_torch_to_params`, `params_to_hf_torch`): we also save.
-* OpenAI / OpenCLIP ViT state dicts (`visual.conv1.weight`, `visual.transformer.resblocks.N.
-  attn.in_proj_weight`, `token_embedding.weight`, ...): converted to ours
-  (`openai_to_params`), with the architecture read from the shapes as OpenAI's
-  `clip/model.py:build_model` does (`infer_openai_config`). The fused `in_proj_weight` (3W, W)
-  splits into q, k, v in that order; `visual.proj` and `text_projection` are already (in, out).
+* OpenAI / OpenCLIP state dicts (`visual.conv1.weight`, `visual.transformer.resblocks.N.
+  attn.in_proj_weight`, `token_embedding.weight`, ...): converted both ways
+  (`openai_to_params`, `params_to_openai`), with the architecture read from the shapes as
+  OpenAI's `clip/model.py:build_model` does (`infer_openai_config`). The fused `in_proj_weight`
+  (3W, W) splits into q, k, v in that order; `visual.proj` and `text_projection` are already
+  (in, out). Three image towers: ViT (`visual.transformer.*`, into the HF Flax layout above),
+  OpenAI's ModifiedResNet (`visual.layer1.0.conv1.weight`, `visual.attnpool.*`, RN50 ...) and
+  OpenCLIP's timm ConvNeXt (`visual.trunk.*`, `visual.head.*`). The last two keep OpenCLIP's
+  names as a nested tree under "visual" (`visual.layer1.0.bn1.running_mean` ->
+  visual/layer1/0/bn1/mean; Linear/conv `weight` -> kernel, transposed / OIHW -> HWIO;
+  norm `weight` -> scale); `num_batches_tracked` buffers are dropped.
 
 A checkpoint that does not fit raises one `CheckpointError` naming every missing, unexpected
 and wrong-shape parameter.
@@ -25,7 +31,14 @@ from typing import Any
 
 import numpy as np
 
-from jaxclip.models.variants import CLIPConfig, TextConfig, VisionConfig
+from jaxclip.models import convnext, resnet
+from jaxclip.models.variants import (
+    CLIPConfig,
+    ConvNeXtConfig,
+    ResNetConfig,
+    TextConfig,
+    VisionConfig,
+)
 
 Params = dict[str, Any]
 Path = tuple[str, ...]
@@ -34,6 +47,7 @@ Path = tuple[str, ...]
 _HF_IGNORED = re.compile(r"^(text_model|vision_model)\.embeddings\.position_ids$")
 _OPENAI_IGNORED = re.compile(
     r"^(input_resolution|context_length|vocab_size|attn_mask|visual\.attn_mask)$"
+    r"|^visual\..*\.num_batches_tracked$"
 )
 _MAX_LISTED = 25
 
@@ -92,13 +106,28 @@ def _tower_layer_shapes(cfg: VisionConfig | TextConfig) -> dict[Path, tuple[int,
     return out
 
 
-def expected_shapes(config: CLIPConfig) -> dict[Path, tuple[int, ...]]:
-    """Flattened path -> shape of every parameter `CLIP(config).init` creates."""
-    v, t = config.vision, config.text
+def _text_shapes(config: CLIPConfig) -> dict[Path, tuple[int, ...]]:
+    t = config.text
     shapes: dict[Path, tuple[int, ...]] = {
         ("logit_scale",): (),
-        ("visual_projection", "kernel"): (v.width, config.projection_dim),
         ("text_projection", "kernel"): (t.width, config.projection_dim),
+        ("text_model", "embeddings", "token_embedding", "embedding"): (t.vocab_size, t.width),
+        ("text_model", "embeddings", "position_embedding", "embedding"): (
+            t.context_length,
+            t.width,
+        ),
+        ("text_model", "final_layer_norm", "scale"): (t.width,),
+        ("text_model", "final_layer_norm", "bias"): (t.width,),
+    }
+    for k, s in _tower_layer_shapes(t).items():
+        shapes[("text_model", *k)] = s
+    return shapes
+
+
+def _vit_shapes(config: CLIPConfig) -> dict[Path, tuple[int, ...]]:
+    v = config.vision
+    shapes: dict[Path, tuple[int, ...]] = {
+        ("visual_projection", "kernel"): (v.width, config.projection_dim),
         ("vision_model", "embeddings", "class_embedding"): (v.width,),
         ("vision_model", "embeddings", "patch_embedding", "kernel"): (
             v.patch_size,
@@ -110,22 +139,27 @@ def expected_shapes(config: CLIPConfig) -> dict[Path, tuple[int, ...]]:
             v.num_patches + 1,
             v.width,
         ),
-        ("text_model", "embeddings", "token_embedding", "embedding"): (t.vocab_size, t.width),
-        ("text_model", "embeddings", "position_embedding", "embedding"): (
-            t.context_length,
-            t.width,
-        ),
     }
     for ln in ("pre_layrnorm", "post_layernorm"):
         shapes[("vision_model", ln, "scale")] = (v.width,)
         shapes[("vision_model", ln, "bias")] = (v.width,)
-    shapes[("text_model", "final_layer_norm", "scale")] = (t.width,)
-    shapes[("text_model", "final_layer_norm", "bias")] = (t.width,)
     for k, s in _tower_layer_shapes(v).items():
         shapes[("vision_model", *k)] = s
-    for k, s in _tower_layer_shapes(t).items():
-        shapes[("text_model", *k)] = s
     return shapes
+
+
+def visual_shapes(config: CLIPConfig) -> dict[Path, tuple[int, ...]]:
+    """Path -> shape of every image-tower parameter (incl. its projection) of `CLIP(config)`."""
+    v = config.vision
+    if isinstance(v, VisionConfig):
+        return _vit_shapes(config)
+    tower = resnet if isinstance(v, ResNetConfig) else convnext
+    return {("visual", *p): s for p, s in tower.param_shapes(v, config.projection_dim).items()}
+
+
+def expected_shapes(config: CLIPConfig) -> dict[Path, tuple[int, ...]]:
+    """Flattened path -> shape of every parameter `CLIP(config).init` creates."""
+    return {**visual_shapes(config), **_text_shapes(config)}
 
 
 def flatten(tree: Mapping[str, Any], prefix: Path = ()) -> dict[Path, Any]:
@@ -240,9 +274,18 @@ def hf_torch_to_params(
 
 
 def params_to_hf_torch(params: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """Our tree -> HF PyTorch `CLIPModel` state dict (float32, contiguous numpy arrays)."""
+    """Our tree -> HF PyTorch `CLIPModel` state dict (float32, contiguous numpy arrays).
+
+    Raises:
+      ValueError: for a ResNet / ConvNeXt tree (transformers has no such CLIPModel).
+    """
     if set(params) == {"params"}:
         params = params["params"]
+    if "visual" in params:
+        raise ValueError(
+            "this tree has a ResNet / ConvNeXt image tower ('visual'), which transformers' "
+            "CLIPModel cannot hold; use params_to_openai (an OpenCLIP state dict) instead"
+        )
     return {
         _hf_name(p): _contiguous(_to_torch(p, _as_float32(x))) for p, x in flatten(params).items()
     }
@@ -269,10 +312,16 @@ _OPENAI_LAYER = {  # our path inside a layer -> (OpenAI name inside a resblock, 
     ("mlp", "fc2", "bias"): ("mlp.c_proj.bias", None),
 }
 
-_OPENAI_TOP = {  # our path -> OpenAI name
+_OPENAI_TEXT_TOP = {  # our path -> OpenAI name
     ("logit_scale",): "logit_scale",
-    ("visual_projection", "kernel"): "visual.proj",
     ("text_projection", "kernel"): "text_projection",
+    ("text_model", "embeddings", "token_embedding", "embedding"): "token_embedding.weight",
+    ("text_model", "embeddings", "position_embedding", "embedding"): "positional_embedding",
+    ("text_model", "final_layer_norm", "scale"): "ln_final.weight",
+    ("text_model", "final_layer_norm", "bias"): "ln_final.bias",
+}
+_OPENAI_VIT_TOP = {
+    ("visual_projection", "kernel"): "visual.proj",
     ("vision_model", "embeddings", "class_embedding"): "visual.class_embedding",
     ("vision_model", "embeddings", "patch_embedding", "kernel"): "visual.conv1.weight",
     (
@@ -285,20 +334,30 @@ _OPENAI_TOP = {  # our path -> OpenAI name
     ("vision_model", "pre_layrnorm", "bias"): "visual.ln_pre.bias",
     ("vision_model", "post_layernorm", "scale"): "visual.ln_post.weight",
     ("vision_model", "post_layernorm", "bias"): "visual.ln_post.bias",
-    ("text_model", "embeddings", "token_embedding", "embedding"): "token_embedding.weight",
-    ("text_model", "embeddings", "position_embedding", "embedding"): "positional_embedding",
-    ("text_model", "final_layer_norm", "scale"): "ln_final.weight",
-    ("text_model", "final_layer_norm", "bias"): "ln_final.bias",
 }
+_OPENAI_TOP = {**_OPENAI_TEXT_TOP, **_OPENAI_VIT_TOP}
+# OpenAI stores these two projections as (in, out) matrices, not as Linear weights.
+_PLAIN_MATRICES = {("visual_projection", "kernel"), ("text_projection", "kernel")}
+# Leaf renames of the ResNet / ConvNeXt trees: ours -> PyTorch's.
+_TORCH_LEAF = {"kernel": "weight", "scale": "weight", "mean": "running_mean", "var": "running_var"}
+
+
+def _conv_tower_name(path: Path) -> str:
+    """visual/layer1/0/bn1/mean -> visual.layer1.0.bn1.running_mean (ResNet / ConvNeXt trees)."""
+    return ".".join((*path[:-1], _TORCH_LEAF.get(path[-1], path[-1])))
 
 
 def _openai_sources(config: CLIPConfig) -> dict[Path, tuple[str, int | None]]:
-    """Our path -> (OpenAI name, which third of in_proj or None)."""
-    out: dict[Path, tuple[str, int | None]] = {p: (n, None) for p, n in _OPENAI_TOP.items()}
-    towers = (
-        ("vision_model", "visual.transformer", config.vision),
-        ("text_model", "transformer", config.text),
-    )
+    """Our path -> (OpenAI / OpenCLIP name, which third of in_proj or None)."""
+    out: dict[Path, tuple[str, int | None]] = {p: (n, None) for p, n in _OPENAI_TEXT_TOP.items()}
+    towers: list[tuple[str, str, VisionConfig | TextConfig]] = [
+        ("text_model", "transformer", config.text)
+    ]
+    if isinstance(config.vision, VisionConfig):
+        out.update({p: (n, None) for p, n in _OPENAI_VIT_TOP.items()})
+        towers.append(("vision_model", "visual.transformer", config.vision))
+    else:
+        out.update({p: (_conv_tower_name(p), None) for p in visual_shapes(config)})
     for tower, prefix, cfg in towers:
         for i in range(cfg.layers):
             for sub, (name, third) in _OPENAI_LAYER.items():
@@ -315,6 +374,136 @@ def _count_blocks(state_dict: Mapping[str, Any], prefix: str) -> int:
     return max(ids) + 1 if ids else 0
 
 
+def _indices(state_dict: Mapping[str, Any], prefix: str) -> list[int]:
+    """Sorted distinct integers N of keys `prefix.N.*`."""
+    pat = re.compile(rf"^{re.escape(prefix)}\.(\d+)\.")
+    return sorted({int(m.group(1)) for k in state_dict if (m := pat.match(k))})
+
+
+def _require(state_dict: Mapping[str, Any], keys: list[str], source: str, hint: str) -> None:
+    missing = [k for k in keys if k not in state_dict]
+    if missing:
+        raise checkpoint_error(source, missing=missing, hint=hint)
+
+
+def _shape(state_dict: Mapping[str, Any], key: str) -> tuple[int, ...]:
+    return tuple(np.shape(state_dict[key]))
+
+
+def infer_resnet_config(
+    state_dict: Mapping[str, Any],
+    *,
+    head_width: int = 64,
+    heads: int | None = None,
+    source: str = "state dict",
+) -> ResNetConfig:
+    """ModifiedResNet architecture from `visual.*` shapes, as OpenAI's `build_model` reads it.
+
+    layers = blocks found in visual.layer{1..4}; width = out channels of layer1.0.conv1;
+    image_size = 32 * sqrt(rows of attnpool.positional_embedding - 1); heads (not stored) =
+    width * 32 // head_width (OpenAI: head_width 64).
+    """
+    hint = "This is a ResNet CLIP (e.g. RN50) image tower whose keys are incomplete"
+    keys = ["visual.layer1.0.conv1.weight", "visual.attnpool.positional_embedding"]
+    _require(state_dict, keys, source, hint)
+    layers = tuple(len(_indices(state_dict, f"visual.layer{i}")) for i in (1, 2, 3, 4))
+    if min(layers) == 0:
+        raise checkpoint_error(
+            source,
+            missing=[f"visual.layer{i}.0.*" for i, n in zip((1, 2, 3, 4), layers) if n == 0],
+            hint=hint,
+        )
+    width = _shape(state_dict, "visual.layer1.0.conv1.weight")[0]
+    rows = _shape(state_dict, "visual.attnpool.positional_embedding")[0]
+    grid = round((rows - 1) ** 0.5)
+    if grid * grid + 1 != rows:
+        raise checkpoint_error(
+            source,
+            wrong_shape=[("visual.attnpool.positional_embedding", (grid * grid + 1,), (rows,))],
+            hint="the attention pool's positions are not a square grid plus one",
+        )
+    return ResNetConfig(
+        image_size=32 * grid,
+        layers=layers,  # type: ignore[arg-type]
+        width=width,
+        heads=heads or max(1, width * 32 // head_width),
+    )
+
+
+def infer_convnext_config(
+    state_dict: Mapping[str, Any],
+    *,
+    image_size: int = 224,
+    norm_eps: float | None = None,
+    timm_model_name: str | None = None,
+    source: str = "state dict",
+) -> ConvNeXtConfig:
+    """ConvNeXt architecture from OpenCLIP `visual.trunk.*` / `visual.head.*` shapes.
+
+    depths/dims/patch/kernel/mlp ratio come from the weights; the head is "linear" when
+    `visual.head.proj.weight` exists, "mlp" for `visual.head.mlp.*`. Not stored: the image size
+    (OpenCLIP config; 224 by default) and the LayerNorm eps (timm: 1e-6, 1e-5 for
+    convnext_xxlarge, read from `timm_model_name` or the trunk size).
+    """
+    hint = "This is an OpenCLIP timm ConvNeXt image tower whose keys are incomplete"
+    _require(
+        state_dict, ["visual.trunk.stem.0.weight", "visual.trunk.head.norm.weight"], source, hint
+    )
+    stages = _indices(state_dict, "visual.trunk.stages")
+    depths = tuple(len(_indices(state_dict, f"visual.trunk.stages.{i}.blocks")) for i in stages)
+    if not stages or min(depths) == 0:
+        raise checkpoint_error(source, missing=["visual.trunk.stages.<i>.blocks.0.*"], hint=hint)
+    dims = tuple(
+        _shape(state_dict, f"visual.trunk.stages.{i}.blocks.0.norm.weight")[0] for i in stages
+    )
+    stem = _shape(state_dict, "visual.trunk.stem.0.weight")
+    fc1 = _shape(state_dict, "visual.trunk.stages.0.blocks.0.mlp.fc1.weight")
+    dw = _shape(state_dict, "visual.trunk.stages.0.blocks.0.conv_dw.weight")
+    if len(fc1) != 2:
+        raise checkpoint_error(
+            source,
+            wrong_shape=[("visual.trunk.stages.0.blocks.0.mlp.fc1.weight", (fc1[0], dims[0]), fc1)],
+            hint="ConvNeXt with conv_mlp=True (1x1-conv MLPs) is not supported",
+        )
+    if "visual.head.proj.weight" in state_dict:
+        head, head_bias = "linear", "visual.head.proj.bias" in state_dict
+    elif "visual.head.mlp.fc1.weight" in state_dict:
+        head, head_bias = "mlp", "visual.head.mlp.fc2.bias" in state_dict
+    else:
+        raise checkpoint_error(
+            source,
+            missing=["visual.head.proj.weight (timm_proj='linear') or visual.head.mlp.fc1.weight"],
+            hint="only OpenCLIP's 'linear' and 'mlp' ConvNeXt heads are supported",
+        )
+    name = timm_model_name or convnext.TIMM_CONVNEXT.get((depths, dims))
+    eps = norm_eps if norm_eps is not None else convnext.TIMM_NORM_EPS.get(name or "", 1e-6)
+    return ConvNeXtConfig(
+        image_size=image_size,
+        depths=depths,
+        dims=dims,
+        patch_size=stem[-1],
+        kernel_size=dw[-1],
+        mlp_ratio=fc1[0] / dims[0],
+        norm_eps=eps,
+        head=head,
+        head_bias=head_bias,
+    )
+
+
+def _image_tower_kind(state_dict: Mapping[str, Any]) -> str | None:
+    if "visual.trunk.stem.0.weight" in state_dict or any(
+        k.startswith("visual.trunk.") for k in state_dict
+    ):
+        return "convnext"
+    if any(k.startswith("visual.layer1.") for k in state_dict) or (
+        "visual.attnpool.positional_embedding" in state_dict
+    ):
+        return "resnet"
+    if any(k.startswith("visual.transformer.") for k in state_dict) or "visual.proj" in state_dict:
+        return "vit"
+    return None
+
+
 def infer_openai_config(
     state_dict: Mapping[str, Any],
     *,
@@ -322,58 +511,85 @@ def infer_openai_config(
     head_width: int = 64,
     vision_heads: int | None = None,
     text_heads: int | None = None,
+    image_size: int | None = None,
     source: str = "state dict",
 ) -> CLIPConfig:
-    """Reads a ViT CLIP architecture from OpenAI / OpenCLIP parameter shapes (like `build_model`).
+    """Reads a CLIP architecture from OpenAI / OpenCLIP parameter shapes (like `build_model`).
 
-    Heads are not stored in the weights: OpenAI and OpenCLIP use width // 64 (`head_width`);
-    pass `vision_heads` / `text_heads` for models that differ. The activation is not stored
-    either: OpenAI models and OpenCLIP `*-quickgelu` models use "quick_gelu", the other OpenCLIP
-    models "gelu".
+    The image tower is a ViT (`visual.transformer.*`), a ModifiedResNet (`visual.layer1.*`,
+    `infer_resnet_config`) or an OpenCLIP timm ConvNeXt (`visual.trunk.*`,
+    `infer_convnext_config`). Heads are not stored in the weights: OpenAI and OpenCLIP use
+    width // 64 (`head_width`; the ResNet pool: width * 32 // 64); pass `vision_heads` /
+    `text_heads` for models that differ. The activation is not stored either: OpenAI models and
+    OpenCLIP `*-quickgelu` models use "quick_gelu", the other OpenCLIP models "gelu" (it applies
+    to the text tower and a ViT image tower; ResNets use ReLU, ConvNeXts GELU). `image_size` is
+    only needed for ConvNeXt (its weights do not fix it; default 224).
 
     Raises:
-      CheckpointError: if a key needed to read the architecture is missing (e.g. a ResNet CLIP).
+      CheckpointError: if a key needed to read the architecture is missing.
     """
-    needed = [
-        "visual.conv1.weight",
-        "visual.positional_embedding",
-        "visual.proj",
+    text_keys = [
         "token_embedding.weight",
         "positional_embedding",
         "ln_final.weight",
         "text_projection",
-        "visual.transformer.resblocks.0.mlp.c_fc.weight",
         "transformer.resblocks.0.mlp.c_fc.weight",
     ]
-    missing = [k for k in needed if k not in state_dict]
-    if missing:
-        hint = ""
-        if any(k.startswith("visual.layer1.") for k in state_dict):
-            hint = "This is a ResNet CLIP (e.g. RN50); only ViT image towers are supported"
-        elif any(k.startswith(("vision_model.", "text_model.")) for k in state_dict):
+    kind = _image_tower_kind(state_dict)
+    if kind is None:
+        hint = (
+            "No known image tower: expected visual.transformer.* (ViT), visual.layer1.* "
+            "(ResNet) or visual.trunk.* (ConvNeXt)"
+        )
+        if any(k.startswith(("vision_model.", "text_model.")) for k in state_dict):
             hint = "It looks like a transformers CLIPModel state dict: load its folder instead"
+        missing = ["visual.conv1.weight", "visual.proj"]
+        missing += [k for k in text_keys if k not in state_dict]
         raise checkpoint_error(source, missing=missing, hint=hint)
-    shape = lambda k: tuple(np.shape(state_dict[k]))
-    v_width, _, patch, _ = shape("visual.conv1.weight")
-    grid = round((shape("visual.positional_embedding")[0] - 1) ** 0.5)
-    t_width = shape("ln_final.weight")[0]
-    vision = VisionConfig(
-        image_size=patch * grid,
-        patch_size=patch,
-        width=v_width,
-        layers=_count_blocks(state_dict, "visual.transformer"),
-        heads=vision_heads or max(1, v_width // head_width),
-        mlp_dim=shape("visual.transformer.resblocks.0.mlp.c_fc.weight")[0],
-        act=act,
-    )
-    vocab = shape("token_embedding.weight")[0]
+    if kind == "vit":
+        needed = [
+            "visual.conv1.weight",
+            "visual.positional_embedding",
+            "visual.proj",
+            "visual.transformer.resblocks.0.mlp.c_fc.weight",
+        ]
+        _require(state_dict, needed, source, "")
+        v_width, _, patch, _ = _shape(state_dict, "visual.conv1.weight")
+        grid = round((_shape(state_dict, "visual.positional_embedding")[0] - 1) ** 0.5)
+        vision: VisionConfig | ResNetConfig | ConvNeXtConfig = VisionConfig(
+            image_size=patch * grid,
+            patch_size=patch,
+            width=v_width,
+            layers=_count_blocks(state_dict, "visual.transformer"),
+            heads=vision_heads or max(1, v_width // head_width),
+            mlp_dim=_shape(state_dict, "visual.transformer.resblocks.0.mlp.c_fc.weight")[0],
+            act=act,
+        )
+    elif kind == "resnet":
+        vision = infer_resnet_config(
+            state_dict, head_width=head_width, heads=vision_heads, source=source
+        )
+    else:
+        vision = infer_convnext_config(state_dict, image_size=image_size or 224, source=source)
+    missing = [k for k in text_keys if k not in state_dict]
+    if missing:
+        tower = {"vit": "ViT", "resnet": "ResNet", "convnext": "ConvNeXt"}[kind]
+        hint = f"Found a {tower} image tower but not the text tower OpenAI / OpenCLIP CLIP has"
+        if any(k.startswith("text.") for k in state_dict):
+            hint += (
+                "; its text tower is under 'text.' (an OpenCLIP CustomTextCLIP), which is not "
+                "supported"
+            )
+        raise checkpoint_error(source, missing=missing, hint=hint)
+    t_width = _shape(state_dict, "ln_final.weight")[0]
+    vocab = _shape(state_dict, "token_embedding.weight")[0]
     text = TextConfig(
         vocab_size=vocab,
-        context_length=shape("positional_embedding")[0],
+        context_length=_shape(state_dict, "positional_embedding")[0],
         width=t_width,
         layers=_count_blocks(state_dict, "transformer"),
         heads=text_heads or max(1, t_width // head_width),
-        mlp_dim=shape("transformer.resblocks.0.mlp.c_fc.weight")[0],
+        mlp_dim=_shape(state_dict, "transformer.resblocks.0.mlp.c_fc.weight")[0],
         act=act,
         # OpenAI's vocabulary ends with <|startoftext|>, <|endoftext|>; its model pools at
         # argmax(ids), i.e. at the EOS, the largest id. We pad with EOS, as transformers does.
@@ -381,7 +597,7 @@ def infer_openai_config(
         eos_token_id=vocab - 1,
         pad_token_id=vocab - 1,
     )
-    return CLIPConfig(vision, text, projection_dim=shape("text_projection")[1])
+    return CLIPConfig(vision, text, projection_dim=_shape(state_dict, "text_projection")[1])
 
 
 def unwrap_state_dict(state_dict: Mapping[str, Any]) -> dict[str, Any]:
@@ -394,6 +610,21 @@ def unwrap_state_dict(state_dict: Mapping[str, Any]) -> dict[str, Any]:
     return sd
 
 
+def _openai_shapes(config: CLIPConfig) -> dict[str, tuple[int, ...]]:
+    """OpenAI / OpenCLIP name -> expected shape."""
+    want = expected_shapes(config)
+    theirs: dict[str, tuple[int, ...]] = {}
+    for p, (name, third) in _openai_sources(config).items():
+        s = want[p]
+        if third is not None:
+            theirs[name] = (3 * s[0],) if len(s) == 1 else (3 * s[1], s[0])
+        elif p in _PLAIN_MATRICES:
+            theirs[name] = s
+        else:
+            theirs[name] = _torch_shape(p, s)
+    return theirs
+
+
 def openai_to_params(
     state_dict: Mapping[str, Any],
     config: CLIPConfig | None = None,
@@ -401,7 +632,7 @@ def openai_to_params(
     act: str = "quick_gelu",
     source: str = "state dict",
 ) -> tuple[CLIPConfig, Params]:
-    """OpenAI / OpenCLIP ViT state dict (numpy arrays) -> (config, our float32 tree).
+    """OpenAI / OpenCLIP state dict (numpy arrays) -> (config, our float32 tree).
 
     Args:
       state_dict: name -> array, e.g. from `safetensors.numpy.load_file`.
@@ -413,20 +644,12 @@ def openai_to_params(
       CheckpointError: naming missing, unexpected and wrong-shape parameters (OpenAI names).
     """
     sd = unwrap_state_dict(state_dict)
+    if "logit_scale" in sd and np.shape(sd["logit_scale"]) == (1,):  # nonscalar_logit_scale
+        sd["logit_scale"] = np.reshape(sd["logit_scale"], ())
     if config is None:
         config = infer_openai_config(sd, act=act, source=source)
-    want = expected_shapes(config)
     sources = _openai_sources(config)
-    # Expected OpenAI shape of each OpenAI name.
-    theirs: dict[str, tuple[int, ...]] = {}
-    for p, (name, third) in sources.items():
-        s = want[p]
-        if third is not None:
-            theirs[name] = (3 * s[0],) if len(s) == 1 else (3 * s[1], s[0])
-        elif p[-1] == "kernel" and p[0] in ("visual_projection", "text_projection"):
-            theirs[name] = s
-        else:
-            theirs[name] = _torch_shape(p, s)
+    theirs = _openai_shapes(config)
     missing = [n for n in theirs if n not in sd]
     unexpected = [n for n in sd if n not in theirs and not _OPENAI_IGNORED.match(n)]
     wrong = [
@@ -441,10 +664,40 @@ def openai_to_params(
         x = _as_float32(sd[name])
         if third is not None:
             x = np.split(x, 3, axis=0)[third]
-        if p[-1] == "kernel" and p[0] not in ("visual_projection", "text_projection"):
+        if p[-1] == "kernel" and p not in _PLAIN_MATRICES:
             x = _from_torch(p, x)
         flat[p] = _contiguous(x)
     return config, unflatten(flat)
+
+
+def params_to_openai(params: Mapping[str, Any], config: CLIPConfig) -> dict[str, np.ndarray]:
+    """Our tree -> OpenAI / OpenCLIP state dict (float32, contiguous; `openai_to_params`'s inverse).
+
+    The q, k, v projections of each transformer block are fused back into `in_proj_*`; the
+    result loads into OpenAI's `clip/model.py` CLIP and OpenCLIP's `CLIP` with strict=True.
+    """
+    if set(params) == {"params"}:
+        params = params["params"]
+    flat = {p: _as_float32(x) for p, x in check_and_flatten(params, config).items()}
+    out: dict[str, list[np.ndarray | None] | np.ndarray] = {}
+    for p, (name, third) in _openai_sources(config).items():
+        x = flat[p]
+        if p[-1] == "kernel" and p not in _PLAIN_MATRICES:
+            x = _to_torch(p, x)
+        if third is None:
+            out[name] = x
+        else:
+            parts = out.setdefault(name, [None, None, None])
+            parts[third] = x  # type: ignore[index]
+    return {
+        n: _contiguous(np.concatenate(v, axis=0) if isinstance(v, list) else v)
+        for n, v in out.items()
+    }
+
+
+def check_and_flatten(params: Mapping[str, Any], config: CLIPConfig) -> dict[Path, Any]:
+    """check_params, flattened."""
+    return flatten(check_params(params, config))
 
 
 def map_tree(fn: Callable[[np.ndarray], Any], params: Mapping[str, Any]) -> Params:

@@ -5,21 +5,38 @@ Accepted `name_or_path` (tried in this order):
 1. a local folder: a transformers `CLIPModel` folder (config.json + model.safetensors, sharded
    model.safetensors.index.json, flax_model.msgpack, or pytorch_model.bin with
    allow_pickle=True), or an OpenCLIP hub folder (open_clip_config.json +
-   open_clip_model.safetensors / open_clip_pytorch_model.bin);
-2. a local file: an OpenAI / OpenCLIP ViT state dict (.safetensors; .pt/.pth/.bin only with
+   open_clip_model.safetensors / open_clip_pytorch_model.safetensors /
+   open_clip_pytorch_model.bin; a config.json that is not a CLIPModel config, e.g. timm's in
+   the dual-use `timm/*` repos, is ignored);
+2. a local file: an OpenAI / OpenCLIP state dict (.safetensors; .pt/.pth/.bin only with
    allow_pickle=True, read with `torch.load(weights_only=True)`, or, for OpenAI's TorchScript
    archives, `torch.jit.load(...).state_dict()`), or a transformers weights file beside its
    config.json;
-3. an alias (`ViT-B/32`, `vit_b32`, ... see HUB_ALIASES) or a Hugging Face hub id, fetched with
-   `huggingface_hub.snapshot_download` (only the weights format it will read, plus metadata).
+3. an OpenCLIP pretrained name ("ViT-B-32/laion2b_s34b_b79k", "RN50/openai", "convnext_base/
+   laion400m_s13b_b51k", ... see `jaxclip.models.open_clip.PRETRAINED`; also "open_clip:<name>"),
+   an alias (`ViT-B/32`, `vit_b32`, `RN50`, ... see HUB_ALIASES) or a Hugging Face hub id
+   ("hf-hub:" prefix accepted), fetched with `huggingface_hub.snapshot_download` (only the
+   weights format it will read, plus metadata; OpenCLIP files first when the repo has them).
+
+Image towers: ViT, OpenAI's ModifiedResNet (RN50, RN101, RN50x4, ...) and OpenCLIP's timm
+ConvNeXt, read from the weights' shapes (`convert.infer_openai_config`). Options the weights do
+not hold come from `open_clip_config.json` (`jaxclip.models.open_clip.parse_config`: activation,
+heads, LayerNorm eps, text pooling and mask, preprocessing mean/std), else from the
+`open_clip.PRETRAINED` entry of a named or known hub checkpoint; OpenCLIP options jaxclip does not
+implement are refused with one error naming them.
 
 Pickle files can run code when read, so they are refused unless `allow_pickle=True`.
 The MLP activation is not stored in OpenAI / OpenCLIP weights: it comes from `hidden_act`, else
-an `open_clip_config.json` beside the file, else "quick_gelu" (OpenAI's) with a warning.
+the OpenCLIP config / pretrained entry, else "quick_gelu" (OpenAI's) with a warning.
 
-`save(folder, config, params, tokenizer)` writes config.json + model.safetensors (HF PyTorch
-names) + tokenizer files + preprocessor_config.json: a folder that `load` and transformers'
-`CLIPModel.from_pretrained` both open.
+`save(folder, config, params, tokenizer)` writes, for ViT models transformers can express,
+config.json + model.safetensors (HF PyTorch names) + tokenizer files + preprocessor_config.json:
+a folder that `load` and transformers' `CLIPModel.from_pretrained` both open. Other models
+(ResNet / ConvNeXt image towers, text towers with non-EOS pooling or no causal mask), or
+`layout="open_clip"`, get an OpenCLIP folder instead: open_clip_config.json +
+open_clip_model.safetensors (OpenAI/OpenCLIP names) + tokenizer files: what `load` and OpenCLIP's
+`create_model("local-dir:...")` read (transformers has no ResNet/ConvNeXt CLIPModel; the tests
+build OpenCLIP's `CLIP(**model_cfg)` from it and load the weights with strict=True).
 """
 
 from __future__ import annotations
@@ -43,9 +60,16 @@ import numpy as np
 from jaxclip import atomic
 from jaxclip.data.preprocess import PreprocessConfig, preprocess_device, preprocess_host_batch
 from jaxclip.models import convert
+from jaxclip.models import open_clip as oc
 from jaxclip.models.clip import CLIP
 from jaxclip.models.tokenizer import Tokenizer
-from jaxclip.models.variants import CLIPConfig, from_hf_config, to_hf_config
+from jaxclip.models.variants import (
+    CLIPConfig,
+    ConvNeXtConfig,
+    from_hf_config,
+    hf_incompatibility,
+    to_hf_config,
+)
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 PREPROCESS_MODES = ("host", "device")
@@ -58,7 +82,15 @@ HUB_ALIASES = {
     "vit_b16": "openai/clip-vit-base-patch16",
     "vit_l14": "openai/clip-vit-large-patch14",
     "vit_l14_336": "openai/clip-vit-large-patch14-336",
+    # OpenAI's ResNet CLIPs: OpenCLIP names of their hub copies (timm/resnet*_clip.openai).
+    "RN50": "RN50/openai",
+    "RN101": "RN101/openai",
+    "RN50x4": "RN50x4/openai",
+    "RN50x16": "RN50x16/openai",
+    "RN50x64": "RN50x64/openai",
+    "rn50": "RN50/openai",
 }
+SAVE_LAYOUTS = ("auto", "transformers", "open_clip")
 _PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _HUB_META = [
@@ -228,9 +260,9 @@ class LoadedCLIP:
         fn = lambda x: self._text_fn(self.params, x)
         return _run_batched(fn, ids, batch_size, self.config.projection_dim)
 
-    def save(self, folder: str | os.PathLike) -> None:
-        """Writes a transformers-compatible folder (see `save`)."""
-        save(folder, self.config, self.params, self.tokenizer, self.preprocess)
+    def save(self, folder: str | os.PathLike, *, layout: str = "auto") -> None:
+        """Writes a transformers or OpenCLIP folder (see `save`)."""
+        save(folder, self.config, self.params, self.tokenizer, self.preprocess, layout=layout)
 
     def __repr__(self) -> str:
         return (
@@ -352,31 +384,30 @@ def _preprocess_from_folder(folder: Path, config: CLIPConfig) -> PreprocessConfi
     )
 
 
-def _open_clip_hints(folder: Path) -> dict[str, Any]:
-    """Activation, heads and preprocessing from an OpenCLIP `open_clip_config.json`, if any."""
-    f = folder / "open_clip_config.json"
-    if not f.is_file():
-        return {}
-    d = json.loads(f.read_text())
-    model = d.get("model_cfg", {})
-    hints: dict[str, Any] = {"act": "quick_gelu" if model.get("quick_gelu") else "gelu"}
-    vision, text = model.get("vision_cfg", {}), model.get("text_cfg", {})
-    width = vision.get("width")
-    if isinstance(width, int):
-        hints["vision_heads"] = max(1, width // vision.get("head_width", 64))
-    if "heads" in text:
-        hints["text_heads"] = int(text["heads"])
-    pre = d.get("preprocess_cfg", {})
-    if "mean" in pre and "std" in pre:
-        hints["mean"], hints["std"] = tuple(pre["mean"]), tuple(pre["std"])
-    return hints
+def _read_open_clip_config(folder: Path) -> dict[str, Any] | None:
+    f = folder / oc.CONFIG_NAME
+    return json.loads(f.read_text()) if f.is_file() else None
 
 
 def _from_openai_state_dict(
-    sd: Mapping[str, np.ndarray], path: Path, hidden_act: str | None
+    sd: Mapping[str, np.ndarray],
+    path: Path,
+    hidden_act: str | None,
+    open_clip_config: Mapping[str, Any] | None = None,
+    pretrained: oc.Pretrained | None = None,
 ) -> tuple[CLIPConfig, dict[str, Any], PreprocessConfig]:
-    hints = _open_clip_hints(path.parent)
-    act = hidden_act or hints.get("act")
+    """OpenAI / OpenCLIP weights + optional OpenCLIP config / pretrained entry -> our model."""
+    if open_clip_config is None:
+        open_clip_config = _read_open_clip_config(path.parent)
+    opts = None
+    if open_clip_config is not None:
+        opts = oc.parse_config(open_clip_config, source=f"{path.parent / oc.CONFIG_NAME}")
+    act = hidden_act
+    if act is None and pretrained is not None:
+        quick = pretrained.quick_gelu or (opts is not None and opts.act == "quick_gelu")
+        act = "quick_gelu" if quick else "gelu"
+    if act is None and opts is not None:
+        act = opts.act
     if act is None:
         act = "quick_gelu"
         lower = path.name.lower()
@@ -392,17 +423,32 @@ def _from_openai_state_dict(
     config = convert.infer_openai_config(
         sd,
         act=act,
-        vision_heads=hints.get("vision_heads"),
-        text_heads=hints.get("text_heads"),
+        head_width=opts.vision_head_width if opts else 64,
+        text_heads=opts.text_heads if opts else None,
+        image_size=opts.image_size if opts else None,
         source=str(path),
     )
+    if opts is not None:
+        config = oc.apply_options(config, opts)
+    elif isinstance(config.vision, ConvNeXtConfig):
+        warnings.warn(
+            f"{path}: ConvNeXt weights do not fix the input size and there is no "
+            f"{oc.CONFIG_NAME}; assuming {config.vision.image_size} px",
+            stacklevel=3,
+        )
     config, params = convert.openai_to_params(sd, config, source=str(path))
-    pre = PreprocessConfig(
-        image_size=config.vision.image_size,
-        mean=hints.get("mean", PreprocessConfig.mean),
-        std=hints.get("std", PreprocessConfig.std),
-    )
+    default = PreprocessConfig()
+    mean = (opts and opts.mean) or (pretrained and pretrained.mean) or default.mean
+    std = (opts and opts.std) or (pretrained and pretrained.std) or default.std
+    pre = PreprocessConfig(image_size=config.vision.image_size, mean=mean, std=std)
     return config, params, pre
+
+
+def _matching_tokenizer(tok: Tokenizer, config: CLIPConfig) -> Tokenizer:
+    """Without a causal mask padding is seen by the text tower: pad with the model's pad id."""
+    if not config.text.causal and tok.pad_token_id != config.text.pad_token_id:
+        tok.hf.pad_token = tok.hf.convert_ids_to_tokens(config.text.pad_token_id)
+    return tok
 
 
 def _is_torchscript_file(path: Path) -> bool:
@@ -443,12 +489,26 @@ def _hf_weights(folder: Path, config: CLIPConfig, allow_pickle: bool) -> dict[st
     )
 
 
+def _is_hf_clip_config(d: Mapping[str, Any]) -> bool:
+    """A transformers CLIPModel config.json (not, e.g., timm's config.json of a dual-use repo)."""
+    towers = ("text_config", "vision_config", "text_config_dict", "vision_config_dict")
+    return d.get("model_type", "clip") == "clip" and any(k in d for k in towers)
+
+
 def _load_folder(
-    folder: Path, name: str, allow_pickle: bool, hidden_act: str | None
+    folder: Path,
+    name: str,
+    allow_pickle: bool,
+    hidden_act: str | None,
+    pretrained: oc.Pretrained | None = None,
 ) -> tuple[CLIPConfig, dict[str, Any], Tokenizer, PreprocessConfig]:
     cfg_file = folder / "config.json"
-    if cfg_file.is_file():
-        config = from_hf_config(json.loads(cfg_file.read_text()))
+    hf_cfg = json.loads(cfg_file.read_text()) if cfg_file.is_file() else None
+    is_hf = hf_cfg is not None and _is_hf_clip_config(hf_cfg)
+    found = [folder / f for f in oc.WEIGHT_FILES if (folder / f).is_file()]
+    readable = [f for f in found if allow_pickle or f.suffix == ".safetensors"]
+    if is_hf and not (pretrained is not None and readable):
+        config = from_hf_config(hf_cfg)  # type: ignore[arg-type]
         if hidden_act is not None:
             config = dataclasses.replace(
                 config,
@@ -457,18 +517,25 @@ def _load_folder(
             )
         params = _hf_weights(folder, config, allow_pickle)
         pre = _preprocess_from_folder(folder, config)
+    elif found:  # OpenCLIP (a pickle without allow_pickle raises PermissionError in the read)
+        weights = (readable or found)[0]
+        oc_config = _read_open_clip_config(folder)
+        if oc_config is None and pretrained is not None:
+            oc_config = {"model_cfg": oc.MODEL_CONFIGS.get(pretrained.model, {})}
+        sd = _read_weights(weights, allow_pickle)
+        config, params, pre = _from_openai_state_dict(
+            sd, weights, hidden_act, oc_config, pretrained
+        )
+    elif hf_cfg is not None:
+        from_hf_config(hf_cfg)  # raises the error naming what the config.json is
+        raise ValueError(f"{cfg_file} is not a transformers CLIPModel config")  # pragma: no cover
     else:
-        candidates = ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
-        found = [folder / c for c in candidates if (folder / c).is_file()]
-        if not found:
-            present = sorted(p.name for p in folder.iterdir())
-            raise FileNotFoundError(
-                f"{folder} is not a CLIP checkpoint folder: tried config.json (transformers) and "
-                f"{', '.join(candidates)} (OpenCLIP); found {present}"
-            )
-        sd = _read_weights(found[0], allow_pickle)
-        config, params, pre = _from_openai_state_dict(sd, found[0], hidden_act)
-    tok = Tokenizer.from_folder(folder, config.text.context_length)
+        present = sorted(p.name for p in folder.iterdir())
+        raise FileNotFoundError(
+            f"{folder} is not a CLIP checkpoint folder: tried config.json (transformers) and "
+            f"{', '.join(oc.WEIGHT_FILES)} (OpenCLIP); found {present}"
+        )
+    tok = _matching_tokenizer(Tokenizer.from_folder(folder, config.text.context_length), config)
     return config, params, tok, pre
 
 
@@ -490,7 +557,8 @@ def _load_file(
     sd = _read_weights(path, allow_pickle)
     if _is_openai_format(sd):
         config, params, pre = _from_openai_state_dict(sd, path, hidden_act)
-        return config, params, Tokenizer.openai(config.text.context_length), pre
+        tok = _matching_tokenizer(Tokenizer.openai(config.text.context_length), config)
+        return config, params, tok, pre
     if any(k.startswith(("vision_model.", "text_model.")) for k in sd):
         cfg_file = path.parent / "config.json"
         if not cfg_file.is_file():
@@ -506,7 +574,7 @@ def _load_file(
         str(path),
         missing=["visual.conv1.weight (OpenAI/OpenCLIP) or vision_model.* (transformers)"],
         unexpected=list(sd)[:50],
-        hint="Not a CLIP ViT state dict",
+        hint="Not a CLIP state dict (OpenAI / OpenCLIP or transformers names)",
     )
 
 
@@ -514,32 +582,48 @@ class _NoReadableWeights(FileNotFoundError):
     """The hub repo exists but holds no weights format we read."""
 
 
-def _download(repo_id: str, allow_pickle: bool) -> Path:
-    """Fetches only metadata + the one weights format `load` will read; cache-only offline."""
-    from huggingface_hub import HfApi, snapshot_download
+def _download(repo_id: str, allow_pickle: bool, prefer_open_clip: bool = False) -> Path:
+    """Fetches only metadata + the one weights format `load` will read; cache-only offline.
+
+    OpenCLIP weights come first when the repo has OpenCLIP files (or `prefer_open_clip`); HF
+    CLIPModel weights are used otherwise, or when the only OpenCLIP weights are a pickle and
+    `allow_pickle` is False and the repo's config.json is a CLIPModel config.
+    """
+    from huggingface_hub import HfApi, hf_hub_download, snapshot_download
 
     preference = [
         ["model.safetensors"],
         ["model.safetensors.index.json", "model-*.safetensors"],
         ["flax_model.msgpack"],
-        ["open_clip_model.safetensors"],
     ]
     if allow_pickle:
-        preference += [["pytorch_model.bin"], ["open_clip_pytorch_model.bin"]]
+        preference += [["pytorch_model.bin"]]
     try:
         files = set(HfApi().list_repo_files(repo_id))
     except Exception:  # offline (HF_HUB_OFFLINE) or unreachable: use what the cache holds.
         files = None
     if files is not None:
+        oc_files = [f for f in oc.WEIGHT_FILES if f in files]
+        oc_readable = [f for f in oc_files if allow_pickle or f.endswith(".safetensors")]
+        if oc_readable and (
+            prefer_open_clip or oc.CONFIG_NAME in files or "config.json" not in files
+        ):
+            return Path(snapshot_download(repo_id, allow_patterns=_HUB_META + oc_readable[:1]))
         for patterns in preference:
             if patterns[0] in files:
+                if oc_files or oc.CONFIG_NAME in files:  # a dual-use repo: is config.json CLIP's?
+                    cfg = json.loads(Path(hf_hub_download(repo_id, "config.json")).read_text())
+                    if not _is_hf_clip_config(cfg):
+                        break
                 return Path(snapshot_download(repo_id, allow_patterns=_HUB_META + patterns))
+        if oc_readable:
+            return Path(snapshot_download(repo_id, allow_patterns=_HUB_META + oc_readable[:1]))
         weights = sorted(f for f in files if f.endswith((".safetensors", ".msgpack", ".bin")))
         raise _NoReadableWeights(
             f"hub repo {repo_id} has no weights jaxclip can read; it has {weights}"
             + ("" if allow_pickle else " (pickle .bin files need allow_pickle=True)")
         )
-    patterns = _HUB_META + [p for group in preference for p in group]
+    patterns = _HUB_META + [p for group in preference for p in group] + list(oc.WEIGHT_FILES)
     return Path(snapshot_download(repo_id, allow_patterns=patterns, local_files_only=True))
 
 
@@ -553,7 +637,8 @@ def load(
     """Opens a CLIP checkpoint (see the module docstring for the accepted formats).
 
     Args:
-      name_or_path: local folder or file, alias (HUB_ALIASES) or Hugging Face hub id.
+      name_or_path: local folder or file, OpenCLIP pretrained name ("ViT-B-32/laion2b_s34b_b79k"),
+        alias (HUB_ALIASES) or Hugging Face hub id.
       dtype: compute dtype, "float32" or "bfloat16" (params stay float32; outputs float32).
       allow_pickle: allow reading pickle files (.bin / .pt), which can run code.
       hidden_act: override the MLP activation ("quick_gelu", "gelu"); needed for OpenCLIP GELU
@@ -580,9 +665,16 @@ def load(
         name = str(path.resolve())
     else:
         tried.append(f"local path {path.resolve()} (does not exist)")
-        repo_id = HUB_ALIASES.get(raw, raw)
+        target = HUB_ALIASES.get(raw, raw)
         if raw in HUB_ALIASES:
-            tried.append(f"alias {raw!r} -> {repo_id}")
+            tried.append(f"alias {raw!r} -> {target}")
+        pretrained = oc.resolve(target)
+        if pretrained is not None:
+            repo_id = pretrained.hub
+            tried.append(f"OpenCLIP {pretrained.name} -> hub {repo_id}")
+        else:
+            repo_id = target.removeprefix("hf-hub:")
+            pretrained = oc.by_hub(repo_id)
         looks_like_file = Path(repo_id).suffix in (".safetensors", ".msgpack", *_PICKLE_SUFFIXES)
         if not _HUB_ID.match(repo_id) or looks_like_file:
             why = "a missing weights file" if looks_like_file else "not of the form owner/name"
@@ -590,10 +682,11 @@ def load(
             raise FileNotFoundError(
                 f"cannot find CLIP checkpoint {raw!r}; tried: "
                 + "; ".join(tried)
-                + f". Aliases: {', '.join(HUB_ALIASES)}"
+                + f". Aliases: {', '.join(HUB_ALIASES)}; OpenCLIP names: "
+                + ", ".join(oc.PRETRAINED)
             )
         try:
-            folder = _download(repo_id, allow_pickle)
+            folder = _download(repo_id, allow_pickle, prefer_open_clip=pretrained is not None)
         except _NoReadableWeights:
             raise
         except Exception as e:  # offline, not cached, no such repo, no network, ...
@@ -601,7 +694,9 @@ def load(
             raise FileNotFoundError(
                 f"cannot find CLIP checkpoint {raw!r}; tried: " + "; ".join(tried)
             ) from e
-        config, params, tok, pre = _load_folder(folder, repo_id, allow_pickle, hidden_act)
+        config, params, tok, pre = _load_folder(
+            folder, repo_id, allow_pickle, hidden_act, pretrained
+        )
         name = repo_id
     return LoadedCLIP(
         module=CLIP(config, dtype=DTYPES[dtype], param_dtype=jnp.float32),
@@ -641,26 +736,50 @@ def save(
     params: Mapping[str, Any],
     tokenizer: Tokenizer | None = None,
     preprocess: PreprocessConfig | None = None,
+    *,
+    layout: str = "auto",
 ) -> Path:
-    """Writes a transformers-compatible CLIPModel folder; returns its path.
+    """Writes a transformers CLIPModel folder or an OpenCLIP folder; returns its path.
 
-    Files: config.json (`to_hf_config`), model.safetensors (HF PyTorch names, float32),
-    tokenizer files (`tokenizer`, or the OpenAI one when the vocabulary is CLIP's 49408 tokens),
-    preprocessor_config.json. `jaxclip.load(folder)` and `CLIPModel.from_pretrained(folder)`
-    both read it.
+    layout "transformers": config.json (`to_hf_config`), model.safetensors (HF PyTorch names,
+    float32), tokenizer files, preprocessor_config.json; `jaxclip.load(folder)` and
+    `CLIPModel.from_pretrained(folder)` both read it. Only for ViT models transformers can express.
+    layout "open_clip": open_clip_config.json (`open_clip.to_open_clip_config`, with the
+    preprocessing mean/std), open_clip_model.safetensors (OpenAI/OpenCLIP names,
+    `convert.params_to_openai`), tokenizer files: the files `jaxclip.load(folder)` and OpenCLIP's
+    `create_model("local-dir:" + folder)` read.
+    layout "auto" (default): "transformers" when the model has a transformers twin
+    (`variants.hf_incompatibility`), else "open_clip" (ResNet / ConvNeXt image towers, ...).
+    The tokenizer defaults to OpenAI's when the vocabulary is CLIP's 49408 tokens.
     """
     from safetensors.numpy import save as st_save
 
+    if layout not in SAVE_LAYOUTS:
+        raise ValueError(f"layout={layout!r} is not valid; choose one of {SAVE_LAYOUTS}")
+    if layout == "auto":
+        layout = "transformers" if hf_incompatibility(config) is None else "open_clip"
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     checked = convert.check_params(jax.device_get(params), config, source="params to save")
-    state_dict = convert.params_to_hf_torch(checked)
-    atomic.write_bytes(folder / "model.safetensors", st_save(state_dict, metadata={"format": "pt"}))
-    atomic.write_json(folder / "config.json", to_hf_config(config))
+    pre = preprocess or PreprocessConfig(image_size=config.vision.image_size)
+    if layout == "transformers":
+        hf_config = to_hf_config(config)  # raises for models transformers cannot express
+        folder.mkdir(parents=True, exist_ok=True)
+        state_dict = convert.params_to_hf_torch(checked)
+        atomic.write_bytes(
+            folder / "model.safetensors", st_save(state_dict, metadata={"format": "pt"})
+        )
+        atomic.write_json(folder / "config.json", hf_config)
+        atomic.write_json(folder / "preprocessor_config.json", preprocessor_config(pre))
+    else:
+        oc_config = oc.to_open_clip_config(config, pre.mean, pre.std)
+        folder.mkdir(parents=True, exist_ok=True)
+        state_dict = convert.params_to_openai(checked, config)
+        atomic.write_bytes(
+            folder / oc.WEIGHT_FILES[0], st_save(state_dict, metadata={"format": "pt"})
+        )
+        atomic.write_json(folder / oc.CONFIG_NAME, oc_config)
     if tokenizer is None and config.text.vocab_size == 49408:
         tokenizer = Tokenizer.openai(config.text.context_length)
     if tokenizer is not None:
         tokenizer.save(folder)
-    pre = preprocess or PreprocessConfig(image_size=config.vision.image_size)
-    atomic.write_json(folder / "preprocessor_config.json", preprocessor_config(pre))
     return folder

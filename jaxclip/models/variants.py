@@ -14,6 +14,13 @@ a small vocabulary build their own `TextConfig(vocab_size=...)` and must then pu
 inside it: text pooling reads the first position holding `eos_token_id`, and if no position
 holds it, it silently reads position 0 (this is also what transformers does).
 
+Image towers: `CLIPConfig.vision` is one of three configs, and `CLIP` builds the tower it names:
+`VisionConfig` (ViT, HF Flax param layout), `ResNetConfig` (OpenAI's ModifiedResNet: RN50,
+RN101, RN50x4, ...) and `ConvNeXtConfig` (the timm ConvNeXt trunk + head OpenCLIP trains). The
+named ViT sizes are in `VARIANTS` (each has a transformers `CLIPModel` twin, `to_hf_config`);
+the convolutional ones in `CONV_VARIANTS` (no transformers twin: they save as OpenCLIP folders).
+`get_variant` looks in both.
+
 The legacy rule of transformers is kept: a text config whose `eos_token_id` is 2 (the old hub
 configs of the OpenAI models say so) pools at `argmax(input_ids)` instead, which is the EOS token
 49407 because it is the highest id in the vocabulary.
@@ -26,6 +33,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 ACTIVATIONS = ("quick_gelu", "gelu", "gelu_new", "gelu_pytorch_tanh", "relu")
+POOL_TYPES = ("eos", "first", "last")
+CONVNEXT_HEADS = ("linear", "mlp")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +89,11 @@ class TextConfig:
       layer_norm_eps: epsilon of every LayerNorm.
       bos_token_id, eos_token_id, pad_token_id: special ids; pooling reads the first EOS
         (or argmax(input_ids) when eos_token_id == 2, the transformers legacy rule).
+      pool_type: which final-LN state is the pooled text feature, one of POOL_TYPES:
+        "eos" (the rule above; OpenAI's and OpenCLIP's "argmax" is this rule with EOS the
+        largest id), "first" (position 0) or "last" (position T - 1), as OpenCLIP's
+        `text_global_pool`.
+      causal: causal self-attention mask (CLIP); False for OpenCLIP `no_causal_mask` towers.
     """
 
     vocab_size: int = 49408
@@ -93,9 +107,16 @@ class TextConfig:
     bos_token_id: int = 49406
     eos_token_id: int = 49407
     pad_token_id: int = 1
+    pool_type: str = "eos"
+    causal: bool = True
 
     def __post_init__(self):
         _check_tower(self, "TextConfig")
+        if self.pool_type not in POOL_TYPES:
+            raise ValueError(
+                f"TextConfig.pool_type={self.pool_type!r} is not supported; choose one of "
+                f"{POOL_TYPES}"
+            )
         for field in ("bos_token_id", "eos_token_id", "pad_token_id"):
             value = getattr(self, field)
             if not 0 <= value < self.vocab_size:
@@ -106,17 +127,134 @@ class TextConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ResNetConfig:
+    """OpenAI's ModifiedResNet image tower (`clip/model.py`, Radford et al. 2021, section 2.4).
+
+    A ResNet-D-like net: a three-conv stem (3x3 stride 2, 3x3, 3x3, then 2x2 average pooling),
+    four stages of bottleneck blocks whose strided blocks downsample by average pooling
+    ("anti-aliased": avgpool before the 1x1 conv, stride-1 convs only), frozen batch-norm
+    statistics, and an attention pool (one query: the mean feature, over the position-embedded
+    7x7 grid) whose output projection `c_proj` maps to the embedding space.
+
+    Attributes:
+      image_size: input side; a multiple of 32 (the tower's total stride).
+      layers: bottleneck blocks in each of the four stages (RN50: (3, 4, 6, 3)).
+      width: stem width; stage i has width * 2**i planes and 4x that many output channels,
+        so the attention pool works on width * 32 channels.
+      heads: attention-pool heads (OpenAI: width * 32 // 64).
+      batch_norm_eps: epsilon of every (frozen) BatchNorm.
+    """
+
+    image_size: int = 224
+    layers: tuple[int, int, int, int] = (3, 4, 6, 3)
+    width: int = 64
+    heads: int = 32
+    batch_norm_eps: float = 1e-5
+
+    def __post_init__(self):
+        object.__setattr__(self, "layers", tuple(int(n) for n in self.layers))
+        if len(self.layers) != 4 or min(self.layers) <= 0:
+            raise ValueError(f"ResNetConfig.layers={self.layers} must be 4 positive block counts")
+        if self.width <= 0 or self.width % 2:
+            raise ValueError(f"ResNetConfig.width={self.width} must be positive and even")
+        if self.image_size <= 0 or self.image_size % 32:
+            raise ValueError(
+                f"ResNetConfig.image_size={self.image_size} must be a positive multiple of 32"
+            )
+        if self.heads <= 0 or self.embed_dim % self.heads:
+            raise ValueError(
+                f"ResNetConfig.heads={self.heads} must divide the pooled width {self.embed_dim}"
+            )
+
+    @property
+    def embed_dim(self) -> int:
+        """Channels of the last stage = width of the attention pool (RN50: 2048)."""
+        return self.width * 32
+
+    @property
+    def grid(self) -> int:
+        """Side of the last feature map (image_size / 32)."""
+        return self.image_size // 32
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvNeXtConfig:
+    """ConvNeXt image tower as OpenCLIP builds it: timm trunk + pooled projection head.
+
+    Liu et al. 2022, "A ConvNet for the 2020s". Trunk (timm `ConvNeXt`, channels-last here):
+    stem = LayerNorm(conv_PxP/stride P(x)); four stages, each (after the first) opening with
+    LayerNorm + 2x2 stride-2 conv, then blocks
+        x = x + gamma * fc2(GELU(fc1(LayerNorm(dwconv_KxK(x)))))
+    and the timm head: pooled = LayerNorm(mean over H, W). OpenCLIP's `TimmModel` head then maps
+    pooled to the embedding: "linear" (bias-free `proj`, timm_proj='linear') or "mlp"
+    (fc1 -> GELU -> fc2, hidden 2 * D, timm_proj='mlp').
+
+    Attributes:
+      image_size: input side.
+      depths: blocks per stage (convnext_base: (3, 3, 27, 3)).
+      dims: channels per stage (convnext_base: (128, 256, 512, 1024)).
+      patch_size: stem patch size (4).
+      kernel_size: depthwise kernel size (7).
+      mlp_ratio: block MLP hidden size = int(mlp_ratio * dim).
+      norm_eps: epsilon of every LayerNorm (timm: 1e-6; convnext_xxlarge: 1e-5).
+      head: "linear" or "mlp" (CONVNEXT_HEADS).
+      head_bias: bias on the last projection (OpenCLIP `timm_proj_bias`).
+    """
+
+    image_size: int = 224
+    depths: tuple[int, ...] = (3, 3, 27, 3)
+    dims: tuple[int, ...] = (128, 256, 512, 1024)
+    patch_size: int = 4
+    kernel_size: int = 7
+    mlp_ratio: float = 4.0
+    norm_eps: float = 1e-6
+    head: str = "linear"
+    head_bias: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "depths", tuple(int(n) for n in self.depths))
+        object.__setattr__(self, "dims", tuple(int(n) for n in self.dims))
+        if len(self.depths) != len(self.dims) or not self.depths:
+            raise ValueError(
+                f"ConvNeXtConfig.depths={self.depths} and dims={self.dims} must have the same "
+                "non-zero length"
+            )
+        if min(self.depths) <= 0 or min(self.dims) <= 0:
+            raise ValueError(
+                f"ConvNeXtConfig.depths={self.depths} and dims={self.dims} must be positive"
+            )
+        for field in ("image_size", "patch_size", "kernel_size"):
+            if getattr(self, field) <= 0:
+                raise ValueError(f"ConvNeXtConfig.{field}={getattr(self, field)} must be positive")
+        if self.kernel_size % 2 == 0:
+            raise ValueError(f"ConvNeXtConfig.kernel_size={self.kernel_size} must be odd")
+        if self.head not in CONVNEXT_HEADS:
+            raise ValueError(
+                f"ConvNeXtConfig.head={self.head!r} is not supported; choose one of "
+                f"{CONVNEXT_HEADS}"
+            )
+
+    @property
+    def width(self) -> int:
+        """Channels of the pooled trunk feature (convnext_base: 1024)."""
+        return self.dims[-1]
+
+
+ImageTowerConfig = VisionConfig | ResNetConfig | ConvNeXtConfig
+
+
+@dataclasses.dataclass(frozen=True)
 class CLIPConfig:
     """A two-tower CLIP: image tower, text tower, shared embedding size and logit scale.
 
     Attributes:
-      vision: the image tower.
+      vision: the image tower: VisionConfig (ViT), ResNetConfig or ConvNeXtConfig.
       text: the text tower.
       projection_dim: size D of the shared embedding space (bias-free projections).
       logit_scale_init_value: initial log of the inverse temperature, log(1 / 0.07) = 2.6592.
     """
 
-    vision: VisionConfig = dataclasses.field(default_factory=VisionConfig)
+    vision: ImageTowerConfig = dataclasses.field(default_factory=VisionConfig)
     text: TextConfig = dataclasses.field(default_factory=TextConfig)
     projection_dim: int = 512
     logit_scale_init_value: float = 2.6592
@@ -124,6 +262,16 @@ class CLIPConfig:
     def __post_init__(self):
         if self.projection_dim <= 0:
             raise ValueError(f"CLIPConfig.projection_dim={self.projection_dim} must be positive")
+        if not isinstance(self.vision, (VisionConfig, ResNetConfig, ConvNeXtConfig)):
+            raise TypeError(
+                "CLIPConfig.vision must be a VisionConfig, ResNetConfig or ConvNeXtConfig; got "
+                f"{type(self.vision).__name__}"
+            )
+
+    @property
+    def is_vit(self) -> bool:
+        """True for a ViT image tower (the HF Flax layout; a transformers CLIPModel twin)."""
+        return isinstance(self.vision, VisionConfig)
 
 
 def _check_tower(cfg: VisionConfig | TextConfig, name: str) -> None:
@@ -170,6 +318,77 @@ def tiny() -> CLIPConfig:
     )
 
 
+def _openai_text(width: int, act: str = "quick_gelu") -> TextConfig:
+    # Pad id = EOS, as jaxclip reads OpenAI / OpenCLIP checkpoints (their files do not store it).
+    return TextConfig(
+        width=width, heads=width // 64, mlp_dim=4 * width, act=act, pad_token_id=49407
+    )
+
+
+def _rn(layers, width, image_size, embed_dim, text_width) -> CLIPConfig:
+    return CLIPConfig(
+        ResNetConfig(image_size=image_size, layers=layers, width=width, heads=width * 32 // 64),
+        _openai_text(text_width),
+        projection_dim=embed_dim,
+    )
+
+
+def rn50() -> CLIPConfig:
+    """OpenAI RN50 (`clip/model.py:build_model` of RN50.pt; OpenCLIP `RN50-quickgelu`)."""
+    return _rn((3, 4, 6, 3), 64, 224, 1024, 512)
+
+
+def rn101() -> CLIPConfig:
+    """OpenAI RN101."""
+    return _rn((3, 4, 23, 3), 64, 224, 512, 512)
+
+
+def rn50x4() -> CLIPConfig:
+    """OpenAI RN50x4 (288 px)."""
+    return _rn((4, 6, 10, 6), 80, 288, 640, 640)
+
+
+def rn50x16() -> CLIPConfig:
+    """OpenAI RN50x16 (384 px)."""
+    return _rn((6, 8, 18, 8), 96, 384, 768, 768)
+
+
+def rn50x64() -> CLIPConfig:
+    """OpenAI RN50x64 (448 px)."""
+    return _rn((3, 15, 36, 10), 128, 448, 1024, 1024)
+
+
+def convnext_base() -> CLIPConfig:
+    """OpenCLIP `convnext_base` (timm convnext_base trunk, linear head, GELU text tower)."""
+    return CLIPConfig(ConvNeXtConfig(), _openai_text(512, act="gelu"), projection_dim=512)
+
+
+def convnext_base_w() -> CLIPConfig:
+    """OpenCLIP `convnext_base_w` (256 px, 640-d embeddings and text tower)."""
+    return CLIPConfig(
+        ConvNeXtConfig(image_size=256), _openai_text(640, act="gelu"), projection_dim=640
+    )
+
+
+def tiny_resnet() -> CLIPConfig:
+    """Test / demo ResNet CLIP: width 8 (pool width 256), one block per stage, 64 px images."""
+    return CLIPConfig(
+        ResNetConfig(image_size=64, layers=(1, 1, 1, 1), width=8, heads=4),
+        dataclasses.replace(tiny().text, pad_token_id=49407),
+        projection_dim=64,
+    )
+
+
+def tiny_convnext() -> CLIPConfig:
+    """Test / demo ConvNeXt CLIP: dims (16, 32, 48, 64), one block per stage, 32 px images."""
+    return CLIPConfig(
+        ConvNeXtConfig(image_size=32, depths=(1, 1, 1, 1), dims=(16, 32, 48, 64)),
+        dataclasses.replace(tiny().text, act="gelu", pad_token_id=49407),
+        projection_dim=64,
+    )
+
+
+# ViT sizes: each has a transformers CLIPModel twin (`to_hf_config`).
 VARIANTS: dict[str, Callable[[], CLIPConfig]] = {
     "vit_b32": vit_b32,
     "vit_b16": vit_b16,
@@ -177,13 +396,26 @@ VARIANTS: dict[str, Callable[[], CLIPConfig]] = {
     "vit_l14_336": vit_l14_336,
     "tiny": tiny,
 }
+# Convolutional image towers (OpenAI ModifiedResNet, OpenCLIP ConvNeXt): no transformers twin.
+CONV_VARIANTS: dict[str, Callable[[], CLIPConfig]] = {
+    "rn50": rn50,
+    "rn101": rn101,
+    "rn50x4": rn50x4,
+    "rn50x16": rn50x16,
+    "rn50x64": rn50x64,
+    "convnext_base": convnext_base,
+    "convnext_base_w": convnext_base_w,
+    "tiny_resnet": tiny_resnet,
+    "tiny_convnext": tiny_convnext,
+}
 
 
 def get_variant(name: str) -> CLIPConfig:
-    """Returns VARIANTS[name](), or raises ValueError naming the valid variants."""
-    if name not in VARIANTS:
-        raise ValueError(f"unknown CLIP variant {name!r}; choose one of: {', '.join(VARIANTS)}")
-    return VARIANTS[name]()
+    """Returns the named config (VARIANTS or CONV_VARIANTS), or raises ValueError naming them."""
+    table = {**VARIANTS, **CONV_VARIANTS}
+    if name not in table:
+        raise ValueError(f"unknown CLIP variant {name!r}; choose one of: {', '.join(table)}")
+    return table[name]()
 
 
 # --- Hugging Face config.json <-> CLIPConfig ---------------------------------------------------
@@ -269,8 +501,26 @@ def from_hf_config(hf: Mapping[str, Any]) -> CLIPConfig:
     )
 
 
+def hf_incompatibility(cfg: CLIPConfig) -> str | None:
+    """Why `cfg` has no transformers CLIPModel twin, or None when it has one."""
+    if not cfg.is_vit:
+        return f"its image tower is a {type(cfg.vision).__name__} (transformers has only ViT CLIP)"
+    if cfg.text.pool_type != "eos":
+        return f"its text tower pools at the {cfg.text.pool_type!r} token (transformers: EOS)"
+    if not cfg.text.causal:
+        return "its text tower has no causal mask (transformers: causal)"
+    return None
+
+
 def to_hf_config(cfg: CLIPConfig) -> dict[str, Any]:
-    """A transformers-loadable CLIPModel config.json dict (`CLIPConfig(**d)` accepts it)."""
+    """A transformers-loadable CLIPModel config.json dict (`CLIPConfig(**d)` accepts it).
+
+    Raises:
+      ValueError: for configs transformers cannot express (`hf_incompatibility`).
+    """
+    why = hf_incompatibility(cfg)
+    if why is not None:
+        raise ValueError(f"this CLIP has no transformers CLIPModel equivalent: {why}")
     vision = {theirs: getattr(cfg.vision, ours) for theirs, ours in _VISION_KEYS.items()}
     text = {theirs: getattr(cfg.text, ours) for theirs, ours in _TEXT_KEYS.items()}
     vision.update(model_type="clip_vision_model", num_channels=3, projection_dim=cfg.projection_dim)
