@@ -36,7 +36,6 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
 from jaxclip.features.cache import ShardStore, default_root
-from jaxclip.models.tokenizer import trim_to_eos
 from jaxclip.version import __version__
 
 PREPROCESS_MODES = ("device", "host")
@@ -564,10 +563,7 @@ def extract_texts(
     # process found the cache (a process without it, e.g. on another disk, needs the result).
     if not _agree_on_missing([] if cached is not None else [0], 1):
         return cached["embeds"]
-    # Positions after the last first-EOS never reach an embedding (causal mask, EOS pooling):
-    # cutting them is exact and makes short prompts several times cheaper than 77 tokens.
-    ids = trim_to_eos(model.tokenizer(texts), model.tokenizer.eos_token_id, multiple=8)
-    ids = np.asarray(ids, np.int32)
+    ids = model.token_ids(texts)  # cut after the last EOS where that is exact (see LoadedCLIP)
     apply = _cached_apply(
         model, ("text", dtype), lambda: text_encode_fn(model, dtype), mesh_devices
     )

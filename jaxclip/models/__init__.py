@@ -1,41 +1,16 @@
 """CLIP models: the Flax module, named sizes, checkpoint conversion, loading and saving.
 
-Example::
+Open a checkpoint with `jaxclip.load` (jaxclip/models/load.py); the submodules are
 
-    >>> from jaxclip.models import load
-    >>> model = load("openai/clip-vit-base-patch32")
-    >>> image_embeds = model.encode_image(uint8_nhwc)  # (N, 512) float32, raw
-    >>> text_embeds = model.encode_text(["a photo of a cat"])
+    clip.py      the Flax `CLIP` (ViT, ResNet or ConvNeXt image tower + text tower)
+    variants.py  architecture dataclasses, named sizes, HF config.json conversion
+    convert.py   checkpoint formats <-> our parameter tree (pure numpy)
+    load.py      `load`, `LoadedCLIP` (the encoders), `save`, `from_params`
+    tokenizer.py the CLIP BPE tokenizer, offline from the shipped OpenAI vocabulary
+    open_clip.py OpenCLIP names, hub repos and config options
+    resnet.py, convnext.py   the non-ViT image towers
+    catalog.py   the short model names configs use
+
+Nothing is imported here, so `jaxclip.models.load` stays the module (not the function) and
+importing one submodule does not pull in the others.
 """
-
-from jaxclip.models.clip import CLIP
-from jaxclip.models.convert import CheckpointError
-from jaxclip.models.load import HUB_ALIASES, LoadedCLIP, from_params, load, save
-from jaxclip.models.tokenizer import Tokenizer
-from jaxclip.models.variants import (
-    VARIANTS,
-    CLIPConfig,
-    TextConfig,
-    VisionConfig,
-    from_hf_config,
-    get_variant,
-    to_hf_config,
-)
-
-__all__ = [
-    "CLIP",
-    "HUB_ALIASES",
-    "VARIANTS",
-    "CLIPConfig",
-    "CheckpointError",
-    "LoadedCLIP",
-    "TextConfig",
-    "Tokenizer",
-    "VisionConfig",
-    "from_hf_config",
-    "from_params",
-    "get_variant",
-    "load",
-    "save",
-    "to_hf_config",
-]
