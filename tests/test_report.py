@@ -76,3 +76,14 @@ def test_parse_variants():
         parse_variants("tiny,vit_b32", groups, defaults)
     with pytest.raises(ConfigError, match=r"config.model='x' is not valid; choose one of: a, b"):
         check_choice("model", "x", ["a", "b"])
+
+
+def test_atomic_files_get_ordinary_permissions(tmp_path):
+    import os
+
+    from jaxclip import atomic
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    atomic.write_text(tmp_path / "a.txt", "x")
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~atomic._UMASK
