@@ -42,7 +42,7 @@ setup(
     extras_require={
         # The PyTorch reference implementations the parity tests compare against. Install
         # torch first (`pip install torch==2.13.0`, a CPU wheel) or pip pulls a CUDA build.
-        "test": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6", "torch>=2.4"],
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "ruff==0.17.6", "torch>=2.4"],
         # Only needed to download-and-prepare public TFDS datasets (CIFAR, Food-101, ...).
         "tf": ["tensorflow-cpu>=2.16", "importlib_resources"],
     },

@@ -10,7 +10,7 @@ it. The reference per backbone:
 open_clip and timm import torchvision in their package __init__ and torchvision is not installed:
 `reference_modules` imports just the needed submodules under fake parent packages, with a
 one-name torchvision stub (`ops.misc.FrozenBatchNorm2d`, used only to freeze BatchNorm) present
-only while they import (the same loader as tests/test_backbones.py). Both sides run the same batch
+only while they import (`experiments/reference_models.py`, shared with the tests). Both sides run the same batch
 of normalised NHWC / NCHW pixels and the same 77-token id rows, on the same device, in one process,
 after warm-up; the numbers are throughputs over `--steps` timed calls (median of per-call times).
 
@@ -29,18 +29,20 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import contextlib
-import importlib
-import importlib.util
 import json
 import statistics
 import sys
 import time
-import types
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from experiments.reference_models import (
+    hf_clip_model,
+    reference_modules,
+    tiny_convnext_factory,
+    torch_state_dict,
+)
 
 TARGET_SPEEDUP_CPU = 2.0
 # Dense (no sparsity) bf16 tensor-core peaks, FLOP/s, by substring of the device name.
@@ -98,11 +100,6 @@ def _time(fn, steps: int, sync) -> float:
     return statistics.median(times)
 
 
-# --- reference model code without torchvision -----------------------------------------------------
-
-TINY_CONVNEXT = dict(depths=(1, 1, 1, 1), dims=(16, 32, 48, 64))  # = variants.tiny_convnext
-
-
 def small_variant(model: str) -> str:
     """The tiny variant of the same image-tower kind as `model` (the --small smoke test)."""
     from jaxclip.models.variants import ConvNeXtConfig, ResNetConfig, get_variant
@@ -111,61 +108,6 @@ def small_variant(model: str) -> str:
     if isinstance(vision, ResNetConfig):
         return "tiny_resnet"
     return "tiny_convnext" if isinstance(vision, ConvNeXtConfig) else "tiny"
-
-
-@contextlib.contextmanager
-def _torchvision_stub():
-    class FrozenBatchNorm2d:  # imported by timm / open_clip to freeze BatchNorm; never used here
-        def __init__(self, *args, **kwargs):
-            raise RuntimeError("torchvision stub: FrozenBatchNorm2d is not available")
-
-    names = ("torchvision", "torchvision.ops", "torchvision.ops.misc")
-    for name in names:
-        module = types.ModuleType(name)
-        module.__path__ = []
-        sys.modules[name] = module
-    sys.modules["torchvision.ops.misc"].FrozenBatchNorm2d = FrozenBatchNorm2d
-    try:
-        yield
-    finally:
-        for name in names:
-            sys.modules.pop(name, None)
-
-
-def _fake_package(name: str, folder: Path) -> types.ModuleType:
-    module = types.ModuleType(name)
-    module.__path__ = [str(folder)]
-    module.__package__ = name
-    sys.modules[name] = module
-    return module
-
-
-def reference_modules() -> types.SimpleNamespace:
-    """OpenAI's clip/model.py, open_clip.model and timm's convnext, without torchvision."""
-    import transformers  # noqa: F401  (decides that torchvision is absent, before the stub)
-
-    site = Path(importlib.util.find_spec("torch").origin).parents[1]
-    spec = importlib.util.spec_from_file_location("openai_clip_model", site / "clip" / "model.py")
-    openai = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(openai)
-    if "open_clip.model" not in sys.modules:
-        with _torchvision_stub():
-            timm = _fake_package("timm", site / "timm")
-            timm.__version__ = importlib.import_module("timm.version").__version__
-            data = _fake_package("timm.data", site / "timm" / "data")
-            constants = importlib.import_module("timm.data.constants")
-            data.__dict__.update({k: v for k, v in vars(constants).items() if k.isupper()})
-            _fake_package("timm.models", site / "timm" / "models")
-            importlib.import_module("timm.models.convnext")
-            timm.create_model = importlib.import_module("timm.models._factory").create_model
-            _fake_package("open_clip", site / "open_clip")
-            importlib.import_module("open_clip.model")
-    return types.SimpleNamespace(
-        openai=openai,
-        oc_model=sys.modules["open_clip.model"],
-        timm=sys.modules["timm"],
-        convnext=sys.modules["timm.models.convnext"],
-    )
 
 
 def _perturb_norms(model) -> None:
@@ -208,9 +150,7 @@ def torch_reference(cfg, seed: int):
             name = convnext.timm_name(v)
             if name is None:  # the small mode's trunk (timm names no such size)
                 create = refs.timm.create_model
-                refs.timm.create_model = lambda n, pretrained=False, **kw: (
-                    refs.convnext._create_convnext("convnext_tiny", **TINY_CONVNEXT, **kw)
-                )
+                refs.timm.create_model = tiny_convnext_factory(refs)
             text_cfg = dict(
                 context_length=t.context_length, vocab_size=t.vocab_size, width=t.width,
                 heads=t.heads, layers=t.layers,
@@ -224,19 +164,12 @@ def torch_reference(cfg, seed: int):
                     refs.timm.create_model = create
         model = model.eval()
         _perturb_norms(model)
-        sd = {k: v.detach().numpy() for k, v in model.state_dict().items()}
-        params = convert.openai_to_params(sd, cfg)[1]
+        params = convert.openai_to_params(torch_state_dict(model, copy=False), cfg)[1]
         return model, model.encode_image, model.encode_text, params
-    from transformers import CLIPConfig as HFCLIPConfig
-    from transformers import CLIPModel
-
     from jaxclip.models.variants import to_hf_config
 
-    hf_cfg = HFCLIPConfig(**to_hf_config(cfg))
-    hf_cfg._attn_implementation = "sdpa"
-    model = CLIPModel(hf_cfg).eval()
-    sd = {k: v.detach().numpy() for k, v in model.state_dict().items()}
-    params = convert.hf_torch_to_params(sd, cfg)
+    model = hf_clip_model(to_hf_config(cfg))
+    params = convert.hf_torch_to_params(torch_state_dict(model, copy=False), cfg)
     image = lambda x: model.get_image_features(pixel_values=x).pooler_output
     text = lambda ids: model.get_text_features(input_ids=ids).pooler_output
     return model, image, text, params

@@ -5,25 +5,16 @@ tower, `build_model`'s shape rules), OpenCLIP's `open_clip/model.py` + `transfor
 text tower options) + `timm_model.py` (TimmModel head), timm's `models/convnext.py` (the trunk),
 and OpenCLIP's `pretrained.py` / `model_configs/*.json` (names, hub repos, configs).
 
-torchvision is not installed and both open_clip's and timm's package `__init__` import it, so
-`reference_modules` imports the needed submodules under "fake parent packages" (a module object
-named `open_clip` / `timm` / `timm.data` / `timm.models` whose __path__ is the installed folder,
-so the real __init__ never runs), with a three-module torchvision stub standing in only while
-they import: `torchvision.ops.misc.FrozenBatchNorm2d`, the one name that chain touches (timm's
-norm layers and open_clip's utils import it to *freeze* BatchNorm, which no test does; using the
-stub raises). transformers is imported first so that its "is torchvision available" answer is
-made without the stub.
+torchvision is not installed and both open_clip's and timm's package `__init__` import it:
+`experiments.reference_models.reference_modules` imports the needed submodules without it (see
+that module's docstring).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import importlib
-import importlib.util
 import json
-import sys
-import types
 import warnings
 from pathlib import Path
 
@@ -35,6 +26,13 @@ import torch
 from safetensors.numpy import load_file, save_file
 
 import jaxclip
+from experiments.reference_models import (
+    package_dir,
+    reference_modules,
+    tiny_convnext_factory,
+    torch_encode,
+    torch_state_dict,
+)
 from jaxclip.models import convert, convnext, resnet
 from jaxclip.models import open_clip as oc
 from jaxclip.models.catalog import MODELS
@@ -52,67 +50,10 @@ from jaxclip.models.variants import (
     to_hf_config,
 )
 
-SITE = Path(importlib.util.find_spec("torch").origin).parents[1]
+OPEN_CLIP_DIR = package_dir("open_clip")
 load_mod = importlib.import_module("jaxclip.models.load")
 
 # --- reference code, imported without torchvision -----------------------------------------------
-
-
-@contextlib.contextmanager
-def _torchvision_stub():
-    class FrozenBatchNorm2d:  # only used to freeze BatchNorm layers (never here)
-        def __init__(self, *args, **kwargs):
-            raise RuntimeError("torchvision stub: FrozenBatchNorm2d is not available")
-
-    names = ("torchvision", "torchvision.ops", "torchvision.ops.misc")
-    for name in names:
-        module = types.ModuleType(name)
-        module.__path__ = []
-        sys.modules[name] = module
-    sys.modules["torchvision.ops.misc"].FrozenBatchNorm2d = FrozenBatchNorm2d
-    try:
-        yield
-    finally:
-        for name in names:
-            sys.modules.pop(name, None)
-
-
-def _fake_package(name: str, folder: Path) -> types.ModuleType:
-    module = types.ModuleType(name)
-    module.__path__ = [str(folder)]
-    module.__package__ = name
-    sys.modules[name] = module
-    return module
-
-
-def reference_modules() -> types.SimpleNamespace:
-    """OpenAI's clip/model.py, open_clip.model / .pretrained and timm.models.convnext."""
-    import transformers  # noqa: F401  (decides that torchvision is absent, before the stub)
-
-    spec = importlib.util.spec_from_file_location("openai_clip_model", SITE / "clip" / "model.py")
-    openai = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(openai)
-    if "open_clip.model" not in sys.modules:
-        with _torchvision_stub():
-            timm = _fake_package("timm", SITE / "timm")
-            timm.__version__ = importlib.import_module("timm.version").__version__
-            data = _fake_package("timm.data", SITE / "timm" / "data")
-            constants = importlib.import_module("timm.data.constants")
-            data.__dict__.update({k: v for k, v in vars(constants).items() if k.isupper()})
-            _fake_package("timm.models", SITE / "timm" / "models")
-            importlib.import_module("timm.models.convnext")
-            timm.create_model = importlib.import_module("timm.models._factory").create_model
-            _fake_package("open_clip", SITE / "open_clip")
-            importlib.import_module("open_clip.model")
-            importlib.import_module("open_clip.pretrained")
-    assert not any(k.startswith("torchvision") for k in sys.modules)
-    return types.SimpleNamespace(
-        openai=openai,
-        oc_model=sys.modules["open_clip.model"],
-        oc_pretrained=sys.modules["open_clip.pretrained"],
-        timm=sys.modules["timm"],
-        convnext=sys.modules["timm.models.convnext"],
-    )
 
 
 @pytest.fixture(scope="module")
@@ -140,10 +81,6 @@ def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return model.eval()
 
 
-def state_dict(model: torch.nn.Module) -> dict[str, np.ndarray]:
-    return {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
-
-
 def token_ids(pad: int = EOS, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     ids = np.full((3, CTX), pad, np.int32)
@@ -156,13 +93,6 @@ def token_ids(pad: int = EOS, seed: int = 0) -> np.ndarray:
 
 def pixels(size: int, n: int = 3, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((n, size, size, 3)).astype(np.float32)
-
-
-def torch_encode(model, x: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    with torch.no_grad():
-        img = model.encode_image(torch.tensor(x.transpose(0, 3, 1, 2))).numpy()
-        txt = model.encode_text(torch.tensor(ids, dtype=torch.long)).numpy()
-    return img, txt
 
 
 def jax_text(loaded, ids: np.ndarray) -> np.ndarray:
@@ -228,7 +158,7 @@ def openai_rn(refs):
 @pytest.fixture(scope="module")
 def loaded_rn(openai_rn, tmp_path_factory):
     path = tmp_path_factory.mktemp("rn") / "RN-tiny-openai.safetensors"
-    save_file(state_dict(openai_rn), str(path))
+    save_file(torch_state_dict(openai_rn), str(path))
     return jaxclip.load(path)  # "openai" in the name: quick_gelu, no warning
 
 
@@ -376,7 +306,7 @@ def test_convnext_parity_with_open_clip(refs, monkeypatch, tmp_path, proj, timm_
     torch.manual_seed(0)
     model = randomize(refs.oc_model.CLIP(**model_cfg))
     assert model.visual.trunk.stem[1].eps == (1e-5 if timm_name == "convnext_xxlarge" else 1e-6)
-    folder = write_open_clip_folder(tmp_path / "cnx", model_cfg, state_dict(model))
+    folder = write_open_clip_folder(tmp_path / "cnx", model_cfg, torch_state_dict(model))
     loaded = jaxclip.load(folder)
     cfg = loaded.config.vision
     assert isinstance(cfg, ConvNeXtConfig)
@@ -434,7 +364,7 @@ def test_depthwise_conv_impls_match_numpy_float64():
 def test_convnext_base_shapes_match_open_clip(refs):
     """OpenCLIP's real convnext_base (meta device): our inference and param names match it."""
     with torch.device("meta"):
-        cfg_json = json.loads((SITE / "open_clip/model_configs/convnext_base.json").read_text())
+        cfg_json = json.loads((OPEN_CLIP_DIR / "model_configs/convnext_base.json").read_text())
         model = refs.oc_model.CLIP(**cfg_json)
     shapes = {k: np.broadcast_to(np.float32(0), v.shape) for k, v in model.state_dict().items()}
     cfg = convert.infer_openai_config(shapes, act="gelu")
@@ -461,7 +391,7 @@ def test_open_clip_text_tower_options(refs, tmp_path, text_opts, pad):
     torch.manual_seed(1)
     model = randomize(refs.oc_model.CLIP(**model_cfg), seed=1)
     pre = {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.5, 0.75]}
-    folder = write_open_clip_folder(tmp_path / "oc", model_cfg, state_dict(model), pre)
+    folder = write_open_clip_folder(tmp_path / "oc", model_cfg, torch_state_dict(model), pre)
     loaded = jaxclip.load(folder)
     t = loaded.config.text
     assert (t.act, loaded.config.vision.act, loaded.config.vision.heads) == ("gelu", "gelu", 2)
@@ -484,7 +414,9 @@ def test_open_clip_text_tower_options(refs, tmp_path, text_opts, pad):
 def test_open_clip_activation_flag_and_text_heads(refs, tmp_path):
     model_cfg = dict(embed_dim=24, quick_gelu=True, vision_cfg=VIT_CFG, text_cfg=TEXT_CFG)
     model = randomize(refs.oc_model.CLIP(**model_cfg), seed=2)
-    loaded = jaxclip.load(write_open_clip_folder(tmp_path / "q", model_cfg, state_dict(model)))
+    loaded = jaxclip.load(
+        write_open_clip_folder(tmp_path / "q", model_cfg, torch_state_dict(model))
+    )
     assert loaded.config.text.act == loaded.config.vision.act == "quick_gelu"
     assert loaded.config.text.heads == 2  # from text_cfg.heads, not width // 64
     x, ids = pixels(32), token_ids()
@@ -543,13 +475,7 @@ def test_save_open_clip_folder_round_trip(refs, monkeypatch, tmp_path, name):
     model_cfg = json.loads((tmp_path / "open_clip_config.json").read_text())["model_cfg"]
     if name == "tiny_convnext":
         assert model_cfg["vision_cfg"]["timm_model_name"] is None  # timm has no such size
-        monkeypatch.setattr(
-            refs.timm,
-            "create_model",
-            lambda n, pretrained=False, **kw: refs.convnext._create_convnext(
-                "convnext_tiny", depths=(1, 1, 1, 1), dims=(16, 32, 48, 64), **kw
-            ),
-        )
+        monkeypatch.setattr(refs.timm, "create_model", tiny_convnext_factory(refs))
         model_cfg["vision_cfg"]["timm_model_name"] = "convnext_tiny"
     torch_model = refs.oc_model.CLIP(**model_cfg).eval()
     sd = {
@@ -598,7 +524,7 @@ def test_pretrained_table_matches_open_clip(refs):
         assert entry.quick_gelu == ref.get("quick_gelu", False), key
         assert entry.mean == tuple(ref["mean"]) and entry.std == tuple(ref["std"]), key
     for name, cfg in oc.MODEL_CONFIGS.items():
-        ref = json.loads((SITE / "open_clip" / "model_configs" / f"{name}.json").read_text())
+        ref = json.loads((OPEN_CLIP_DIR / "model_configs" / f"{name}.json").read_text())
         for tower in ("vision_cfg", "text_cfg"):
             assert {k: ref[tower][k] for k in cfg[tower]} == cfg[tower], (name, tower)
         assert ref["embed_dim"] == cfg["embed_dim"]
@@ -799,7 +725,7 @@ def test_flops_match_torch_flop_counter(refs):
 
     with torch.device("meta"):
         rn = refs.openai.CLIP(1024, 224, (3, 4, 6, 3), 64, None, 77, 49408, 512, 8, 12)
-        cfg_json = json.loads((SITE / "open_clip/model_configs/convnext_base.json").read_text())
+        cfg_json = json.loads((OPEN_CLIP_DIR / "model_configs/convnext_base.json").read_text())
         cn = refs.oc_model.CLIP(**cfg_json)
         counts = []
         for model in (rn, cn):

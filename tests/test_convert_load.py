@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import json
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +14,12 @@ from safetensors.numpy import save_file
 from transformers import CLIPModel
 
 import jaxclip
+from experiments.reference_models import (
+    hf_clip_model,
+    openai_clip_module,
+    torch_encode,
+    torch_state_dict,
+)
 from jaxclip.models import convert
 from jaxclip.models.convert import CheckpointError
 from jaxclip.models.load import from_params, save
@@ -23,15 +27,6 @@ from jaxclip.models.variants import CLIPConfig, TextConfig, VisionConfig, to_hf_
 
 # The package exports the function `load`, which hides the submodule of the same name.
 load_mod = importlib.import_module("jaxclip.models.load")
-SITE = Path(importlib.util.find_spec("transformers").origin).parents[1]
-
-
-def openai_clip_module():
-    """OpenAI's clip/model.py, imported by file path (its package __init__ needs torchvision)."""
-    spec = importlib.util.spec_from_file_location("openai_clip_model", SITE / "clip" / "model.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 VOCAB, CTX = 300, 77  # OpenAI's attention mask is built for the full context.
@@ -63,10 +58,6 @@ def openai_model():
     return model
 
 
-def openai_state_dict(model) -> dict[str, np.ndarray]:
-    return {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
-
-
 def openai_inputs():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((3, 32, 32, 3)).astype(np.float32)
@@ -78,20 +69,13 @@ def openai_inputs():
     return x, ids
 
 
-def openai_reference(model, x, ids):
-    with torch.no_grad():
-        img = model.encode_image(torch.tensor(x.transpose(0, 3, 1, 2))).numpy()
-        txt = model.encode_text(torch.tensor(ids, dtype=torch.long)).numpy()
-    return img, txt
-
-
 def encode_text_ids(loaded, ids):
     return np.asarray(loaded._text_fn(loaded.params, ids))
 
 
 def test_openai_safetensors_parity(openai_model, tmp_path):
     path = tmp_path / "ViT-tiny-openai.safetensors"
-    save_file(openai_state_dict(openai_model), str(path))
+    save_file(torch_state_dict(openai_model), str(path))
     loaded = jaxclip.load(path)  # "openai" in the name: quick_gelu without a warning
     cfg = loaded.config
     assert (cfg.vision.width, cfg.vision.heads, cfg.vision.layers, cfg.vision.patch_size) == (
@@ -106,7 +90,7 @@ def test_openai_safetensors_parity(openai_model, tmp_path):
         24,
     )
     x, ids = openai_inputs()
-    ref_img, ref_txt = openai_reference(openai_model, x, ids)
+    ref_img, ref_txt = torch_encode(openai_model, x, ids)
     np.testing.assert_allclose(loaded.encode_pixels(x), ref_img, rtol=0, atol=1e-5)
     np.testing.assert_allclose(encode_text_ids(loaded, ids), ref_txt, rtol=0, atol=1e-5)
     assert float(loaded.params["logit_scale"]) == pytest.approx(np.log(1 / 0.07), abs=1e-6)
@@ -114,7 +98,7 @@ def test_openai_safetensors_parity(openai_model, tmp_path):
 
 def test_openai_activation_warning_and_override(openai_model, tmp_path):
     path = tmp_path / "weights.safetensors"
-    save_file(openai_state_dict(openai_model), str(path))
+    save_file(torch_state_dict(openai_model), str(path))
     with pytest.warns(UserWarning, match="assuming 'quick_gelu'"):
         assert jaxclip.load(path).config.vision.act == "quick_gelu"
     with warnings.catch_warnings():
@@ -122,12 +106,12 @@ def test_openai_activation_warning_and_override(openai_model, tmp_path):
         gelu = jaxclip.load(path, hidden_act="gelu")
     assert gelu.config.text.act == "gelu"
     x, _ = openai_inputs()
-    ref_img, _ = openai_reference(openai_model, x, openai_inputs()[1])
+    ref_img, _ = torch_encode(openai_model, x, openai_inputs()[1])
     assert np.abs(gelu.encode_pixels(x) - ref_img).max() > 1e-4  # the activation matters
 
 
 def test_open_clip_config_sets_activation(openai_model, tmp_path):
-    save_file(openai_state_dict(openai_model), str(tmp_path / "open_clip_model.safetensors"))
+    save_file(torch_state_dict(openai_model), str(tmp_path / "open_clip_model.safetensors"))
     cfg = {
         "model_cfg": {
             "embed_dim": 24,
@@ -149,7 +133,7 @@ def test_pickle_refused_without_opt_in(openai_model, tmp_path):
         jaxclip.load(path)
     loaded = jaxclip.load(path, allow_pickle=True, hidden_act="quick_gelu")
     x, ids = openai_inputs()
-    ref_img, ref_txt = openai_reference(openai_model, x, ids)
+    ref_img, ref_txt = torch_encode(openai_model, x, ids)
     np.testing.assert_allclose(loaded.encode_pixels(x), ref_img, atol=1e-5)
     np.testing.assert_allclose(encode_text_ids(loaded, ids), ref_txt, atol=1e-5)
 
@@ -165,14 +149,14 @@ def test_torchscript_archive_like_openai_releases(openai_model, tmp_path):
     with pytest.raises(PermissionError):
         jaxclip.load(path)
     loaded = jaxclip.load(path, allow_pickle=True)  # TorchScript: OpenAI's, quick_gelu, no warning
-    ref_img, _ = openai_reference(openai_model, x, ids)
+    ref_img, _ = torch_encode(openai_model, x, ids)
     np.testing.assert_allclose(loaded.encode_pixels(x), ref_img, atol=1e-5)
 
 
 def test_openai_ddp_wrapped_checkpoint(openai_model):
-    sd = {"state_dict": {f"module.{k}": v for k, v in openai_state_dict(openai_model).items()}}
+    sd = {"state_dict": {f"module.{k}": v for k, v in torch_state_dict(openai_model).items()}}
     cfg, params = convert.openai_to_params(sd)
-    _, plain = convert.openai_to_params(openai_state_dict(openai_model))
+    _, plain = convert.openai_to_params(torch_state_dict(openai_model))
     assert cfg.vision.layers == 2
     for p, a in convert.flatten(plain).items():
         np.testing.assert_array_equal(convert.flatten(params)[p], a)
@@ -188,14 +172,8 @@ SMALL = CLIPConfig(
 
 
 def torch_small(seed: int = 0) -> CLIPModel:
-    from transformers import CLIPConfig as HFCLIPConfig
-
     torch.manual_seed(seed)
-    return CLIPModel(HFCLIPConfig(**to_hf_config(SMALL))).eval()
-
-
-def hf_state_dict(model) -> dict[str, np.ndarray]:
-    return {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
+    return hf_clip_model(to_hf_config(SMALL), attn_implementation=None)
 
 
 def random_images(n=2, h=40, w=50, seed=0):
@@ -203,7 +181,7 @@ def random_images(n=2, h=40, w=50, seed=0):
 
 
 def test_hf_torch_round_trip_is_exact():
-    sd = hf_state_dict(torch_small())
+    sd = torch_state_dict(torch_small())
     back = convert.params_to_hf_torch(convert.hf_torch_to_params(sd, SMALL))
     assert set(back) == set(sd)
     for k, v in sd.items():
@@ -214,7 +192,7 @@ def test_hf_torch_round_trip_is_exact():
 
 def test_save_then_transformers_and_load_give_same_embeddings(tmp_path):
     model = torch_small(seed=1)
-    params = convert.hf_torch_to_params(hf_state_dict(model), SMALL)
+    params = convert.hf_torch_to_params(torch_state_dict(model), SMALL)
     save(tmp_path, SMALL, params)
     assert {"config.json", "model.safetensors", "preprocessor_config.json", "tokenizer.json"} <= {
         p.name for p in tmp_path.iterdir()
@@ -238,12 +216,12 @@ def test_save_then_transformers_and_load_give_same_embeddings(tmp_path):
     np.testing.assert_allclose(
         ours.encode_image(images, preprocess="device"), ref_img.numpy(), atol=1e-5
     )
-    for k, v in hf_state_dict(reloaded_torch).items():  # the weights themselves survived
-        np.testing.assert_array_equal(v, hf_state_dict(model)[k])
+    for k, v in torch_state_dict(reloaded_torch).items():  # the weights themselves survived
+        np.testing.assert_array_equal(v, torch_state_dict(model)[k])
 
 
 def test_msgpack_round_trip(tmp_path):
-    params = convert.hf_torch_to_params(hf_state_dict(torch_small(seed=2)), SMALL)
+    params = convert.hf_torch_to_params(torch_state_dict(torch_small(seed=2)), SMALL)
     save(tmp_path / "st", SMALL, params)
     folder = tmp_path / "flax"
     folder.mkdir()
@@ -263,12 +241,12 @@ def test_pytorch_bin_folder_needs_allow_pickle(tmp_path):
     with pytest.raises(PermissionError, match="pickle"):
         jaxclip.load(tmp_path)
     loaded = jaxclip.load(tmp_path, allow_pickle=True)
-    want = convert.hf_torch_to_params(hf_state_dict(model), SMALL)
+    want = convert.hf_torch_to_params(torch_state_dict(model), SMALL)
     assert loaded.fingerprint == from_params(SMALL, want).fingerprint
 
 
 def test_wrong_checkpoint_names_every_problem():
-    sd = hf_state_dict(torch_small())
+    sd = torch_state_dict(torch_small())
     del sd["vision_model.post_layernorm.bias"]
     sd["vision_model.extra_head.weight"] = np.zeros(3, np.float32)
     sd["text_projection.weight"] = np.zeros((7, 32), np.float32)
@@ -282,7 +260,7 @@ def test_wrong_checkpoint_names_every_problem():
 
 
 def test_wrong_openai_checkpoint_and_resnet_hint(openai_model):
-    sd = openai_state_dict(openai_model)
+    sd = torch_state_dict(openai_model)
     sd["visual.transformer.resblocks.1.attn.in_proj_weight"] = np.zeros((5, 128), np.float32)
     del sd["ln_final.bias"]
     with pytest.raises(
@@ -296,7 +274,7 @@ def test_wrong_openai_checkpoint_and_resnet_hint(openai_model):
 
 
 def test_msgpack_with_wrong_config_is_one_error(tmp_path):
-    params = convert.hf_torch_to_params(hf_state_dict(torch_small()), SMALL)
+    params = convert.hf_torch_to_params(torch_state_dict(torch_small()), SMALL)
     bigger = CLIPConfig(SMALL.vision, SMALL.text, projection_dim=20)
     with pytest.raises(CheckpointError, match=r"wrong shape \(2\).*text_projection/kernel"):
         convert.check_params(params, bigger)
@@ -324,7 +302,7 @@ def test_hub_download_fetches_only_the_chosen_format(tmp_path, monkeypatch):
     """The hub path, with huggingface_hub stubbed: which files it asks for, then a real load."""
     import huggingface_hub
 
-    params = convert.hf_torch_to_params(hf_state_dict(torch_small()), SMALL)
+    params = convert.hf_torch_to_params(torch_state_dict(torch_small()), SMALL)
     save(tmp_path, SMALL, params)
     calls = []
 
@@ -351,7 +329,7 @@ def test_hub_download_fetches_only_the_chosen_format(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def small_loaded():
-    return from_params(SMALL, convert.hf_torch_to_params(hf_state_dict(torch_small()), SMALL))
+    return from_params(SMALL, convert.hf_torch_to_params(torch_state_dict(torch_small()), SMALL))
 
 
 def test_batching_pads_and_matches_one_call(small_loaded):

@@ -14,6 +14,7 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from experiments.reference_models import open_clip_metadata
 from jaxclip.data import classnames as cn
 from jaxclip.data import datasets as ds
 from jaxclip.data.datasets import DATASETS, DatasetNotPreparedError, load_dataset
@@ -423,10 +424,7 @@ def test_eurosat_names_follow_tfds_label_order():
 
 
 def test_imagenet_names_match_open_clip_and_wnids():
-    path = Path(importlib.util.find_spec("open_clip").submodule_search_locations[0])
-    spec = importlib.util.spec_from_file_location("zsm", path / "zero_shot_metadata.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = open_clip_metadata()
     assert tuple(module.IMAGENET_CLASSNAMES) == cn.IMAGENET_CLASSNAMES
     wnids = cn.imagenet_wnids()
     assert len(wnids) == 1000 and list(wnids) == sorted(wnids) and len(set(wnids)) == 1000

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import re
 from pathlib import Path
 
 import pytest
 
+from experiments.reference_models import open_clip_metadata
 from jaxclip.data import classnames as cn
 from jaxclip.data import prompts, templates
 
@@ -124,16 +124,8 @@ def test_get_prompts():
         prompts.get_prompts("generic33")
 
 
-def _open_clip_templates():
-    path = Path(importlib.util.find_spec("open_clip").submodule_search_locations[0])
-    spec = importlib.util.spec_from_file_location("zsm", path / "zero_shot_metadata.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_imagenet_templates_match_open_clip():
-    module = _open_clip_templates()
+    module = open_clip_metadata()
     assert templates.IMAGENET_TEMPLATES == tuple(t("{}") for t in module.OPENAI_IMAGENET_TEMPLATES)
     assert len(templates.IMAGENET_TEMPLATES) == 80
     assert templates.IMAGENET_TEMPLATES_SIMPLE == tuple(

@@ -181,7 +181,9 @@ def test_two_preparations_are_byte_identical(tmp_path):
 def test_prepared_records_equal_the_renderer_and_load_without_tensorflow(tmp_path, monkeypatch):
     monkeypatch.setenv("JAXCLIP_DATA_DIR", str(tmp_path))
     src = load_dataset("shapes/tiny", "test")  # prepares on first use
-    assert (tmp_path / "shapes" / "tiny" / str(shapes.Shapes.VERSION) / "dataset_info.json").is_file()
+    assert (
+        tmp_path / "shapes" / "tiny" / str(shapes.Shapes.VERSION) / "dataset_info.json"
+    ).is_file()
     assert len(src) == 128
     info = src.info
     assert info.name == "shapes/tiny" and info.classnames == SHAPES

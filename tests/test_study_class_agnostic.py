@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import re
 import zlib
-from pathlib import Path
 
 import ml_collections
 import numpy as np
@@ -23,8 +22,8 @@ from jaxclip.data.prompts import PROMPT_SETS
 from jaxclip.features.extract import ImageFeatures
 from jaxclip.report import to_jsonable
 from jaxclip.studies import class_agnostic as study
+from tests.study_fakes import FakeContext, check_bad_config, check_links, run_smoke
 
-PNG = b"\x89PNG\r\n\x1a\n"
 CLASSES = ("circle", "square", "triangle", "star")
 D = 40
 N_TRAIN, N_TEST = 200, 120
@@ -64,21 +63,10 @@ def _split(n: int, seed: int) -> ImageFeatures:
     )
 
 
-class FakeContext:
-    def __init__(self, train, test, workdir, *, model="vit_b32", dataset="cifar100"):
-        self._features = {"train": train, "test": test}
-        self.workdir = Path(workdir)
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.config = ml_collections.ConfigDict({"model": model, "dataset": dataset, "seed": 0})
-        self.logit_scale = SCALE
-        self.text_calls: list[list[str]] = []
-
-    def features(self, which):
-        return self._features[which]
-
-    def texts(self, texts):
-        self.text_calls.append(list(texts))
-        return np.stack([_embed(t) for t in texts])
+def _ctx(train, test, workdir) -> FakeContext:
+    """Both splits with the planted text encoder, named like the thesis's setting."""
+    return FakeContext({"train": train, "test": test}, workdir, embed=_embed, model="vit_b32",
+                       dataset="cifar100", logit_scale=SCALE)  # fmt: skip
 
 
 def _cfg() -> ml_collections.ConfigDict:
@@ -111,20 +99,10 @@ def _entropy64(z: np.ndarray) -> np.ndarray:
     return logsumexp(z, axis=1) - np.sum(p * z, axis=1)
 
 
-def _check_links(workdir: Path, markdown: str) -> list[str]:
-    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
-    assert links, "the report links no figures"
-    for link in links:
-        path = workdir / link
-        assert path.is_file(), f"report links {link}, which does not exist"
-        assert path.read_bytes()[:8] == PNG, f"{link} is not a PNG"
-    return links
-
-
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory):
     train, test = _split(N_TRAIN, 1), _split(N_TEST, 2)
-    ctx = FakeContext(train, test, tmp_path_factory.mktemp("ca"))
+    ctx = _ctx(train, test, tmp_path_factory.mktemp("ca"))
     section = study.run(ctx, _cfg())
     ztr = _cosines(train.embeds, PROMPT_SETS["generic32"])
     zte = _cosines(test.embeds, PROMPT_SETS["generic32"])
@@ -255,7 +233,7 @@ def test_prompt_count_sweep(planted):
 def test_report_shows_thesis_numbers_and_links(planted):
     ctx, _, _, _, _, section = planted
     md = section.report.markdown()
-    links = _check_links(ctx.workdir, md)
+    links = check_links(ctx.workdir, md)
     assert set(links) == set(section.results["figures"])
     for name in (
         "class_agnostic_probes.png",
@@ -285,7 +263,7 @@ def test_other_prompt_set_hides_the_thesis_and_model_scale_feeds_the_svc(tmp_pat
     cfg.ceiling = False
     cfg.sweeps = ()
     cfg.equivalence_taus = ()
-    section = study.run(FakeContext(train, test, tmp_path), cfg)
+    section = study.run(_ctx(train, test, tmp_path), cfg)
     res = section.results
     md = section.report.markdown()
     assert "not comparable" in md and "29.30" not in md
@@ -305,12 +283,12 @@ def test_svc_skip_and_no_labels(tmp_path):
     cfg.ceiling = False
     cfg.sweeps = ()
     cfg.equivalence_taus = ()
-    section = study.run(FakeContext(_split(N_TRAIN, 1), _split(N_TEST, 2), tmp_path / "a"), cfg)
+    section = study.run(_ctx(_split(N_TRAIN, 1), _split(N_TEST, 2), tmp_path / "a"), cfg)
     assert "svc_linear" not in section.results["methods"]
     assert f"--config.class_agnostic.svc_max_train={N_TRAIN}" in section.report.markdown()
     train = _split(40, 1)
     train.labels[:] = -1
-    section = study.run(FakeContext(train, _split(20, 2), tmp_path / "b"), cfg)
+    section = study.run(_ctx(train, _split(20, 2), tmp_path / "b"), cfg)
     assert section.results == {"skipped": "the train split has no class labels"}
 
 
@@ -327,10 +305,7 @@ def test_svc_skip_and_no_labels(tmp_path):
     ],
 )
 def test_bad_config_values_raise(field, value, match):
-    cfg = study.default_config()
-    cfg[field] = value
-    with pytest.raises(ConfigError, match=match):
-        study.check_config(cfg)
+    check_bad_config(study, field, value, match)
 
 
 def test_config_variants():
@@ -356,11 +331,7 @@ def test_end_to_end_smoke_and_determinism(tmp_path, shapes_data_dir):
 
     stored = []
     for run in ("a", "b"):
-        config = get_config("smoke")
-        config.cache_dir = str(tmp_path / "cache")
-        config.data_dir = str(shapes_data_dir)
-        workdir = tmp_path / run
-        results = experiment.run(config, str(workdir))
+        config, workdir, results = run_smoke(get_config, experiment, tmp_path, shapes_data_dir, run)
         for name in ("results.json", "metrics.csv", "report.md", "timings.json"):
             assert (workdir / name).is_file(), name
         text = (workdir / "results.json").read_text()
@@ -373,5 +344,5 @@ def test_end_to_end_smoke_and_determinism(tmp_path, shapes_data_dir):
         for m in ca["methods"].values():
             assert 0.0 <= m["test_accuracy"] <= 1.0
         md = (workdir / "report.md").read_text()
-        assert len(_check_links(workdir, md)) == len(ca["figures"]) == 6
+        assert len(check_links(workdir, md)) == len(ca["figures"]) == 6
     assert stored[0] == stored[1], "results.json differs between two identical runs"

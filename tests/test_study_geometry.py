@@ -5,11 +5,7 @@ against independent NumPy / SciPy computations, and an end-to-end smoke run."""
 from __future__ import annotations
 
 import json
-import re
-import sys
-from pathlib import Path
 
-import ml_collections
 import numpy as np
 import pytest
 from scipy import stats
@@ -19,16 +15,12 @@ from jaxclip.config_args import ConfigError
 from jaxclip.features.extract import ImageFeatures
 from jaxclip.report import to_jsonable
 from jaxclip.studies import geometry as study
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from tests.study_fakes import FakeContext, check_bad_config, check_links, run_smoke
 
 D = 32
 SEP = (5, 20)  # planted separating features: image/text means ±5 and ∓3, unit variance
 N_IMAGES, N_CAPS = 120, 2
 SCALE = 20.0
-PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def _planted(seed: int = 0):
@@ -63,30 +55,11 @@ def _planted(seed: int = 0):
     return image.astype(np.float32), texts, table
 
 
-class FakeContext:
-    """The parts of `jaxclip.studies.context.Context` the study uses, on planted arrays."""
-
-    def __init__(self, features, table, workdir, logit_scale=SCALE, model="planted"):
-        self._features = features
-        self._table = table
-        self.workdir = Path(workdir)
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.logit_scale = logit_scale
-        self.config = ml_collections.ConfigDict(
-            {"model": model, "dataset": "coco_captions", "seed": 0, "test_split": "test"}
-        )
-        self.text_calls: list[list[str]] = []
-
-    def split_name(self, which):
-        return which
-
-    def features(self, which):
-        assert which == "test"
-        return self._features
-
-    def texts(self, texts):
-        self.text_calls.append(list(texts))
-        return np.stack([self._table[t] for t in texts])
+def _ctx(features, table, workdir, model="planted") -> FakeContext:
+    """The test split `features`; a text is embedded as its row of `table` (logit scale 20)."""
+    return FakeContext(features, workdir, embed=table.__getitem__, model=model,
+                       dataset="coco_captions", logit_scale=SCALE, split_names=True,
+                       config={"test_split": "test"})  # fmt: skip
 
 
 def _features(image, captions=None, labels=None, classnames=()):
@@ -127,16 +100,6 @@ def _np_conformity(x):
     return (g.sum(1) - np.diag(g)) / (len(x) - 1)
 
 
-def _check_links(workdir: Path, markdown: str) -> list[str]:
-    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
-    assert links, "the report links no figures"
-    for link in links:
-        path = workdir / link
-        assert path.is_file(), f"report links {link}, which does not exist"
-        assert path.read_bytes()[:8] == PNG, f"{link} is not a PNG"
-    return links
-
-
 @pytest.fixture(scope="module")
 def planted():
     return _planted()
@@ -147,7 +110,7 @@ def first_caption_run(planted, tmp_path_factory):
     image, caps, table = planted
     # Named like the paper's setting, so its numbers must be printed beside ours.
     workdir = tmp_path_factory.mktemp("geo")
-    ctx = FakeContext(_features(image, captions=caps), table, workdir, model="vit_b32")
+    ctx = _ctx(_features(image, captions=caps), table, workdir, model="vit_b32")
     section = study.run(ctx, _cfg())
     return ctx, section
 
@@ -251,7 +214,7 @@ def test_conformity_and_kl_against_brute_force(planted, first_caption_run):
 def test_report_links_and_plots(first_caption_run):
     ctx, section = first_caption_run
     md = section.report.markdown()
-    links = _check_links(ctx.workdir, md)
+    links = check_links(ctx.workdir, md)
     assert set(links) == set(section.results["figures"])
     for name in (
         "geometry_feature_histograms.png",
@@ -277,7 +240,7 @@ def test_report_links_and_plots(first_caption_run):
 
 def test_all_captions_repeat_images_in_the_loss(planted, tmp_path):
     image, caps, table = planted
-    ctx = FakeContext(_features(image, captions=caps), table, tmp_path)
+    ctx = _ctx(_features(image, captions=caps), table, tmp_path)
     section = study.run(ctx, _cfg(caption="all", num_alphas=3, sides=("image",)))
     pairs = section.results["pairs"]
     assert (pairs["n_images"], pairs["n_texts"], pairs["n_pairs"]) == (
@@ -298,7 +261,7 @@ def test_caption_index_picks_that_caption(planted, tmp_path):
     image, caps, table = planted
     caps = [list(c) for c in caps]
     caps[7] = caps[7][:1]  # image 7 has no caption 1: it is left out
-    ctx = FakeContext(_features(image, captions=caps), table, tmp_path)
+    ctx = _ctx(_features(image, captions=caps), table, tmp_path)
     pairs = study.make_pairs(ctx.features("test"), _cfg(caption="1"), ctx.texts)
     keep = [j for j in range(N_IMAGES) if j != 7]
     assert pairs.texts == [caps[j][1] for j in keep]
@@ -318,7 +281,7 @@ def test_class_prompts_without_captions(planted, tmp_path):
     labels[:3] = -1  # unlabelled rows are left out
     names = ("cat", "dog", "owl", "fox")
     table = {f"a photo of a {n}.": rng.normal(size=D).astype(np.float32) + 3 for n in names}
-    ctx = FakeContext(_features(image, labels=labels, classnames=names), table, tmp_path)
+    ctx = _ctx(_features(image, labels=labels, classnames=names), table, tmp_path)
     section = study.run(ctx, _cfg(num_alphas=3))
     # each distinct prompt is embedded once
     assert sorted(ctx.text_calls[0]) == sorted(table)
@@ -331,19 +294,19 @@ def test_class_prompts_without_captions(planted, tmp_path):
     assert "3 images without a label are left out" in md
     assert "paper" not in section.results  # model "planted" is not the paper's
     assert "not expected to match" in md
-    _check_links(tmp_path, md)
+    check_links(tmp_path, md)
 
 
 def test_nothing_to_pair_skips_with_a_note(planted, tmp_path):
     image, _, _ = planted
-    ctx = FakeContext(_features(image), {}, tmp_path)
+    ctx = _ctx(_features(image), {}, tmp_path)
     section = study.run(ctx, _cfg())
     assert "skipped" in section.results
     assert "neither captions nor labels" in section.report.markdown()
     # one class: a single distinct text, nothing to compare
     table = {"a photo of a cat.": np.ones(D, np.float32)}
     feats = _features(image, labels=np.zeros(len(image), int), classnames=("cat",))
-    section = study.run(FakeContext(feats, table, tmp_path), _cfg())
+    section = study.run(_ctx(feats, table, tmp_path), _cfg())
     assert "2 distinct texts" in section.results["skipped"]
     assert not list(tmp_path.glob("*.png"))
 
@@ -351,7 +314,7 @@ def test_nothing_to_pair_skips_with_a_note(planted, tmp_path):
 def test_text_dimension_mismatch_is_rejected(planted, tmp_path):
     image, caps, _ = planted
     table = {c: np.ones(D + 1, np.float32) for cc in caps for c in cc}
-    ctx = FakeContext(_features(image, captions=caps), table, tmp_path)
+    ctx = _ctx(_features(image, captions=caps), table, tmp_path)
     with pytest.raises(ValueError, match=r"differ in D"):
         study.make_pairs(ctx.features("test"), _cfg(), ctx.texts)
 
@@ -368,10 +331,7 @@ def test_text_dimension_mismatch_is_rejected(planted, tmp_path):
     ],
 )
 def test_bad_config_values_raise(field, value, match):
-    cfg = study.default_config()
-    cfg[field] = value
-    with pytest.raises(ConfigError, match=match):
-        study.check_config(cfg)
+    check_bad_config(study, field, value, match)
 
 
 def test_alpha_grid_always_holds_zero():
@@ -401,11 +361,7 @@ def test_end_to_end_smoke(tmp_path):
     from configs.geometry import get_config
     from experiments import geometry as experiment
 
-    config = get_config("smoke")
-    config.cache_dir = str(tmp_path / "cache")
-    config.data_dir = str(tmp_path / "data")
-    workdir = tmp_path / "run"
-    results = experiment.run(config, str(workdir))
+    config, workdir, results = run_smoke(get_config, experiment, tmp_path, tmp_path / "data")
     for name in ("results.json", "metrics.csv", "report.md"):
         assert (workdir / name).is_file(), name
     stored = json.loads((workdir / "results.json").read_text())
@@ -420,7 +376,7 @@ def test_end_to_end_smoke(tmp_path):
         assert np.isfinite(geo["loss"][side]["summary"]["total_at_0"])
         assert len(geo["kl"][side]["kl_image_text"]) == config.geometry.num_alphas
     md = (workdir / "report.md").read_text()
-    links = _check_links(workdir, md)
+    links = check_links(workdir, md)
     assert len(links) == len(geo["figures"])
     metrics = (workdir / "metrics.csv").read_text()
     assert "geometry/loss/image/summary/total_at_0" in metrics

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
-from types import SimpleNamespace
 
 import ml_collections
 import numpy as np
@@ -23,8 +21,8 @@ from jaxclip.probes import linear
 from jaxclip.probes.io import load_probe
 from jaxclip.report import to_jsonable
 from jaxclip.studies import probe as study
+from tests.study_fakes import FakeContext, check_bad_config, check_links, run_smoke
 
-PNG = b"\x89PNG\r\n\x1a\n"
 CLASSES = ("circle", "square", "triangle", "star")
 COLORS = ("red", "green", "blue")
 D = 16
@@ -72,29 +70,11 @@ def _split(n: int, seed: int, unlabelled: int = 0) -> ImageFeatures:
     )
 
 
-class FakeContext:
-    """What the study needs from a Context: features, texts, logit scale, config, workdir."""
-
-    def __init__(self, train, test, workdir, *, model="vit_b32", dataset="cifar10"):
-        self._features = {"train": train, "test": test}
-        self.workdir = Path(workdir)
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.config = ml_collections.ConfigDict({"model": model, "dataset": dataset, "seed": 0})
-        self.logit_scale = 100.0
-        self.text_calls: list[list[str]] = []
-
-    def features(self, which):
-        return self._features[which]
-
-    def texts(self, texts):
-        self.text_calls.append(list(texts))
-        return np.stack([_embed(t) for t in texts])
-
-    def source(self, which):
-        # the dataset's attribute order (colour first), unlike the features' dict order
-        return SimpleNamespace(
-            info=SimpleNamespace(attributes={"color": COLORS, "noise": ("no", "yes")})
-        )
+def _ctx(train, test, workdir, *, model="vit_b32", dataset="cifar10") -> FakeContext:
+    """Both splits with the planted text encoder (logit scale 100); the dataset's attribute order
+    (colour first) is unlike the features' dict order."""
+    return FakeContext({"train": train, "test": test}, workdir, embed=_embed, model=model,
+                       dataset=dataset, attributes={"color": COLORS, "noise": ("no", "yes")})  # fmt: skip
 
 
 def _cfg() -> ml_collections.ConfigDict:
@@ -111,20 +91,10 @@ def _cfg() -> ml_collections.ConfigDict:
     return cfg
 
 
-def _check_links(workdir: Path, markdown: str) -> list[str]:
-    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
-    assert links, "the report links no figures"
-    for link in links:
-        path = workdir / link
-        assert path.is_file(), f"report links {link}, which does not exist"
-        assert path.read_bytes()[:8] == PNG, f"{link} is not a PNG"
-    return links
-
-
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory):
     train, test = _split(N_TRAIN, 1, unlabelled=5), _split(N_TEST, 2, unlabelled=3)
-    ctx = FakeContext(train, test, tmp_path_factory.mktemp("probe"))
+    ctx = _ctx(train, test, tmp_path_factory.mktemp("probe"))
     section = study.run(ctx, _cfg())
     return ctx, train, test, section
 
@@ -300,7 +270,7 @@ def test_saved_probe_reproduces_its_test_accuracy(planted):
 def test_report_links_tables_and_published_numbers(planted):
     ctx, _, _, section = planted
     md = section.report.markdown()
-    links = _check_links(ctx.workdir, md)
+    links = check_links(ctx.workdir, md)
     assert set(links) == set(section.results["figures"])
     for name in (
         "probe_methods.png",
@@ -318,7 +288,7 @@ def test_report_links_tables_and_published_numbers(planted):
 
 
 def test_svc_skipped_on_large_train_splits(tmp_path):
-    ctx = FakeContext(_split(80, 1), _split(40, 2), tmp_path, model="x", dataset="y")
+    ctx = _ctx(_split(80, 1), _split(40, 2), tmp_path, model="x", dataset="y")
     cfg = _cfg()
     cfg.svc_max_train = 50
     cfg.mlp = False
@@ -343,7 +313,7 @@ def test_svc_skipped_on_large_train_splits(tmp_path):
 def test_no_labels_skips(tmp_path):
     train = _split(40, 1)
     train.labels[:] = -1
-    section = study.run(FakeContext(train, _split(20, 2), tmp_path), _cfg())
+    section = study.run(_ctx(train, _split(20, 2), tmp_path), _cfg())
     assert section.results == {"skipped": "the train split has no class labels"}
     assert "Skipped" in section.report.markdown()
 
@@ -361,10 +331,7 @@ def test_no_labels_skips(tmp_path):
     ],
 )
 def test_bad_config_values_raise(field, value, match):
-    cfg = study.default_config()
-    cfg[field] = value
-    with pytest.raises(ConfigError, match=match):
-        study.check_config(cfg)
+    check_bad_config(study, field, value, match)
 
 
 def test_config_variants():
@@ -389,11 +356,7 @@ def test_end_to_end_smoke_and_determinism(tmp_path, shapes_data_dir):
 
     stored = []
     for run in ("a", "b"):
-        config = get_config("smoke")
-        config.cache_dir = str(tmp_path / "cache")
-        config.data_dir = str(shapes_data_dir)
-        workdir = tmp_path / run
-        results = experiment.run(config, str(workdir))
+        config, workdir, results = run_smoke(get_config, experiment, tmp_path, shapes_data_dir, run)
         for name in ("results.json", "metrics.csv", "report.md", "timings.json"):
             assert (workdir / name).is_file(), name
         text = (workdir / "results.json").read_text()
@@ -406,7 +369,7 @@ def test_end_to_end_smoke_and_determinism(tmp_path, shapes_data_dir):
             assert 0.0 <= m["test_accuracy"] <= 1.0
         assert list(pr["attributes"]) == ["color", "size", "position", "background", "count"]
         md = (workdir / "report.md").read_text()
-        assert len(_check_links(workdir, md)) == len(pr["figures"]) == 4
+        assert len(check_links(workdir, md)) == len(pr["figures"]) == 4
         assert "## At a glance" in md  # five probes -> the runner's headline table
         assert (workdir / pr["saved_probe"]["file"]).is_file()
     assert stored[0] == stored[1], "results.json differs between two identical runs"

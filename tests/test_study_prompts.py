@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
-import ml_collections
 import numpy as np
 import pytest
 
@@ -18,8 +16,8 @@ from jaxclip.data.templates import IRRELEVANT_TEMPLATE, TEMPLATE_SETS
 from jaxclip.features.extract import ImageFeatures
 from jaxclip.report import to_jsonable
 from jaxclip.studies import prompts as study
+from tests.study_fakes import FakeContext, check_bad_config, check_links, run_smoke
 
-PNG = b"\x89PNG\r\n\x1a\n"
 CLASSES = ("apple", "bird", "car", "dog", "fish", "horse", "ship", "tree")
 C = len(CLASSES)
 D = 16
@@ -56,20 +54,9 @@ def _embed(prompt: str) -> np.ndarray:
     return (NORMS[c] * (E[c] + 0.8 * U)).astype(np.float32)
 
 
-class FakeContext:
-    def __init__(self, features, workdir, *, dataset="planted"):
-        self._features = features
-        self.workdir = Path(workdir)
-        self.config = ml_collections.ConfigDict({"model": "planted", "dataset": dataset})
-        self.logit_scale = 50.0
-        self.text_calls: list[list[str]] = []
-
-    def features(self, which):
-        return self._features
-
-    def texts(self, texts):
-        self.text_calls.append(list(texts))
-        return np.stack([_embed(t) for t in texts])
+def _ctx(features, workdir) -> FakeContext:
+    """The test split `features` with the planted text encoder, logit scale 50."""
+    return FakeContext(features, workdir, embed=_embed, logit_scale=50.0)
 
 
 def _features(seed: int = 0) -> ImageFeatures:
@@ -103,18 +90,10 @@ def _ensemble(ws):
     return ws / np.linalg.norm(ws, axis=1, keepdims=True)
 
 
-def _check_links(workdir: Path, markdown: str) -> list[str]:
-    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
-    assert links, "the report links no figures"
-    for link in links:
-        assert (workdir / link).read_bytes()[:8] == PNG, link
-    return links
-
-
 @pytest.fixture(scope="module")
 def planted_run(tmp_path_factory):
     feats = _features()
-    ctx = FakeContext(feats, tmp_path_factory.mktemp("prompts"))
+    ctx = _ctx(feats, tmp_path_factory.mktemp("prompts"))
     cfg = study.default_config()
     cfg.ensembles = ("imagenet7",)
     return ctx, feats, study.run(ctx, cfg)
@@ -185,7 +164,7 @@ def test_similarity_comparison_against_numpy(planted_run):
 def test_report_links_and_sources(planted_run):
     ctx, _, section = planted_run
     md = section.report.markdown()
-    links = _check_links(ctx.workdir, md)
+    links = check_links(ctx.workdir, md)
     assert (
         set(links)
         == set(section.results["figures"])
@@ -202,7 +181,7 @@ def test_report_links_and_sources(planted_run):
 
 
 def test_literal_templates_and_baseline_fallback(tmp_path):
-    ctx = FakeContext(_features(), tmp_path)
+    ctx = _ctx(_features(), tmp_path)
     cfg = study.default_config()
     cfg.templates = ("a picture of a {}", SHIFTED, "a picture of a {}")
     cfg.ensembles = ()
@@ -216,7 +195,7 @@ def test_literal_templates_and_baseline_fallback(tmp_path):
 def test_unlabelled_dataset_is_skipped(tmp_path):
     f = _features()
     f = ImageFeatures(f.embeds, np.full(len(f.labels), -1), f.indices, {}, None, CLASSES, {})
-    section = study.run(FakeContext(f, tmp_path), study.default_config())
+    section = study.run(_ctx(f, tmp_path), study.default_config())
     assert section.results["skipped"] == "this split has no class labels"
 
 
@@ -236,10 +215,7 @@ def test_expand_templates():
     ],
 )
 def test_bad_config_values_raise(field, value, match):
-    cfg = study.default_config()
-    cfg[field] = value
-    with pytest.raises(ConfigError, match=match):
-        study.check_config(cfg)
+    check_bad_config(study, field, value, match)
 
 
 def test_config_variants():
@@ -257,11 +233,7 @@ def test_end_to_end_smoke(tmp_path, shapes_data_dir):
     from configs.prompts import get_config
     from experiments import prompts as experiment
 
-    config = get_config("smoke")
-    config.cache_dir = str(tmp_path / "cache")
-    config.data_dir = str(shapes_data_dir)
-    workdir = tmp_path / "run"
-    results = experiment.run(config, str(workdir))
+    config, workdir, results = run_smoke(get_config, experiment, tmp_path, shapes_data_dir)
     stored = json.loads((workdir / "results.json").read_text())["prompts"]
     assert stored == json.loads(json.dumps(to_jsonable(results["prompts"])))
     n_single = len(study.expand_templates(config.prompts.templates, config.dataset))
@@ -271,5 +243,5 @@ def test_end_to_end_smoke(tmp_path, shapes_data_dir):
     by = {r["similarity"]: r for r in stored["similarity"]["variants"]}
     assert by["cosine"]["top1"] == by["scaled_cosine"]["top1"]
     md = (workdir / "report.md").read_text()
-    assert len(_check_links(workdir, md)) == 2
+    assert len(check_links(workdir, md)) == 2
     assert "prompts/similarity/norms/text_norm_cv" in (workdir / "metrics.csv").read_text()

@@ -7,20 +7,16 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
-from types import SimpleNamespace
 
-import ml_collections
 import numpy as np
 import pytest
 
-from jaxclip.config_args import ConfigError
 from jaxclip.data import shapes
 from jaxclip.features.extract import ImageFeatures
 from jaxclip.report import to_jsonable
 from jaxclip.studies import retrieval as study
+from tests.study_fakes import FakeContext, check_bad_config, check_links, run_smoke
 
-PNG = b"\x89PNG\r\n\x1a\n"
 CLASSES = ("circle", "square", "star")
 COLORS = ("red", "green", "blue")
 D = 24
@@ -46,51 +42,19 @@ def _word_vector(text: str) -> np.ndarray | None:
     return v if v.any() else None
 
 
-class FakeSource:
-    """Dataset items by row: an 8×8 image whose colour encodes the row, and its index."""
+def _ctx(features, table, workdir, **kw) -> FakeContext:
+    """The test split `features`, its images served by row; a text is embedded as its row of
+    `table`, or else (a query) as 3 × the sum of its words' directions."""
 
-    def __init__(self, n, attributes):
-        self.info = SimpleNamespace(attributes=attributes)
-        self.n = n
-        self.reads: list[int] = []
+    def embed(t: str) -> np.ndarray:
+        if t in table:
+            return np.asarray(table[t], np.float32)
+        v = _word_vector(t)
+        assert v is not None, t
+        return (3.0 * v).astype(np.float32)
 
-    def __len__(self):
-        return self.n
-
-    def __getitem__(self, i):
-        self.reads.append(int(i))
-        img = np.zeros((8, 8, 3), np.uint8)
-        img[..., 0] = i
-        return {"image": img, "index": int(i)}
-
-
-class FakeContext:
-    def __init__(self, features, table, workdir, *, model="planted", dataset="planted"):
-        self._features = features
-        self._table = table
-        self.workdir = Path(workdir)
-        self.config = ml_collections.ConfigDict({"model": model, "dataset": dataset, "seed": 0})
-        self.logit_scale = 100.0
-        self.src = FakeSource(len(features.embeds), {"color": COLORS})
-        self.text_calls: list[list[str]] = []
-
-    def features(self, which):
-        return self._features
-
-    def texts(self, texts):
-        self.text_calls.append(list(texts))
-        out = []
-        for t in texts:
-            if t in self._table:
-                out.append(self._table[t])
-            else:  # a query: the sum of its words' directions
-                v = _word_vector(t)
-                assert v is not None, t
-                out.append(3.0 * v)
-        return np.stack(out).astype(np.float32)
-
-    def source(self, which):
-        return self.src
+    return FakeContext(features, workdir, embed=embed, attributes={"color": COLORS},
+                       source_items=len(features.embeds), **kw)  # fmt: skip
 
 
 def _planted(seed: int = 0, captions: bool = True):
@@ -128,14 +92,6 @@ def _cos(a, b):
     ).T
 
 
-def _check_links(workdir: Path, markdown: str) -> list[str]:
-    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
-    assert links, "the report links no figures"
-    for link in links:
-        assert (workdir / link).read_bytes()[:8] == PNG, link
-    return links
-
-
 def _cfg(**kw):
     cfg = study.default_config()
     cfg.queries = ("a red circle", "green stars")
@@ -150,8 +106,8 @@ def _cfg(**kw):
 @pytest.fixture(scope="module")
 def planted_run(tmp_path_factory):
     feats, table = _planted()
-    ctx = FakeContext(feats, table, tmp_path_factory.mktemp("rt"), model="vit_b32",
-                      dataset="coco_captions")  # fmt: skip
+    ctx = _ctx(feats, table, tmp_path_factory.mktemp("rt"), model="vit_b32",
+               dataset="coco_captions")  # fmt: skip
     return ctx, feats, table, study.run(ctx, _cfg())
 
 
@@ -202,7 +158,7 @@ def test_published_numbers_and_gallery_note(planted_run):
     assert section.results["captions"]["published_percent"]["text_to_image"][1] == 30.44
     assert "| text → image: published |  | 30.44 | 55.94 | 66.87 |" in md
     assert "not comparable" in md  # 36 images, not 5,000
-    links = _check_links(ctx.workdir, md)
+    links = check_links(ctx.workdir, md)
     assert (
         set(links)
         == set(section.results["figures"])
@@ -263,13 +219,13 @@ def test_refinement_chain_against_numpy(planted_run):
 
 def test_no_captions_skips_that_part(tmp_path):
     feats, _ = _planted(captions=False)
-    ctx = FakeContext(feats, {}, tmp_path)
+    ctx = _ctx(feats, {}, tmp_path)
     section = study.run(ctx, _cfg())
     assert section.results["captions"] == {"skipped": "this dataset has no captions"}
     md = section.report.markdown()
     assert "has no captions" in md
     assert "queries" in section.results and "chains" in section.results
-    _check_links(tmp_path, md)
+    check_links(tmp_path, md)
 
 
 def test_parse_query_on_shapes_vocabulary():
@@ -331,10 +287,7 @@ def test_default_queries_by_dataset():
     ],
 )
 def test_bad_config_values_raise(field, value, match):
-    cfg = study.default_config()
-    cfg[field] = value
-    with pytest.raises(ConfigError, match=match):
-        study.check_config(cfg)
+    check_bad_config(study, field, value, match)
 
 
 def test_config_variants():
@@ -351,11 +304,7 @@ def test_end_to_end_smoke(tmp_path, shapes_data_dir):
     from configs.retrieval import get_config
     from experiments import retrieval as experiment
 
-    config = get_config("smoke")
-    config.cache_dir = str(tmp_path / "cache")
-    config.data_dir = str(shapes_data_dir)
-    workdir = tmp_path / "run"
-    results = experiment.run(config, str(workdir))
+    config, workdir, results = run_smoke(get_config, experiment, tmp_path, shapes_data_dir)
     stored = json.loads((workdir / "results.json").read_text())["retrieval"]
     assert stored == json.loads(json.dumps(to_jsonable(results["retrieval"])))
     cap = stored["captions"]
@@ -368,5 +317,5 @@ def test_end_to_end_smoke(tmp_path, shapes_data_dir):
     assert [q["query"] for q in stored["queries"]] == list(study.SHAPES_QUERIES)
     assert len(stored["chains"]) == len(study.SHAPES_CHAINS)
     md = (workdir / "report.md").read_text()
-    assert len(_check_links(workdir, md)) == len(stored["figures"]) == 3 + len(study.SHAPES_CHAINS)
+    assert len(check_links(workdir, md)) == len(stored["figures"]) == 3 + len(study.SHAPES_CHAINS)
     assert "retrieval/captions/text_to_image/R@1" in (workdir / "metrics.csv").read_text()

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
-from types import SimpleNamespace
 
-import ml_collections
 import numpy as np
 import pytest
 from sklearn import metrics as skm
@@ -19,8 +16,8 @@ from jaxclip.data import shapes
 from jaxclip.features.extract import ImageFeatures
 from jaxclip.report import to_jsonable
 from jaxclip.studies import zero_shot as study
+from tests.study_fakes import FakeContext, check_bad_config, check_links, run_smoke
 
-PNG = b"\x89PNG\r\n\x1a\n"
 CLASSES = ("circle", "square", "triangle", "star", "cross", "heart")
 COLORS = ("red", "green", "blue")
 SIZES = ("small", "large")
@@ -50,32 +47,9 @@ def _embed(text: str) -> np.ndarray:
     return (4.0 * v).astype(np.float32)
 
 
-class FakeSource:
-    def __init__(self, attributes):
-        self.info = SimpleNamespace(attributes=attributes)
-
-
-class FakeContext:
-    """What a study needs from a Context: features, texts, logit scale, config, workdir."""
-
-    def __init__(self, features, workdir, *, model="planted", dataset="planted", attributes=None):
-        self._features = features
-        self.workdir = Path(workdir)
-        self.config = ml_collections.ConfigDict({"model": model, "dataset": dataset, "seed": 0})
-        self.logit_scale = 100.0
-        self._attributes = attributes or {}
-        self.text_calls: list[list[str]] = []
-
-    def features(self, which):
-        assert which == "test"
-        return self._features
-
-    def texts(self, texts):
-        self.text_calls.append(list(texts))
-        return np.stack([_embed(t) for t in texts])
-
-    def source(self, which):
-        return FakeSource(self._attributes)
+def _ctx(features, workdir, **kw) -> FakeContext:
+    """The test split `features` with the planted text encoder (logit scale 100)."""
+    return FakeContext(features, workdir, embed=_embed, **kw)
 
 
 def _planted(seed: int = 0):
@@ -117,21 +91,11 @@ def _planted(seed: int = 0):
 NAMES = {"color": COLORS, "size": SIZES, "texture": TEXTURES}
 
 
-def _check_links(workdir: Path, markdown: str) -> list[str]:
-    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
-    assert links, "the report links no figures"
-    for link in links:
-        path = workdir / link
-        assert path.is_file(), f"report links {link}, which does not exist"
-        assert path.read_bytes()[:8] == PNG, f"{link} is not a PNG"
-    return links
-
-
 @pytest.fixture(scope="module")
 def planted_run(tmp_path_factory):
     feats = _planted()
     workdir = tmp_path_factory.mktemp("zs")
-    ctx = FakeContext(feats, workdir, model="vit_b32", dataset="cifar10", attributes=NAMES)
+    ctx = _ctx(feats, workdir, model="vit_b32", dataset="cifar10", attributes=NAMES)
     cfg = study.default_config()
     cfg.k_best = 2
     section = study.run(ctx, cfg)
@@ -207,7 +171,7 @@ def test_attributes_are_classified_with_their_own_prompts(planted_run):
 def test_report_links_tables_and_published_numbers(planted_run):
     ctx, _, section = planted_run
     md = section.report.markdown()
-    links = _check_links(ctx.workdir, md)
+    links = check_links(ctx.workdir, md)
     assert set(links) == set(section.results["figures"])
     for name in (
         "zero_shot_per_class_f1.png",
@@ -229,7 +193,7 @@ def test_report_links_tables_and_published_numbers(planted_run):
 
 def test_ensemble_templates_and_no_published_numbers(tmp_path):
     feats = _planted()
-    ctx = FakeContext(feats, tmp_path, attributes=NAMES)
+    ctx = _ctx(feats, tmp_path, attributes=NAMES)
     cfg = study.default_config()
     cfg.templates = "imagenet7"
     cfg.attributes = False
@@ -253,7 +217,7 @@ def test_no_labels_and_no_attributes_skips(tmp_path):
         classnames=(),
         meta={},
     )
-    section = study.run(FakeContext(feats, tmp_path), study.default_config())
+    section = study.run(_ctx(feats, tmp_path), study.default_config())
     assert section.results["skipped"] == "this split has no class labels"
     assert "Skipped" in section.report.markdown()
     assert not list(tmp_path.glob("*.png"))
@@ -286,16 +250,13 @@ def test_resolve_template_set_and_helpers():
     ],
 )
 def test_bad_config_values_raise(field, value, match):
-    cfg = study.default_config()
-    cfg[field] = value
-    with pytest.raises(ConfigError, match=match):
-        study.check_config(cfg)
+    check_bad_config(study, field, value, match)
 
 
 def test_attribute_phrases_must_match_the_values(tmp_path):
     feats = _planted()
     feats.attributes["count"] = np.zeros(len(feats.labels), int)
-    ctx = FakeContext(feats, tmp_path, attributes={**NAMES, "count": ("one", "two")})
+    ctx = _ctx(feats, tmp_path, attributes={**NAMES, "count": ("one", "two")})
     with pytest.raises(ConfigError, match=r"attribute_values.count has 3 phrases"):
         study.run(ctx, study.default_config())
 
@@ -318,11 +279,7 @@ def test_end_to_end_smoke(tmp_path, shapes_data_dir):
     from configs.zero_shot import get_config
     from experiments import zero_shot as experiment
 
-    config = get_config("smoke")
-    config.cache_dir = str(tmp_path / "cache")
-    config.data_dir = str(shapes_data_dir)
-    workdir = tmp_path / "run"
-    results = experiment.run(config, str(workdir))
+    config, workdir, results = run_smoke(get_config, experiment, tmp_path, shapes_data_dir)
     for name in ("results.json", "metrics.csv", "report.md"):
         assert (workdir / name).is_file(), name
     stored = json.loads((workdir / "results.json").read_text())
@@ -335,5 +292,5 @@ def test_end_to_end_smoke(tmp_path, shapes_data_dir):
     assert list(zs["attributes"]) == list(shapes.ATTRIBUTES)  # the dataset's order
     assert zs["attributes"]["count"]["prompts"][1] == "a photo of two shapes."
     md = (workdir / "report.md").read_text()
-    assert len(_check_links(workdir, md)) == len(zs["figures"]) == 4
+    assert len(check_links(workdir, md)) == len(zs["figures"]) == 4
     assert "zero_shot/top1" in (workdir / "metrics.csv").read_text()

@@ -557,20 +557,7 @@ def _write_report(
 
     # ------------------------------------------------------------------------------ probes
     report.section("Probes on the class-agnostic features", level=2)
-    rows = []
-    for key, m in methods.items():
-        rows.append(
-            {
-                "method": m["method"],
-                "features": m["features"],
-                "train acc %": _pct(m["train_accuracy"]),
-                "test acc %": _pct(m["test_accuracy"]),
-                "top-5 %": _pct(m.get("top5")),
-                "macro F1 %": _pct(m["macro_f1"]),
-                "chosen": m["chosen"],
-                "fit s": seconds.get(key),
-            }
-        )
+    rows = probe_study.method_rows(methods, seconds, "features")
     for key, m in context_rows.items():
         rows.append(
             {

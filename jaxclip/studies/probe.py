@@ -374,6 +374,26 @@ def _pct(x: float | None) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else 100.0 * float(x)
 
 
+def method_rows(
+    methods: dict[str, dict[str, Any]], seconds: dict[str, float], column: str
+) -> list[dict[str, Any]]:
+    """One report row per fitted probe: method, `column` (what it was trained on), train / test
+    accuracy, top-5 and macro F1 in %, the chosen setting and the fit time in seconds."""
+    return [
+        {
+            "method": m["method"],
+            column: m[column.replace(" ", "_")],
+            "train acc %": _pct(m["train_accuracy"]),
+            "test acc %": _pct(m["test_accuracy"]),
+            "top-5 %": _pct(m.get("top5")),
+            "macro F1 %": _pct(m["macro_f1"]),
+            "chosen": m["chosen"],
+            "fit s": seconds.get(key),
+        }
+        for key, m in methods.items()
+    ]
+
+
 def _fmt_c(c: float) -> str:
     return f"{c:.3g}"
 
@@ -852,20 +872,7 @@ def _write_report(
 
     # ---------------------------------------------------------------------- methods table
     report.section("Probes", level=2)
-    rows = []
-    for key, m in methods.items():
-        rows.append(
-            {
-                "method": m["method"],
-                "trained on": m["trained_on"],
-                "train acc %": _pct(m["train_accuracy"]),
-                "test acc %": _pct(m["test_accuracy"]),
-                "top-5 %": _pct(m.get("top5")),
-                "macro F1 %": _pct(m["macro_f1"]),
-                "chosen": m["chosen"],
-                "fit s": seconds.get(key),
-            }
-        )
+    rows = method_rows(methods, seconds, "trained on")
     if zero_shot is not None:
         rows.append(
             {
