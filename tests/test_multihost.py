@@ -24,13 +24,13 @@ import filecmp
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import portpicker
 import pytest
 
 from jaxclip.data.datasets import load_dataset
@@ -99,9 +99,16 @@ print(f"worker {pid} done in {time.time() - t0:.1f}s", flush=True)
 """
 
 
+def _free_port() -> int:
+    """A loopback TCP port that was free a moment ago (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def _spawn_pair(tmp_path: Path, data_dir: Path) -> list[str]:
     """Runs the two workers; returns their outputs. Kills both on any failure or timeout."""
-    port = portpicker.pick_unused_port()
+    port = _free_port()
     env = {
         **os.environ,
         "XLA_FLAGS": "--xla_force_host_platform_device_count=1",
