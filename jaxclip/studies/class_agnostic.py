@@ -346,15 +346,7 @@ def run(ctx: Any, cfg: ml_collections.ConfigDict) -> Section:
         }
         results["mlp_grid"] = grid_rows
     results["methods"] = methods
-    results["headline"] = [
-        {
-            "method": m["method"],
-            "top1": m["test_accuracy"],
-            "top5": m.get("top5"),
-            "macro_f1": m["macro_f1"],
-        }
-        for m in methods.values()
-    ]
+    results["headline"] = probe_study.headline_rows(methods)
 
     context_rows: dict[str, dict[str, Any]] = {}
     zs_scores = probe_study.zero_shot_scores(

@@ -374,6 +374,19 @@ def _pct(x: float | None) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else 100.0 * float(x)
 
 
+def headline_rows(methods: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The "At a glance" rows of fitted probes: method, test top-1, top-5, macro F1 (fractions)."""
+    return [
+        {
+            "method": m["method"],
+            "top1": m["test_accuracy"],
+            "top5": m.get("top5"),
+            "macro_f1": m["macro_f1"],
+        }
+        for m in methods.values()
+    ]
+
+
 def method_rows(
     methods: dict[str, dict[str, Any]], seconds: dict[str, float], column: str
 ) -> list[dict[str, Any]]:
@@ -575,15 +588,7 @@ def run(ctx: Any, cfg: ml_collections.ConfigDict) -> Section:
         results["zero_shot"] = zero_shot
 
     results["methods"] = methods
-    results["headline"] = [
-        {
-            "method": m["method"],
-            "top1": m["test_accuracy"],
-            "top5": m.get("top5"),
-            "macro_f1": m["macro_f1"],
-        }
-        for m in methods.values()
-    ]
+    results["headline"] = headline_rows(methods)
     published = lookup(LINEAR_PROBE, model, dataset)
     if published:
         results["published_percent"] = dict(published)
