@@ -13,18 +13,25 @@ subset, `--config.<study>.<field>=...` changes one setting.
 
 from __future__ import annotations
 
-import importlib
-
 import ml_collections
 
-from jaxclip.studies import common
-from jaxclip.studies.runner import STUDIES
+from configs import class_agnostic, common, geometry, probe, prompts, retrieval, zero_shot
+
+# Study name -> its config file, in the order dissect runs them (= jaxclip.studies.runner.STUDIES).
+STUDY_CONFIGS = {
+    "zero_shot": zero_shot,
+    "prompts": prompts,
+    "probe": probe,
+    "class_agnostic": class_agnostic,
+    "retrieval": retrieval,
+    "geometry": geometry,
+}
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config = common.base_config(arg)
-    # Studies to run, in this order (comma-separated; choose from jaxclip.studies.runner.STUDIES).
-    config.studies = ",".join(STUDIES)
-    for name in STUDIES:
-        config[name] = importlib.import_module(f"configs.{name}").get_config(arg)[name]
+    # Studies to run, in this order (comma-separated; choose from the keys of STUDY_CONFIGS).
+    config.studies = ",".join(STUDY_CONFIGS)
+    for name, module in STUDY_CONFIGS.items():
+        config[name] = module.get_config(arg)[name]
     return config

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from jaxclip.studies import common
+from configs import common
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

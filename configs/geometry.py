@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import ml_collections
 
-from jaxclip.studies import common, geometry
+from configs import common
+from jaxclip.studies import geometry
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import ml_collections
 
-from jaxclip.studies import common, probe
+from configs import common
+from jaxclip.studies import probe
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import ml_collections
 
-from jaxclip.studies import common, retrieval
+from configs import common
+from jaxclip.studies import retrieval
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

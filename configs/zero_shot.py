@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import ml_collections
 
-from jaxclip.studies import common, zero_shot
+from configs import common
+from jaxclip.studies import zero_shot
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

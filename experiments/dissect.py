@@ -32,8 +32,7 @@ def study_names(config: Any) -> list[str]:
 
 def run(config: Any, workdir: str) -> dict:
     names = study_names(config)
-    title = f"Dissecting {config.model} on {config.dataset}"
-    return run_studies(config, workdir, names, title=title)
+    return run_studies(config, workdir, names)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ planted embeddings and the independent references stay in each test file.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -18,6 +19,8 @@ import numpy as np
 import pytest
 
 from jaxclip.config_args import ConfigError
+from jaxclip.report import to_jsonable
+from jaxclip.studies.context import RenderContext, Study
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -71,8 +74,6 @@ class FakeContext:
       logit_scale: the model's learned logit scale.
       attributes: `source(...).info.attributes`, the dataset's attribute value names.
       source_items: given, `source(...)` also serves that many image items (`FakeSource`).
-      split_names: give the context a `split_name(which) -> which` method (studies fall back to
-        the split role when a context has none).
       config: extra config fields.
     """
 
@@ -87,7 +88,6 @@ class FakeContext:
         logit_scale: float = 100.0,
         attributes: Mapping[str, Sequence[str]] | None = None,
         source_items: int | None = None,
-        split_names: bool = False,
         config: Mapping[str, Any] | None = None,
     ):
         self._features = dict(features) if isinstance(features, Mapping) else {"test": features}
@@ -100,8 +100,9 @@ class FakeContext:
         self.logit_scale = logit_scale
         self.src = FakeSource(attributes, source_items)
         self.text_calls: list[list[str]] = []
-        if split_names:
-            self.split_name = lambda which: which
+
+    def split_name(self, which: str) -> str:
+        return which
 
     def features(self, which: str):
         assert which in self._features, (
@@ -117,12 +118,34 @@ class FakeContext:
         return self.src
 
 
-def check_bad_config(study, field: str, value: Any, match: str) -> None:
-    """`study.check_config` rejects `field = value` with a ConfigError matching `match`."""
-    cfg = study.default_config()
+def check_bad_config(
+    study_config: Callable[[], ml_collections.ConfigDict],
+    check_config: Callable[[ml_collections.ConfigDict], None],
+    field: str,
+    value: Any,
+    match: str,
+) -> None:
+    """`check_config` rejects `field = value` in the default section with a ConfigError
+    matching `match` (`study_config` is the study's `configs/<name>.py: study_config`)."""
+    cfg = study_config()
     cfg[field] = value
     with pytest.raises(ConfigError, match=match):
-        study.check_config(cfg)
+        check_config(cfg)
+
+
+def run_study(study: Study, ctx: FakeContext, cfg: ml_collections.ConfigDict, name: str):
+    """`study.analyse` then `study.render` on `ctx`, as the runner does (the result rendered is
+    the one reloaded from its JSON form): (results.json entry, Section)."""
+    result = study.analyse(ctx, cfg)
+    config = ml_collections.ConfigDict(ctx.config.to_dict())
+    config[name] = cfg
+    config = ml_collections.ConfigDict(json.loads(json.dumps(to_jsonable(config))))
+
+    def images(which: str, rows: Sequence[int]) -> list[np.ndarray]:
+        return [np.asarray(ctx.source(which)[int(r)]["image"]) for r in rows]
+
+    section = study.render(result.reloaded(), RenderContext(config, ctx.workdir, images))
+    return result.to_json(), section
 
 
 def run_smoke(get_config, experiment, tmp_path: Path, data_dir, run: str = "run"):

@@ -50,7 +50,7 @@ from jaxclip.probes import baselines, linear
 from jaxclip.report import Report, markdown_table, plots_probes, save_figure
 from jaxclip.report.references import CLASS_AGNOSTIC, CLASS_AGNOSTIC_TAU_ENTROPY, lookup
 from jaxclip.studies import probe as probe_study
-from jaxclip.studies.context import Section
+from jaxclip.studies.legacy import LegacySection as Section
 
 __all__ = ["THESIS_TAU_ENTROPY", "check_config", "default_config", "run", "tau_grid"]
 

@@ -1,59 +1,16 @@
-"""The config fields every study run shares (model, data, extraction), and their checks.
+"""Checks of the config fields every study run shares (model, data, extraction).
 
-`base_config(arg, study_names)` parses a variant string such as "vit_b32,cifar100,smoke" and
-returns a ConfigDict with the common fields below; each `configs/<name>.py` adds its studies'
-sections (`jaxclip.studies.<name>.default_config()`).
+The fields and their defaults are in `configs/common.py` (`base_config`).
 """
 
 from __future__ import annotations
 
 import ml_collections
 
-from jaxclip.config_args import ConfigError, check_choice, parse_variants
-from jaxclip.data.datasets import DATASETS, DEFAULT_SPLITS
+from jaxclip.config_args import ConfigError, check_choice
+from jaxclip.data.datasets import DATASETS
 from jaxclip.features.extract import DTYPES, PREPROCESS_MODES
 from jaxclip.models.catalog import MODELS
-
-# Variant tokens for datasets: DATASETS keys plus a few named configs.
-DATASET_VARIANTS: dict[str, str] = {name: name for name in DATASETS} | {
-    "shapes128": "shapes/128",
-    "shapes32": "shapes/32",
-    "coco": "coco_captions",
-}
-SMOKE_EXAMPLES = 64
-
-
-def base_config(arg: str | None, *, default_dataset: str = "shapes") -> ml_collections.ConfigDict:
-    """Common fields, with variants applied (see module docstring)."""
-    parsed = parse_variants(
-        arg,
-        {"model": list(MODELS), "dataset": list(DATASET_VARIANTS)},
-        {"model": "mini", "dataset": default_dataset},
-    )
-    dataset = DATASET_VARIANTS[parsed["dataset"]]
-    train_split, test_split = DEFAULT_SPLITS[dataset.split("/")[0]]
-    c = ml_collections.ConfigDict()
-    c.model = parsed["model"]  # a name in jaxclip.models.catalog.MODELS, an HF hub id or a path
-    c.dtype = "float32"  # compute dtype: float32 | bfloat16
-    c.dataset = dataset  # a jaxclip.data.datasets.DATASETS name, optionally "/config"
-    c.data_dir = ""  # TFDS data dir ("" = TFDS default; shapes: ~/.cache/jaxclip/tfds)
-    c.data_path = ""  # dataset folder, for image_folder / imagenet_folder
-    c.train_split = train_split  # split the probes train on
-    c.test_split = test_split  # split everything is evaluated on
-    c.max_examples = 0  # > 0: a seeded random subset of each split (0 = all)
-    c.batch_size = 256  # global batch for extraction (rounded to a multiple of the devices)
-    c.preprocess = "device"  # device: resize/crop/normalise on the accelerator; host: exact PIL
-    c.cache_dir = ""  # feature cache ("" = $JAXCLIP_CACHE or ~/.cache/jaxclip/features)
-    c.seed = 0  # every random choice (subsets, probes, plots) derives from it
-    c.smoke = parsed["smoke"]  # tiny model, tiny data: seconds, for tests
-    if c.smoke:
-        if "model" not in (arg or ""):
-            c.model = "tiny_random"
-        if parsed["dataset"] == "shapes":
-            c.dataset = "shapes/tiny"
-        c.max_examples = SMOKE_EXAMPLES
-        c.batch_size = 32
-    return c
 
 
 def check_common(config: ml_collections.ConfigDict) -> None:

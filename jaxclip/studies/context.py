@@ -1,77 +1,134 @@
-"""What every study needs from the outside world, in one object: model, features, texts, output.
+"""The two seams of a study: what `analyse` may ask of the run, and what `render` may use.
 
-A study (`jaxclip/studies/<name>.py`) is `run(ctx) -> Section`: it asks the context for image
-features of a split and for text embeddings of prompts, calls the pure analyses in
-`jaxclip.analysis` / `jaxclip.probes`, draws its plots into `ctx.workdir`, and returns its
-results dict and its part of the report. The context memoises features, so `dissect` runs
-extraction once for all studies.
+A study (`jaxclip/studies/<name>.py`) is two functions:
+
+* `analyse(ctx: Context, cfg) -> <Name>Result`: asks the context for image features of a split
+  and text embeddings of prompts, calls the pure analyses in `jaxclip.analysis` /
+  `jaxclip.probes`, and returns a frozen dataclass (`jaxclip.studies.result.StudyResult`). No
+  plots, no prose, no files.
+* `render(result, out: RenderContext) -> Section`: tables, figures and prose drawn from the
+  result alone (and the run's config), so a saved run can be rendered again.
+
+`Context` is a `typing.Protocol`: `RunContext` is the real one (a model, a dataset, a feature
+cache); tests pass planted fakes with the same methods.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from jaxclip.report import Report
+from jaxclip.studies.result import StudyResult
+
+SPLIT_ROLES = ("train", "test")
 
 
 @dataclasses.dataclass
 class Section:
-    """One study's output: results (JSON-able, nested) and its part of the report."""
+    """One study's part of the report (its title becomes a heading of the run's report)."""
 
     name: str
-    results: dict[str, Any]
     report: Report
 
 
-class Context:
-    """Model, data and output folder shared by the studies of one run.
+class Context(Protocol):
+    """What `analyse` may ask of a run (model, data and text encoder, never files).
+
+    Attributes:
+      config: the run's ConfigDict (common fields: model, dataset, splits, seed, ...).
+      logit_scale: the model's learned logit scale exp(t) (CLIP: 100).
+    """
+
+    config: Any
+
+    @property
+    def logit_scale(self) -> float: ...
+
+    def split_name(self, which: str) -> str:
+        """'train' / 'test' -> the dataset's split string."""
+        ...
+
+    def source(self, which: str) -> Any:
+        """The dataset source of a split role (its `info.attributes` names attribute values)."""
+        ...
+
+    def features(self, which: str) -> Any:
+        """`ImageFeatures` of the 'train' or 'test' split."""
+        ...
+
+    def texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Raw text embeddings, (len(texts), D)."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True)
+class RenderContext:
+    """What `render` may use besides the result.
+
+    Attributes:
+      config: the run's whole ConfigDict (a study's own section is `config[name]`).
+      workdir: where figures are written (report.md links them by file name).
+      images: `images(split_role, dataset_indices) -> list of HWC uint8 arrays`, for figures
+        that show images (None when the dataset cannot be opened: those figures are skipped).
+    """
+
+    config: Any
+    workdir: Path
+    images: Callable[[str, Sequence[int]], list[np.ndarray]] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Study:
+    """A study: `analyse(ctx, cfg) -> result`, `render(result, out) -> Section`.
+
+    Attributes:
+      analyse: arrays in (through a `Context`), a typed result out.
+      render: the result (and the run's config) in, the study's part of the report out.
+      result: the result's class (`from_json` rebuilds it from a saved run).
+      check_config: validates the study's config section, one line per problem.
+      write_files: optional; files a study leaves besides the report (e.g. a trained probe).
+    """
+
+    analyse: Callable[[Any, Any], StudyResult]
+    render: Callable[[Any, RenderContext], Section]
+    result: type[StudyResult]
+    check_config: Callable[[Any], None]
+    write_files: Callable[[Any, Path], None] | None = None
+
+
+class RunContext:
+    """The real `Context`: the model and data shared by the studies of one run.
+
+    Features are memoised, so `dissect` extracts each split once for all studies.
 
     Args:
       model: a `jaxclip.load(...)` result.
       config: the experiment's ConfigDict (common fields: dataset, data_dir, data_path,
         train_split, test_split, max_examples, batch_size, preprocess, dtype, cache_dir, seed).
-      workdir: where plots and reports go.
     """
 
-    def __init__(self, model: Any, config: Any, workdir: str | Path):
+    def __init__(self, model: Any, config: Any):
         self.model = model
         self.config = config
-        self.workdir = Path(workdir)
-        self.workdir.mkdir(parents=True, exist_ok=True)
         self._features: dict[str, Any] = {}
 
     @property
     def logit_scale(self) -> float:
-        """The model's learned logit scale exp(t) (CLIP: 100)."""
         return float(math.exp(float(np.asarray(self.model.params["logit_scale"]))))
 
     def split_name(self, which: str) -> str:
-        """'train' / 'test' -> the dataset's split string from the config."""
-        if which not in ("train", "test"):
-            raise ValueError(f"split role must be 'train' or 'test', got {which!r}")
-        return self.config.train_split if which == "train" else self.config.test_split
+        return split_name(self.config, which)
 
     def source(self, which: str):
-        from jaxclip.data.datasets import load_dataset
-        from jaxclip.data.subset import maybe_subset
-
-        c = self.config
-        source = load_dataset(
-            c.dataset,
-            self.split_name(which),
-            data_dir=c.data_dir or None,
-            path=c.data_path or None,
-        )
-        return maybe_subset(source, c.max_examples, seed=c.seed)
+        return open_source(self.config, which)
 
     def features(self, which: str):
-        """ImageFeatures of the 'train' or 'test' split (extracted once, cached on disk)."""
         if which not in self._features:
             from jaxclip.features.extract import extract_images
 
@@ -87,7 +144,6 @@ class Context:
         return self._features[which]
 
     def texts(self, texts: Sequence[str]) -> np.ndarray:
-        """Raw text embeddings (len(texts), D), batched and cached."""
         from jaxclip.features.extract import extract_texts
 
         c = self.config
@@ -99,8 +155,43 @@ class Context:
             cache_root=c.cache_dir or None,
         )
 
-    def class_texts(self, classnames: Sequence[str], templates: Sequence[str]) -> np.ndarray:
-        """Raw text embeddings of every (class, template) pair, shape (C, T, D)."""
-        prompts = [t.format(name) for name in classnames for t in templates]
-        emb = self.texts(prompts)
-        return emb.reshape(len(classnames), len(templates), -1)
+    def data_summary(self) -> dict[str, Any]:
+        """Size and cache entry of every split that was extracted (results.json's "data")."""
+        return {
+            which: {"num_examples": len(f.embeds), "cache": f.meta.get("cache")}
+            for which in SPLIT_ROLES
+            if (f := self._features.get(which)) is not None
+        }
+
+
+def split_name(config: Any, which: str) -> str:
+    """'train' / 'test' -> the dataset's split string from the config."""
+    if which not in SPLIT_ROLES:
+        raise ValueError(f"split role must be 'train' or 'test', got {which!r}")
+    return config.train_split if which == "train" else config.test_split
+
+
+def open_source(config: Any, which: str):
+    """The dataset source of a split role, subset as the config says."""
+    from jaxclip.data.datasets import load_dataset
+    from jaxclip.data.subset import maybe_subset
+
+    source = load_dataset(
+        config.dataset,
+        split_name(config, which),
+        data_dir=config.data_dir or None,
+        path=config.data_path or None,
+    )
+    return maybe_subset(source, config.max_examples, seed=config.seed)
+
+
+def image_reader(config: Any) -> Callable[[str, Sequence[int]], list[np.ndarray]]:
+    """`images(split_role, indices)` over the config's dataset (sources opened once each)."""
+    sources: dict[str, Any] = {}
+
+    def images(which: str, indices: Sequence[int]) -> list[np.ndarray]:
+        if which not in sources:
+            sources[which] = open_source(config, which)
+        return [np.asarray(sources[which][int(i)]["image"]) for i in indices]
+
+    return images

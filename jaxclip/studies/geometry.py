@@ -41,7 +41,7 @@ from jaxclip.config_args import ConfigError, check_choice
 from jaxclip.report import Report, markdown_table, save_figure
 from jaxclip.report import plots_geometry as plots
 from jaxclip.report.references import lookup
-from jaxclip.studies.context import Section
+from jaxclip.studies.legacy import LegacySection as Section
 
 __all__ = ["PAPER", "Pairs", "alpha_grid", "check_config", "default_config", "make_pairs", "run"]
 

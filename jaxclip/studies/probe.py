@@ -55,7 +55,7 @@ from jaxclip.probes import baselines, linear, mlp
 from jaxclip.probes.io import save_probe
 from jaxclip.report import Report, markdown_table, plots_probes, save_figure
 from jaxclip.report.references import LINEAR_PROBE, lookup
-from jaxclip.studies.context import Section
+from jaxclip.studies.legacy import LegacySection as Section
 
 __all__ = [
     "LabelledSplits",

@@ -36,7 +36,7 @@ from jaxclip.config_args import ConfigError, check_choice
 from jaxclip.data.templates import IRRELEVANT_TEMPLATE, TEMPLATE_SETS
 from jaxclip.report import Report, save_figure
 from jaxclip.report import plots_classification as plots
-from jaxclip.studies.context import Section
+from jaxclip.studies.legacy import LegacySection as Section
 from jaxclip.studies.zero_shot import embed_texts, resolve_template_set
 
 __all__ = [

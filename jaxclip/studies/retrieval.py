@@ -37,7 +37,7 @@ from jaxclip.config_args import ConfigError, check_choice
 from jaxclip.report import Report
 from jaxclip.report import plots_retrieval as plots
 from jaxclip.report.references import RETRIEVAL, lookup
-from jaxclip.studies.context import Section
+from jaxclip.studies.legacy import LegacySection as Section
 from jaxclip.studies.zero_shot import embed_texts, plural
 
 __all__ = [

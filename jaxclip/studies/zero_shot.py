@@ -41,7 +41,7 @@ from jaxclip.data.templates import DATASET_TEMPLATES, TEMPLATE_SETS
 from jaxclip.report import Report, markdown_table, save_figure
 from jaxclip.report import plots_classification as plots
 from jaxclip.report.references import ZERO_SHOT_TOP1, lookup
-from jaxclip.studies.context import Section
+from jaxclip.studies.legacy import LegacySection as Section
 
 __all__ = [
     "POSITION_PHRASES",
