@@ -47,6 +47,6 @@ def legacy_study(module: Any) -> Study:
         return LegacyResult(entry=section.results)
 
     def render(result: LegacyResult, out: RenderContext) -> Section:
-        return Section(name, _REPORTS[name])
+        return Section(name, _REPORTS.get(name) or Report(f"{name} (not re-rendered)"))
 
     return Study(analyse, render, LegacyResult, module.check_config)
