@@ -10,7 +10,7 @@ it. The reference per backbone:
 open_clip and timm import torchvision in their package __init__ and torchvision is not installed:
 `reference_modules` imports just the needed submodules under fake parent packages, with a
 one-name torchvision stub (`ops.misc.FrozenBatchNorm2d`, used only to freeze BatchNorm) present
-only while they import (`experiments/reference_models.py`, shared with the tests). Both sides run the same batch
+only while they import (`tests/reference_models.py`, shared with the tests). Both sides run the same batch
 of normalised NHWC / NCHW pixels and the same 77-token id rows, on the same device, in one process,
 after warm-up; the numbers are throughputs over `--steps` timed calls (median of per-call times).
 
@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from experiments.reference_models import (
+from tests.reference_models import (
     hf_clip_model,
     reference_modules,
     tiny_convnext_factory,

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from experiments.models import run_studies
 from jaxclip import cli
 from jaxclip.config_args import ConfigError
-from jaxclip.studies.runner import STUDIES, run_studies
+from jaxclip.studies.runner import STUDIES
 
 
 def study_names(config: Any) -> list[str]:

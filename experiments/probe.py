@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from experiments.models import run_studies
 from jaxclip import cli
-from jaxclip.studies.runner import run_studies
 
 
 def run(config: Any, workdir: str) -> dict:

@@ -14,121 +14,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import jax
-import numpy as np
-
 from jaxclip import cli, train
-from jaxclip.report import Report, save_figure, write_results
-
-ATTRIBUTE_TITLES = {"shape": "shape", "color": "colour", "size": "size"}
-
-
-def curves_figure(metrics: list[dict[str, Any]]):
-    """Loss and in-batch accuracy (image->text, text->image) against the step."""
-    import matplotlib.pyplot as plt
-
-    steps = [r["step"] for r in metrics]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.6))
-    ax_loss.plot(steps, [r["loss"] for r in metrics], color="C0")
-    ax_loss.set_xlabel("step")
-    ax_loss.set_ylabel("contrastive loss (train batch)")
-    ax_loss.grid(alpha=0.3)
-    ax_acc.plot(steps, [r["accuracy_i2t"] for r in metrics], label="image → text", color="C1")
-    ax_acc.plot(steps, [r["accuracy_t2i"] for r in metrics], label="text → image", color="C2")
-    ax_acc.set_xlabel("step")
-    ax_acc.set_ylabel("in-batch accuracy (R@1)")
-    ax_acc.set_ylim(0, 1)
-    ax_acc.legend()
-    ax_acc.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
+from jaxclip.report.training import write_run
 
 
 def run(config: Any, workdir: str | Path) -> dict[str, Any]:
     """Trains (or resumes) as `config` says in `workdir`; writes the results and the report."""
     train.check_config(config)
-    workdir = Path(workdir)
-    result = train.train(config, workdir)
-    metrics = result.metrics
-    last = metrics[-1] if metrics else {}
-    cfg = result.config
-    num_params = int(sum(np.size(x) for x in jax.tree.leaves(result.params)))
-    zero_shot = result.zero_shot
-    results: dict[str, Any] = {
-        "config": config.to_dict(),
-        "model": {
-            "dir": str(result.model_dir),
-            "image_size": cfg.vision.image_size,
-            "patch_size": cfg.vision.patch_size,
-            "vision": f"{cfg.vision.layers} x {cfg.vision.width} ({cfg.vision.heads} heads)",
-            "text": f"{cfg.text.layers} x {cfg.text.width} ({cfg.text.heads} heads)",
-            "projection_dim": cfg.projection_dim,
-            "num_params": num_params,
-        },
-        "training": {
-            "steps": result.num_steps,
-            "resumed_from": result.start_step,
-            "final_loss": last.get("loss"),
-            "final_accuracy_i2t": last.get("accuracy_i2t"),
-            "final_accuracy_t2i": last.get("accuracy_t2i"),
-            "final_logit_scale": last.get("logit_scale"),
-        },
-        "zero_shot": zero_shot,
-        "timing": result.timing,
-    }
-    write_results(workdir, results)
-
-    report = Report(f"Training a small CLIP ({config.name}) on {config.dataset}")
-    report.text(
-        f"Contrastive training from scratch (symmetric InfoNCE over the global batch of "
-        f"{config.batch_size} pairs, AdamW, warm-up + cosine, {result.num_steps} steps"
-        + (f", resumed at step {result.start_step}" if result.start_step else "")
-        + f"). Model: {cfg.vision.image_size} px images in {cfg.vision.patch_size} px patches, "
-        f"image tower {results['model']['vision']}, text tower {results['model']['text']}, "
-        f"D = {cfg.projection_dim}, {num_params / 1e6:.2f} M parameters "
-        f"({cfg.text.vocab_size} x {cfg.text.width} of them the token table). "
-        f"Saved to `{result.model_dir}` (open with `jaxclip.load`)."
-    )
-    report.section("Zero-shot attribute accuracy (test split)")
-    report.text(
-        "Prediction = the prompt with the highest cosine similarity to the image; chance = "
-        "1 / number of values."
-    )
-    report.table(
-        [
-            {
-                "attribute": ATTRIBUTE_TITLES.get(attr, attr),
-                "prompt": r["prompt"],
-                "classes": r["num_classes"],
-                "accuracy %": 100 * r["accuracy"],
-                "chance %": 100 * r["chance"],
-            }
-            for attr, r in zero_shot.items()
-        ],
-        floatfmt=".1f",
-    )
-    report.section("Training")
-    report.table(
-        [
-            {
-                "steps": result.num_steps,
-                "final loss": last.get("loss"),
-                "in-batch acc i→t": last.get("accuracy_i2t"),
-                "in-batch acc t→i": last.get("accuracy_t2i"),
-                "logit scale": last.get("logit_scale"),
-                "steps/s": result.timing.get("steps_per_s"),
-                "train s": result.timing.get("train"),
-            }
-        ],
-        floatfmt=".3g",
-        caption="Last logged step (train-batch averages over the last logging interval); "
-        "steps/s and train s are of this invocation, after the first (compiling) step.",
-    )
-    if metrics:
-        name = save_figure(curves_figure(metrics), workdir, "training_curves.png")
-        report.figure(name, "Training loss and in-batch accuracy")
-    report.write(workdir)
-    return results
+    return write_run(config, train.train(config, Path(workdir)), workdir)
 
 
 if __name__ == "__main__":

@@ -75,6 +75,7 @@ from jax.sharding import PartitionSpec as P
 
 from jaxclip import atomic
 from jaxclip.losses import clip_logits, clip_loss
+from jaxclip.models.catalog import models_root, record_trained
 from jaxclip.models.tokenizer import trim_to_eos
 from jaxclip.version import __version__
 
@@ -907,96 +908,35 @@ def evaluate_zero_shot_attributes(
 # --- train once, reuse after -------------------------------------------------------------------
 
 
-def models_root(cache_dir: str | os.PathLike | None = None) -> Path:
-    """`<cache_dir>/models`, else `$JAXCLIP_CACHE/models`, else `~/.cache/jaxclip/models`."""
-    if cache_dir:
-        base = Path(cache_dir).expanduser()
-    elif os.environ.get("JAXCLIP_CACHE"):
-        base = Path(os.environ["JAXCLIP_CACHE"]).expanduser()
-    else:
-        base = Path.home() / ".cache" / "jaxclip"
-    return base / "models"
-
-
 def is_finished(workdir: str | os.PathLike) -> bool:
     """Whether `workdir` holds a finished run (DONE.json, written last, and the model)."""
     workdir = Path(workdir)
     return (workdir / DONE_FILE).is_file() and (workdir / MODEL_DIR / "config.json").is_file()
 
 
-def train_or_reuse(config: Any = None, cache_dir: str | os.PathLike | None = None) -> Path:
+def train_or_reuse(config: Any, cache_dir: str | os.PathLike | None = None) -> Path:
     """The model folder of a finished run of `config`, training it first if needed.
 
     The run lives in `models_root(cache_dir) / "train_clip-<identity_hash(config)>"`; a
     finished run there is reused as it is, an interrupted one is resumed, and parallel callers
     wait on a file lock so the model is trained once.
 
+    The finished model is recorded under its `config.name` in the catalog
+    (`jaxclip.models.catalog.record_trained`), so `jaxclip.load("mini")` opens it.
+
     Args:
-      config: a train_clip ConfigDict (default `base_config()`: the "mini" CLIP on shapes).
-      cache_dir: cache root (see `models_root`).
+      config: a train_clip ConfigDict (`configs/train_clip.py`; its default is the "mini" CLIP).
+      cache_dir: cache root (see `jaxclip.models.catalog.models_root`).
 
     Returns:
       the model folder (open it with `jaxclip.load`).
     """
-    if config is None:
-        config = base_config()
     workdir = models_root(cache_dir) / f"train_clip-{identity_hash(config)}"
-    if is_finished(workdir):
-        return workdir / MODEL_DIR
-    with atomic.file_lock(workdir.parent / f".{workdir.name}.lock"):
-        if not is_finished(workdir):
-            log.info("training %s into %s", config.get("name", "CLIP"), workdir)
-            train(config, workdir)
+    if not is_finished(workdir):
+        with atomic.file_lock(workdir.parent / f".{workdir.name}.lock"):
+            if not is_finished(workdir):
+                log.info("training %s into %s", config.get("name", "CLIP"), workdir)
+                train(config, workdir)
+    if config.get("name"):
+        record_trained(str(config.name), workdir / MODEL_DIR, cache_dir)
     return workdir / MODEL_DIR
-
-
-def base_config():
-    """The default run: the "mini" CLIP on the 64 px shapes dataset (`train_or_reuse` trains it).
-
-    `configs/train_clip.py:get_config(arg)` starts from this and applies its variants.
-    """
-    import ml_collections
-
-    c = ml_collections.ConfigDict()
-    c.name = "mini"  # a label for logs and reports (part of the identity hash)
-    # Data.
-    c.dataset = "shapes"  # a captioned jaxclip.data dataset: shapes (64 px), shapes/128, shapes/32, shapes/tiny
-    c.data_dir = ""  # TFDS data dir ("" = $JAXCLIP_DATA_DIR or ~/.cache/jaxclip/tfds for shapes)
-    c.train_split = "train"  # split trained on (read into memory once)
-    c.test_split = "test"  # split of the final zero-shot attribute evaluation
-    # Architecture (image_size is the dataset's resolution; vocabulary: OpenAI's 49408 BPE tokens).
-    c.model = ml_collections.ConfigDict()
-    c.model.patch_size = 16  # ViT patch side in pixels (64 px images -> 4 x 4 patches)
-    c.model.vision_width = 128  # image transformer width
-    c.model.vision_layers = 3  # image transformer blocks
-    c.model.vision_heads = 4  # image attention heads (width / heads = 32 per head)
-    c.model.vision_mlp_dim = 512  # image MLP hidden size (4 x width)
-    c.model.text_width = 128  # text transformer width
-    c.model.text_layers = 3  # text transformer blocks
-    c.model.text_heads = 4  # text attention heads
-    c.model.text_mlp_dim = 512  # text MLP hidden size
-    c.model.context_length = 32  # text positions; shapes captions take <= 18 with SOT and EOT
-    c.model.projection_dim = 128  # shared embedding size D
-    c.model.act = "gelu"  # MLP activation: quick_gelu | gelu | gelu_new | gelu_pytorch_tanh | relu
-    c.compute_dtype = "float32"  # float32 | bfloat16 (params and optimiser state stay float32)
-    c.logit_scale_init = math.log(1 / 0.07)  # initial t; logits are scaled by exp(t) <= 100
-    # Optimisation.
-    c.seed = 0  # params init and the data order (a pure function of seed and step)
-    c.batch_size = 256  # global batch (pairs per contrastive loss), split over the devices
-    c.num_steps = 600  # optimiser steps
-    c.learning_rate = 2e-3  # peak learning rate (after warm-up)
-    c.warmup_steps = 50  # linear warm-up from 0
-    c.end_lr_factor = 0.0  # the cosine ends at end_lr_factor * learning_rate
-    c.weight_decay = 0.1  # decoupled (AdamW) decay on weight matrices only
-    c.b1 = 0.9  # Adam beta1
-    c.b2 = 0.98  # Adam beta2 (CLIP's value, steadier for contrastive losses)
-    c.eps = 1e-6  # Adam epsilon
-    c.grad_clip_norm = 1.0  # clip the gradient's global norm to this (0 = off)
-    # Bookkeeping (not part of the identity hash: they do not change the trained params).
-    c.num_devices = 0  # devices of the data-parallel mesh (0 = all)
-    c.checkpoint_every = 100  # save a checkpoint every this many steps (and at the end)
-    c.keep_checkpoints = 3  # keep this many newest checkpoints
-    c.log_every = 10  # append a metrics line every this many steps
-    c.progress = True  # tqdm progress bar with loss and in-batch accuracy
-    c.eval_batch_size = 256  # images per encoder call in the zero-shot evaluation
-    return c

@@ -6,7 +6,7 @@ text tower options) + `timm_model.py` (TimmModel head), timm's `models/convnext.
 and OpenCLIP's `pretrained.py` / `model_configs/*.json` (names, hub repos, configs).
 
 torchvision is not installed and both open_clip's and timm's package `__init__` import it:
-`experiments.reference_models.reference_modules` imports the needed submodules without it (see
+`tests.reference_models.reference_modules` imports the needed submodules without it (see
 that module's docstring).
 """
 
@@ -26,13 +26,6 @@ import torch
 from safetensors.numpy import load_file, save_file
 
 import jaxclip
-from experiments.reference_models import (
-    package_dir,
-    reference_modules,
-    tiny_convnext_factory,
-    torch_encode,
-    torch_state_dict,
-)
 from jaxclip.models import convert, convnext, resnet
 from jaxclip.models import open_clip as oc
 from jaxclip.models.catalog import MODELS
@@ -48,6 +41,13 @@ from jaxclip.models.variants import (
     VisionConfig,
     get_variant,
     to_hf_config,
+)
+from tests.reference_models import (
+    package_dir,
+    reference_modules,
+    tiny_convnext_factory,
+    torch_encode,
+    torch_state_dict,
 )
 
 OPEN_CLIP_DIR = package_dir("open_clip")

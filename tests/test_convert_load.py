@@ -14,16 +14,16 @@ from safetensors.numpy import save_file
 from transformers import CLIPModel
 
 import jaxclip
-from experiments.reference_models import (
+from jaxclip.models import convert
+from jaxclip.models.convert import CheckpointError
+from jaxclip.models.load import from_params, save
+from jaxclip.models.variants import CLIPConfig, TextConfig, VisionConfig, to_hf_config
+from tests.reference_models import (
     hf_clip_model,
     openai_clip_module,
     torch_encode,
     torch_state_dict,
 )
-from jaxclip.models import convert
-from jaxclip.models.convert import CheckpointError
-from jaxclip.models.load import from_params, save
-from jaxclip.models.variants import CLIPConfig, TextConfig, VisionConfig, to_hf_config
 
 # The package exports the function `load`, which hides the submodule of the same name.
 load_mod = importlib.import_module("jaxclip.models.load")

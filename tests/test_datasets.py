@@ -14,10 +14,10 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from experiments.reference_models import open_clip_metadata
 from jaxclip.data import classnames as cn
 from jaxclip.data import datasets as ds
 from jaxclip.data.datasets import DATASETS, DatasetNotPreparedError, load_dataset
+from tests.reference_models import open_clip_metadata
 
 TFDS_ROOT = Path(tfds.__file__).parent
 # Without TensorFlow installed, reading must not try to import it.

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from experiments.reference_models import open_clip_metadata
 from jaxclip.data import classnames as cn
 from jaxclip.data import prompts, templates
+from tests.reference_models import open_clip_metadata
 
 # Copied by hand from DESIGN.md ("The 32 generic prompts of item 7"), in its order.
 DESIGN_32 = [

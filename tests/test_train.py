@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import jax
@@ -19,11 +21,12 @@ import numpy as np
 import optax
 import pytest
 
-from configs.train_clip import SMOKE_STEPS, check_config, get_config
+from configs.train_clip import SMOKE_STEPS, check_config, get_config, mini_config
 from jaxclip import train
 from jaxclip.config_args import ConfigError
 from jaxclip.data import load_dataset
 from jaxclip.data.preprocess import PreprocessConfig
+from jaxclip.models import catalog
 from jaxclip.models.clip import CLIP
 from jaxclip.models.tokenizer import Tokenizer, trim_to_eos
 
@@ -252,7 +255,7 @@ def test_config_variants_and_bad_values_give_clear_errors():
     check_config(c)
     default = get_config()
     assert default.dataset == "shapes" and default.name == "mini"
-    assert train.identity_hash(default) == train.identity_hash(train.base_config())
+    assert train.identity_hash(default) == train.identity_hash(mini_config())
     big = get_config("shapes128")
     assert big.dataset == "shapes/128" and big.model.patch_size == 32
     with pytest.raises(ConfigError, match=r"'bogus'.*shapes, shapes128, shapes32, tiny"):
@@ -428,5 +431,15 @@ def test_train_or_reuse_resumes_then_reuses(data_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(train, "train", no_training)
     c2 = smoke("/another/data/dir", log_every=3)  # bookkeeping fields: same identity
     assert train.train_or_reuse(c2, cache_dir=tmp_path) == path
+    assert catalog.trained_model_dir(c2.name, cache_dir=tmp_path) == path  # recorded by name
     monkeypatch.setenv("JAXCLIP_CACHE", str(tmp_path))
     assert train.models_root() == tmp_path / "models"
+
+
+def test_catalog_opens_only_a_trained_mini(tmp_path):
+    """The library never trains: `mini` without a finished run is one clear error."""
+    with pytest.raises(catalog.ModelNotTrained, match=r"'mini'.*python -m experiments\.train_clip"):
+        catalog.open_model("mini", cache_dir=str(tmp_path))
+    probe = "import sys, jaxclip.models.catalog; print('jaxclip.train' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"  # the catalog does not import the training code

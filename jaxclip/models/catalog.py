@@ -15,9 +15,13 @@ for tensors, and a safetensors file is still preferred whenever the repo has one
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+from jaxclip import atomic
 
 # Name -> (description, opener(dtype, cache_dir) -> LoadedCLIP).
 MODELS: dict[str, tuple[str, Callable[..., Any]]] = {}
@@ -55,17 +59,58 @@ def _tiny_random(dtype: str = "float32", cache_dir: str | None = None):
     return from_params(config, params, dtype=dtype, name="tiny_random(seed=0)")
 
 
-def _mini(dtype: str = "float32", cache_dir: str | None = None):
-    """The mini-CLIP trained on the built-in shapes dataset (trained on first use, then cached)."""
-    from jaxclip.models.load import load
-    from jaxclip.train import train_or_reuse
+class ModelNotTrained(FileNotFoundError):
+    """A catalog name of a model trained here (e.g. "mini") whose training has not run yet."""
 
-    return load(train_or_reuse(cache_dir=cache_dir), dtype=dtype)
+
+def models_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where trained models live: `<cache_dir>/models`, else `$JAXCLIP_CACHE/models`, else
+    `~/.cache/jaxclip/models`."""
+    if cache_dir:
+        base = Path(cache_dir).expanduser()
+    elif os.environ.get("JAXCLIP_CACHE"):
+        base = Path(os.environ["JAXCLIP_CACHE"]).expanduser()
+    else:
+        base = Path.home() / ".cache" / "jaxclip"
+    return base / "models"
+
+
+def record_trained(name: str, model_dir: str | os.PathLike, cache_dir=None) -> None:
+    """Makes catalog name `name` open `model_dir` (a folder under `models_root(cache_dir)`)."""
+    root = models_root(cache_dir)
+    rel = Path(model_dir).resolve().relative_to(root.resolve())
+    atomic.write_json(root / "named" / f"{name}.json", {"model_dir": rel.as_posix()})
+
+
+def trained_model_dir(name: str, cache_dir=None) -> Path:
+    """The folder `record_trained` last recorded for `name`.
+
+    Raises:
+      ModelNotTrained: nothing is recorded, or the folder is gone.
+    """
+    root = models_root(cache_dir)
+    pointer = root / "named" / f"{name}.json"
+    if pointer.is_file():
+        path = root / json.loads(pointer.read_text())["model_dir"]
+        if (path / "config.json").is_file():
+            return path
+    raise ModelNotTrained(
+        f"model {name!r} is not trained yet (nothing under {root}): run "
+        "`python -m experiments.train_clip` (a few minutes on a CPU), or any experiment with "
+        f"--config.model={name}, which trains it on first use"
+    )
+
+
+def _mini(dtype: str = "float32", cache_dir: str | None = None):
+    """The mini-CLIP trained on the built-in shapes dataset (`experiments.train_clip`)."""
+    from jaxclip.models.load import load
+
+    return load(trained_model_dir("mini", cache_dir), dtype=dtype)
 
 
 MODELS.update(
     {
-        "mini": ("mini-CLIP trained offline on shapes (trained on first use)", _mini),
+        "mini": ("mini-CLIP trained offline on shapes (experiments.train_clip)", _mini),
         "tiny_random": ("random tiny CLIP for smoke tests", _tiny_random),
         "vit_b32": (
             "OpenAI ViT-B/32 (openai/clip-vit-base-patch32)",

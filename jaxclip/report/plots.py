@@ -1,14 +1,14 @@
-"""Plot helpers: a headless matplotlib and an atomic PNG save."""
+"""Plot helpers: an atomic PNG save.
+
+Library modules never pick a matplotlib backend: matplotlib falls back to its headless Agg
+backend where there is no display, and `MPLBACKEND` chooses another.
+"""
 
 from __future__ import annotations
 
 import io
 import os
 from pathlib import Path
-
-import matplotlib
-
-matplotlib.use("Agg")  # headless: reports are written on servers and in CI
 
 import matplotlib.pyplot as plt
 

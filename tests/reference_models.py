@@ -6,7 +6,7 @@
   transformers' `CLIPModel` built from a config dict (`hf_clip_model`), randomly initialised or
       with given weights.
 
-Only tests/ and experiments/ use this module: jaxclip itself never imports torch, open_clip or
+Only tests/ and the benchmarks in experiments/ use this module: jaxclip itself never imports torch, open_clip or
 timm. Importing it imports neither torch nor JAX (each function imports what it needs), so the
 benchmark's reference process, which must not import JAX, can use it too.
 

@@ -1,0 +1,33 @@
+"""Models the experiments train here on first use (the library only opens what is trained).
+
+`ensure_trained(config)` runs before any experiment opens `config.model`: for "mini" it trains
+the mini-CLIP of `configs/train_clip.py` once (a few minutes on a CPU; cached and recorded under
+its name, so `jaxclip.load("mini")` opens it afterwards) or reuses the finished run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from configs import train_clip as train_clip_config
+from jaxclip import train
+
+# Catalog name -> the train_clip config that produces it.
+TRAINED_HERE = {"mini": train_clip_config.mini_config}
+
+
+def ensure_trained(config: Any) -> None:
+    """Trains (or reuses) `config.model` when it is a model trained here; else nothing."""
+    recipe = TRAINED_HERE.get(str(config.model))
+    if recipe is not None:
+        train.train_or_reuse(recipe(), cache_dir=config.cache_dir or None)
+
+
+def run_studies(config: Any, workdir: str, names: list[str]) -> dict:
+    """`jaxclip.studies.runner.run_studies` after checking the config and training the model
+    if it is trained here (a bad config fails before any training)."""
+    from jaxclip.studies import runner
+
+    runner.check_config(config, names)
+    ensure_trained(config)
+    return runner.run_studies(config, workdir, names)
