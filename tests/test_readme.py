@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 
@@ -36,4 +38,23 @@ def test_python_example_runs_against_a_local_checkpoint(tiny_model, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     rows = [r for r in out.stdout.splitlines() if r.strip()]
     values = [float(v) for v in re.findall(r"-?\d+\.\d+(?:e-?\d+)?", " ".join(rows))]
-    assert len(values) == 4 and all(-1.0 <= v <= 1.0 for v in values)
+    np.testing.assert_allclose(np.reshape(values, (2, 2)), _reference_cosines(folder), atol=2e-4)
+
+
+def _reference_cosines(folder: Path) -> np.ndarray:
+    """The example's cosine matrix computed by transformers' PyTorch CLIP from the same folder."""
+    import torch
+    from transformers import CLIPImageProcessor, CLIPModel, CLIPTokenizer
+
+    model = CLIPModel.from_pretrained(folder).eval()
+    images = np.random.default_rng(0).integers(0, 256, (2, 300, 400, 3), dtype=np.uint8)
+    pixels = CLIPImageProcessor.from_pretrained(folder)(list(images), return_tensors="pt")
+    tokens = CLIPTokenizer.from_pretrained(folder)(
+        ["a photo of a cat", "a photo of a dog"], padding=True, return_tensors="pt"
+    )
+    with torch.no_grad():
+        img = model.get_image_features(**pixels).pooler_output.numpy().astype(np.float64)
+        txt = model.get_text_features(**tokens).pooler_output.numpy().astype(np.float64)
+    img /= np.linalg.norm(img, axis=-1, keepdims=True)
+    txt /= np.linalg.norm(txt, axis=-1, keepdims=True)
+    return img @ txt.T
