@@ -672,8 +672,6 @@ def train(
 def _train(
     config: Any, workdir: str | os.PathLike, stop_after: int | None, evaluate: bool
 ) -> TrainResult:
-    from tqdm.auto import tqdm
-
     from jaxclip.data.preprocess import PreprocessConfig
     from jaxclip.models.load import from_params, save
     from jaxclip.models.tokenizer import Tokenizer
@@ -738,56 +736,9 @@ def _train(
 
     num_steps = int(config.num_steps)
     end = num_steps if stop_after is None else min(num_steps, start + int(stop_after))
-    n_caps = tokens.shape[1]
-    pending: list[dict[str, jax.Array]] = []
-    t_first = None
-    last_log_t, last_log_step = time.perf_counter(), start
-    bar = tqdm(
-        total=num_steps,
-        initial=start,
-        desc="train_clip",
-        disable=not config.progress,
-        dynamic_ncols=True,
+    state, t_first, t_trained = _run_steps(
+        config, state, train_step, data.images, tokens, sharded, mngr, metrics_path, start, end
     )
-    try:
-        for step in range(start, end):
-            img_idx, cap_idx = batch_indices(
-                int(config.seed), step, len(data), int(config.batch_size), n_caps
-            )
-            images = jax.device_put(data.images[img_idx], sharded)
-            ids = jax.device_put(tokens[img_idx, cap_idx], sharded)
-            state, metrics = train_step(state, images, ids)
-            pending.append(metrics)
-            done = step + 1
-            if t_first is None:
-                jax.block_until_ready(state)
-                t_first = time.perf_counter()
-            if done % config.log_every == 0 or done == num_steps:
-                host = jax.device_get(pending)
-                pending = []
-                now = time.perf_counter()
-                rec = {"step": done}
-                rec.update({k: float(np.mean([m[k] for m in host])) for k in host[0]})
-                rec["steps_per_s"] = (done - last_log_step) / max(now - last_log_t, 1e-9)
-                last_log_t, last_log_step = now, done
-                with open(metrics_path, "a", encoding="utf-8") as f:
-                    f.write(json.dumps(rec) + "\n")
-                bar.set_postfix(
-                    loss=f"{rec['loss']:.3f}",
-                    acc=f"{rec['accuracy_i2t']:.2f}",
-                    scale=f"{rec['logit_scale']:.1f}",
-                )
-            if done % config.checkpoint_every == 0 or done == num_steps:
-                import orbax.checkpoint as ocp
-
-                mngr.save(done, args=ocp.args.StandardSave(state), force=True)
-            bar.update(1)
-        jax.block_until_ready(state)
-        t_trained = time.perf_counter()
-        mngr.wait_until_finished()
-    finally:
-        bar.close()
-        mngr.close()  # waits for a save in flight
 
     params = jax.device_get(state["params"])
     reached = int(state["step"])
@@ -836,6 +787,76 @@ def _train(
         {"step": reached, "hash": identity_hash(config), "steps_run": steps_run, "timing": timing},
     )
     return result
+
+
+def _run_steps(
+    config: Any,
+    state: Any,
+    train_step: Callable,
+    images: np.ndarray,
+    tokens: np.ndarray,
+    sharded: NamedSharding,
+    mngr: Any,
+    metrics_path: Path,
+    start: int,
+    end: int,
+) -> tuple[Any, float | None, float]:
+    """Steps `start`..`end` of the training loop: batches, metrics lines, checkpoints, the
+    progress bar. Returns (state, time after the first step or None, time after the last)."""
+    from tqdm.auto import tqdm
+
+    num_steps = int(config.num_steps)
+    n_caps = tokens.shape[1]
+    pending: list[dict[str, jax.Array]] = []
+    t_first = None
+    last_log_t, last_log_step = time.perf_counter(), start
+    bar = tqdm(
+        total=num_steps,
+        initial=start,
+        desc="train_clip",
+        disable=not config.progress,
+        dynamic_ncols=True,
+    )
+    try:
+        for step in range(start, end):
+            img_idx, cap_idx = batch_indices(
+                int(config.seed), step, len(images), int(config.batch_size), n_caps
+            )
+            batch_images = jax.device_put(images[img_idx], sharded)
+            ids = jax.device_put(tokens[img_idx, cap_idx], sharded)
+            state, metrics = train_step(state, batch_images, ids)
+            pending.append(metrics)
+            done = step + 1
+            if t_first is None:
+                jax.block_until_ready(state)
+                t_first = time.perf_counter()
+            if done % config.log_every == 0 or done == num_steps:
+                host = jax.device_get(pending)
+                pending = []
+                now = time.perf_counter()
+                rec = {"step": done}
+                rec.update({k: float(np.mean([m[k] for m in host])) for k in host[0]})
+                rec["steps_per_s"] = (done - last_log_step) / max(now - last_log_t, 1e-9)
+                last_log_t, last_log_step = now, done
+                with open(metrics_path, "a", encoding="utf-8") as f:
+                    f.write(json.dumps(rec) + "\n")
+                bar.set_postfix(
+                    loss=f"{rec['loss']:.3f}",
+                    acc=f"{rec['accuracy_i2t']:.2f}",
+                    scale=f"{rec['logit_scale']:.1f}",
+                )
+            if done % config.checkpoint_every == 0 or done == num_steps:
+                import orbax.checkpoint as ocp
+
+                mngr.save(done, args=ocp.args.StandardSave(state), force=True)
+            bar.update(1)
+        jax.block_until_ready(state)
+        t_trained = time.perf_counter()
+        mngr.wait_until_finished()
+    finally:
+        bar.close()
+        mngr.close()  # waits for a save in flight
+    return state, t_first, t_trained
 
 
 # --- zero-shot evaluation ----------------------------------------------------------------------
