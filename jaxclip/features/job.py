@@ -121,7 +121,7 @@ def text_set(name: str, dataset: str, classnames: tuple[str, ...]) -> tuple[list
             f"config.texts names {name!r}, which fills templates with class names, but dataset "
             f"{dataset!r} has none; choose a prompt set or 'captions'"
         )
-    # Class-major order, as Context.class_texts: row c * T + t is template t of class c.
+    # Class-major order: row c * T + t is template t of class c.
     texts = [fill(t, c) for c in classnames for t in templates]
     return texts, f"{len(classnames)} classes x {len(templates)} templates ({template_set})"
 
@@ -135,7 +135,6 @@ def run(config: Any, workdir: str | Path) -> dict[str, Any]:
 
     from jaxclip.data.datasets import load_dataset
     from jaxclip.data.subset import maybe_subset
-    from jaxclip.features.extract import extract_images, extract_texts, text_store
     from jaxclip.models.catalog import open_model
 
     c = config
@@ -180,9 +179,51 @@ def run(config: Any, workdir: str | Path) -> dict[str, Any]:
         "progress": bool(c.progress),
     }
 
+    throughput: dict[str, Any] = {}
+    splits, captions = _extract_splits(model, sources, c, common, throughput)
+    text_results = _extract_text_sets(
+        model, text_names, planned, splits, captions, c, common, throughput
+    )
+
+    results: dict[str, Any] = {
+        "config": c.to_dict(),
+        "model": {"name": model.name, "params_sha256": model.fingerprint, "embed_dim": embed_dim},
+        "dataset": {
+            "name": first_info.name,
+            "version": first_info.version,
+            "classnames": list(first_info.classnames),
+            "has_captions": bool(first_info.has_captions),
+        },
+        "splits": splits,
+        "texts": text_results,
+        "num_skipped": sum(s["num_skipped"] for s in splits.values()),
+    }
+    timings["total_seconds"] = round(time.perf_counter() - t_start, 3)
+    timings["throughput"] = throughput
+    timings["devices"] = {
+        "platform": jax.default_backend(),
+        "device_count": jax.device_count(),
+        "process_count": jax.process_count(),
+    }
+    if lead:  # one writer: on a cluster every process returns the same dict
+        write_results(workdir, results)
+        atomic.write_json(workdir / "timings.json", timings)
+        build_report(results, timings).write(workdir)
+    return results
+
+
+def _extract_splits(
+    model: Any,
+    sources: dict[str, tuple[str, Any]],
+    c: Any,
+    common: dict[str, Any],
+    throughput: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """Image features of every split role: (results entry per role, captions per role)."""
+    from jaxclip.features.extract import extract_images
+
     splits: dict[str, Any] = {}
     captions: dict[str, list[str]] = {}
-    throughput: dict[str, Any] = {}
     for role, (split, source) in sources.items():
         t = time.perf_counter()
         feats = extract_images(
@@ -222,6 +263,22 @@ def run(config: Any, workdir: str | Path) -> dict[str, Any]:
             "wall_seconds": round(wall, 3),
         }
 
+    return splits, captions
+
+
+def _extract_text_sets(
+    model: Any,
+    text_names: list[str],
+    planned: dict[str, tuple[list[str], str]],
+    splits: dict[str, Any],
+    captions: dict[str, list[str]],
+    c: Any,
+    common: dict[str, Any],
+    throughput: dict[str, Any],
+) -> dict[str, Any]:
+    """Text embeddings of every named set (captions per split role): results entry per set."""
+    from jaxclip.features.extract import extract_texts, text_store
+
     text_results: dict[str, Any] = {}
     for name in text_names:
         if name == "captions":
@@ -252,28 +309,4 @@ def run(config: Any, workdir: str | Path) -> dict[str, Any]:
                 "cache": str(store.path),
             }
 
-    results: dict[str, Any] = {
-        "config": c.to_dict(),
-        "model": {"name": model.name, "params_sha256": model.fingerprint, "embed_dim": embed_dim},
-        "dataset": {
-            "name": first_info.name,
-            "version": first_info.version,
-            "classnames": list(first_info.classnames),
-            "has_captions": bool(first_info.has_captions),
-        },
-        "splits": splits,
-        "texts": text_results,
-        "num_skipped": sum(s["num_skipped"] for s in splits.values()),
-    }
-    timings["total_seconds"] = round(time.perf_counter() - t_start, 3)
-    timings["throughput"] = throughput
-    timings["devices"] = {
-        "platform": jax.default_backend(),
-        "device_count": jax.device_count(),
-        "process_count": jax.process_count(),
-    }
-    if lead:  # one writer: on a cluster every process returns the same dict
-        write_results(workdir, results)
-        atomic.write_json(workdir / "timings.json", timings)
-        build_report(results, timings).write(workdir)
-    return results
+    return text_results
