@@ -10,7 +10,7 @@ from __future__ import annotations
 import ml_collections
 
 from jaxclip.config_args import ConfigError, check_choice, parse_variants
-from jaxclip.data.datasets import DATASETS, DEFAULT_SPLITS
+from jaxclip.data.datasets import DATASETS, DEFAULT_SPLITS, check_dataset_name
 from jaxclip.features.extract import DTYPES, PREPROCESS_MODES
 from jaxclip.models.catalog import MODELS
 
@@ -60,6 +60,7 @@ def check_common(config: ml_collections.ConfigDict) -> None:
     """Validates the common fields (after --config.x overrides); one clear error per problem."""
     base = config.dataset.split("/")[0]
     check_choice("dataset", base, DATASETS)
+    check_dataset_name(config.dataset)  # no "..", cb/<name> in the CLIP_benchmark table
     check_choice("dtype", config.dtype, DTYPES)
     check_choice("preprocess", config.preprocess, PREPROCESS_MODES)
     if config.model not in MODELS and "/" not in config.model and not _exists(config.model):
