@@ -11,6 +11,10 @@ does need TensorFlow (`pip install -e .[tf]`); without it an unprepared dataset 
 `DatasetNotPreparedError` saying how to prepare it. The built-in `shapes` dataset is generated
 offline on first use. Folder datasets (`imagenet_folder`, `image_folder`) read class subfolders;
 files that do not decode are skipped (listed in `source.skipped`) or, with `strict=True`, raise.
+`webdataset` reads tar shards (`jaxclip.data.webdataset`), `caption_pairs` a CSV / TSV / JSONL
+of image, caption rows (`jaxclip.data.caption_pairs`), and `cb/<name>` any dataset of
+CLIP_benchmark's table (`jaxclip.data.clip_benchmark`). A multi-label source's items carry
+`labels_multi` (bool (num_classes,); `info.multi_label`).
 
 Data dirs: `data_dir` if given, else `$JAXCLIP_DATA_DIR` if set, else TFDS's default
 (`$TFDS_DATA_DIR` or ~/tensorflow_datasets) for public datasets and ~/.cache/jaxclip/tfds for
@@ -63,6 +67,8 @@ class DatasetInfo:
       attributes: extra label name -> names of its values (index = value).
       fingerprint: identifies the exact content (TFDS full name + split + length; for folders a
         hash of the sorted relative paths, sizes and modification times).
+      multi_label: items carry `labels_multi`, a bool (num_classes,) vector of the classes
+        present (VOC2007-style multi-label classification; `label` is then -1).
     """
 
     name: str
@@ -74,6 +80,7 @@ class DatasetInfo:
     image_shape: tuple[int, int] | None
     attributes: Mapping[str, tuple[str, ...]]
     fingerprint: str
+    multi_label: bool = False
 
     def __hash__(self) -> int:  # `attributes` is a dict; the identity fields suffice
         return hash((self.name, self.split, self.version, self.fingerprint))
@@ -725,6 +732,40 @@ def _folder_loader(fn: Callable[..., FolderSource], name: str) -> Callable[..., 
     return load
 
 
+def _webdataset_loader(
+    split: str, *, config=None, data_dir=None, path=None, strict=False, download=True
+):
+    from jaxclip.data.webdataset import load_webdataset
+
+    if config:
+        raise ValueError(f"dataset 'webdataset' has no configs; got {config!r}")
+    if data_dir is not None:
+        raise ValueError("dataset 'webdataset' reads shards: use path=, not data_dir=")
+    return load_webdataset(split, path=path, strict=strict)
+
+
+def _caption_pairs_loader(
+    split: str, *, config=None, data_dir=None, path=None, strict=False, download=True
+):
+    from jaxclip.data.caption_pairs import load_caption_pairs
+
+    if config:
+        raise ValueError(f"dataset 'caption_pairs' has no configs; got {config!r}")
+    if data_dir is not None:
+        raise ValueError("dataset 'caption_pairs' reads a file: use path=, not data_dir=")
+    return load_caption_pairs(split, path=path, strict=strict)
+
+
+def _clip_benchmark_loader(
+    split: str, *, config=None, data_dir=None, path=None, strict=False, download=True
+):
+    from jaxclip.data.clip_benchmark import load_clip_benchmark
+
+    return load_clip_benchmark(
+        config or "", split, data_dir=data_dir, path=path, strict=strict, download=download
+    )
+
+
 # Name -> loader(split, *, config, data_dir, path, strict, download) -> DatasetSource.
 DATASETS: dict[str, Callable[..., DatasetSource]] = {
     "shapes": _shapes_loader,
@@ -736,6 +777,12 @@ DATASETS: dict[str, Callable[..., DatasetSource]] = {
     "coco_captions": _tfds_loader("coco_captions"),
     "imagenet_folder": _folder_loader(load_imagenet_folder, "imagenet_folder"),
     "image_folder": _folder_loader(load_image_folder, "image_folder"),
+    # Webdataset tar shards: a folder, a shard pattern or a hub repo (jaxclip.data.webdataset).
+    "webdataset": _webdataset_loader,
+    # Image path, caption rows of a CSV / TSV / JSONL file (jaxclip.data.caption_pairs).
+    "caption_pairs": _caption_pairs_loader,
+    # "cb/<CLIP_benchmark name>", e.g. "cb/vtab/caltech101" (jaxclip.data.clip_benchmark).
+    "cb": _clip_benchmark_loader,
 }
 
 # Conventional (train, test) splits per dataset. EuroSAT has only "train" in TFDS.
@@ -749,7 +796,38 @@ DEFAULT_SPLITS: dict[str, tuple[str, str]] = {
     "coco_captions": ("train", "test"),
     "imagenet_folder": ("train", "val"),
     "image_folder": ("train", "val"),
+    "webdataset": ("train", "test"),
+    "caption_pairs": ("train", "test"),
+    "cb": ("train", "test"),
 }
+
+
+def check_dataset_name(name: str) -> str:
+    """`name` if `load_dataset` accepts it by name, else a one-line `ConfigError`.
+
+    The part before the first "/" must be a `DATASETS` key; no part may be "", "." or "..";
+    "cb/<name>" must be in the CLIP_benchmark table (`jaxclip.data.clip_benchmark`).
+    """
+    from jaxclip.config_args import ConfigError
+
+    if not isinstance(name, str):
+        raise ConfigError(f"config.dataset={name!r} must be a string")
+    base = name.partition("/")[0]
+    if base not in DATASETS:
+        raise ConfigError(
+            f"config.dataset={name!r} is not valid; choose one of: {', '.join(DATASETS)} "
+            "(a config may follow a slash: 'shapes/128', 'cb/vtab/caltech101')"
+        )
+    if any(p in ("", ".", "..") for p in name.split("/")[1:]) or "\\" in name:
+        raise ConfigError(f"config.dataset={name!r} is not valid: empty, '.' or '..' parts")
+    if base == "cb":
+        from jaxclip.data.clip_benchmark import lookup
+
+        try:
+            lookup(name)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+    return name
 
 
 def load_dataset(
@@ -768,8 +846,11 @@ def load_dataset(
       split: split name; TFDS slicing is allowed ("train[:10%]"); for folders the subfolder
         of `path` ("train", "val"), or "all" for `path` itself (if it has no "all" folder).
       data_dir: TFDS data dir (TFDS datasets and shapes).
-      path: dataset folder (image folders only).
-      strict: image folders: raise on the first undecodable file instead of skipping it.
+      path: dataset folder (image folders); shards (webdataset: a folder, a pattern such as
+        "DIR/{000..009}.tar" or a hub repo); a pairs file (caption_pairs); a local copy of the
+        webdataset repo (cb/ names read from the hub).
+      strict: image folders and caption pairs: raise on the first undecodable file instead of
+        skipping it; webdatasets: raise on a truncated shard.
       download: TFDS datasets: let TFDS download and prepare if TensorFlow is installed.
 
     Raises:
@@ -782,8 +863,9 @@ def load_dataset(
     if base not in DATASETS:
         raise ValueError(
             f"unknown dataset {name!r}; valid: {', '.join(DATASETS)} "
-            "(a TFDS config may follow a slash, e.g. 'shapes/128')"
+            "(a config may follow a slash, e.g. 'shapes/128', 'cb/vtab/caltech101')"
         )
+    check_dataset_name(name)
     return DATASETS[base](
         split,
         config=config or None,

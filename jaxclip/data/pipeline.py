@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 # A batch: image uint8 (B, H, W, 3), label int32 (B,), index int64 (B,), valid bool (B,), one
-# int32 (B,) array per extra attribute label, and captions (list of B lists of str) when the
+# int32 (B,) array per extra attribute label, labels_multi bool (B, C) for multi-label
+# datasets (`info.multi_label`), and captions (list of B lists of str) when the
 # dataset has captions. B = batch_size // shard_count.
 Batch = dict[str, Any]
 
@@ -107,6 +108,7 @@ def batches(
         )
     attr_keys = tuple(info.attributes)
     has_captions = bool(info.has_captions)
+    multi_label = bool(getattr(info, "multi_label", False))
 
     def load(i: int) -> dict[str, Any]:
         item = source[i]
@@ -136,6 +138,8 @@ def batches(
         }
         for key in attr_keys:
             out[key] = np.full(local, -1, np.int32)
+        if multi_label:
+            out["labels_multi"] = np.zeros((local, info.num_classes), bool)
         if has_captions:
             out["captions"] = [[] for _ in range(local)]
         for r, item in enumerate(items):
@@ -147,6 +151,8 @@ def batches(
             out["valid"][r] = True
             for key in attr_keys:
                 out[key][r] = item[key]
+            if multi_label:
+                out["labels_multi"][r] = item["labels_multi"]
             if has_captions:
                 out["captions"][r] = list(item["captions"])
         return out

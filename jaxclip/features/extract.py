@@ -54,6 +54,7 @@ class ImageFeatures:
       captions: per row, its captions (captioned datasets only), else None.
       classnames: prompt-ready class names, index = label.
       meta: what produced these features (model, fingerprint, preprocessing, dataset, cache).
+      labels_multi: (N, C) bool, the classes present per row (multi-label datasets), else None.
     """
 
     embeds: np.ndarray
@@ -63,6 +64,7 @@ class ImageFeatures:
     captions: list[list[str]] | None
     classnames: tuple[str, ...]
     meta: dict[str, Any]
+    labels_multi: np.ndarray | None = None
 
     def caption_arrays(self) -> tuple[list[str], np.ndarray]:
         """All captions flattened, and for each the row of its image (for retrieval)."""
@@ -471,6 +473,7 @@ def _assemble(
     embeds = cat.pop("embeds").astype(np.float32)
     labels = cat.pop("label") if "label" in cat else np.full(len(embeds), -1)
     indices = cat.pop("index")
+    labels_multi = cat.pop("labels_multi").astype(bool) if "labels_multi" in cat else None
     # The dataset's attribute order, whether the shards came from this run or from the cache.
     order = [k for k in info.attributes if k in cat] + sorted(
         k for k in cat if k not in info.attributes
@@ -483,6 +486,7 @@ def _assemble(
         captions=captions,
         classnames=tuple(info.classnames),
         meta=meta,
+        labels_multi=labels_multi,
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import ml_collections
 
 from jaxclip.config_args import ConfigError, check_choice
-from jaxclip.data.datasets import DATASETS
+from jaxclip.data.datasets import DATASETS, check_dataset_name
 from jaxclip.features.extract import DTYPES, PREPROCESS_MODES
 from jaxclip.models.catalog import MODELS
 
@@ -17,6 +17,7 @@ def check_common(config: ml_collections.ConfigDict) -> None:
     """Validates the common fields (after --config.x overrides); one clear error per problem."""
     base = config.dataset.split("/")[0]
     check_choice("dataset", base, DATASETS)
+    check_dataset_name(config.dataset)  # no "..", cb/<name> in the CLIP_benchmark table
     check_choice("dtype", config.dtype, DTYPES)
     check_choice("preprocess", config.preprocess, PREPROCESS_MODES)
     if config.model not in MODELS and "/" not in config.model and not _exists(config.model):
