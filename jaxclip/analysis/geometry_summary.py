@@ -33,8 +33,6 @@ __all__ = [
     "svm_summary",
 ]
 
-MODALITIES = ("image", "text")
-
 # The loss parts kept per α (`jaxclip.losses.ClipLossParts` fields and R@1 of both directions).
 LOSS_CURVES = (
     "total",
