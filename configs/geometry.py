@@ -3,7 +3,8 @@
 Variants after the colon: a model (`mini`, `tiny_random`, `vit_b32`, ...), a dataset (`shapes`,
 `coco`, `cifar100`, ...) and `smoke`, e.g. `configs/geometry.py:vit_b32,coco` (the paper's
 setting: OpenAI ViT-B/32 on the COCO test split as one batch) or `configs/geometry.py:smoke`
-(tiny random model on shapes/tiny, seconds). Fields of the study: `jaxclip.studies.geometry`.
+(tiny random model on shapes/tiny, seconds). The study (and `check_config` of these fields):
+`jaxclip.studies.geometry`.
 """
 
 from __future__ import annotations
@@ -11,12 +12,39 @@ from __future__ import annotations
 import ml_collections
 
 from configs import common
-from jaxclip.studies import geometry
+
+
+def study_config() -> ml_collections.ConfigDict:
+    """The geometry study's section of the config (`config.geometry`), with its defaults."""
+    c = ml_collections.ConfigDict()
+    c.split = "test"  # split role analysed, "test" or "train" (the paper: all of COCO val)
+    # Captioned datasets: the caption paired with each image: "first", a 0-based index ("2"),
+    # or "all" (every caption, its image repeated once per caption in the loss and KL/loss
+    # sweeps' pairs; image statistics still count each image once).
+    c.caption = "first"
+    c.class_template = "a photo of a {}."  # no captions: the text paired with each image
+    c.max_pairs = 0  # > 0: a seeded random subset of this many images (0 = all, as the paper)
+    c.alpha_min = -1.0  # α grid of the shift v' = v − α·m (Eq. 9): lower end
+    c.alpha_max = 1.0  # upper end (α = 1 centres the shifted modality at the origin)
+    c.num_alphas = 21  # grid points, evenly spaced; α = 0 (CLIP as trained) is always added
+    c.sides = ("image", "text")  # which modality is shifted, one sweep each (loss and KL)
+    c.logit_scale = 0.0  # s = 1/τ of the loss; 0 = the model's own learned `ctx.logit_scale`
+    c.loss_memory_mb = 256  # memory budget of the blockwise loss sweep (rows per block follow)
+    c.top_k = 10  # rows of the table of most separating features
+    c.hist_features = 3  # most separating features drawn as per-modality histograms
+    c.feature_kl_bins = 60  # bins of the per-feature image-vs-text histogram KL in the Sep table
+    c.svm_c = 1.0  # C of the linear SVM on the two most separating features
+    c.kl_method = "histogram"  # conformity KL: "histogram" (binned) or "gaussian" (fitted)
+    c.kl_bins = 100  # bins of the conformity histograms (KL and the distribution plot)
+    c.kl_smoothing = 0.5  # additive smoothing of histogram counts (0.5 = Jeffreys prior)
+    c.max_scatter_points = 5000  # points drawn in scatter plots (SVM, conformity); seeded
+    c.examples = 3  # most / least conforming captions listed (captioned datasets)
+    return c
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config = common.base_config(arg)
-    config.geometry = geometry.default_config()
+    config.geometry = study_config()
     if config.smoke:
         g = config.geometry
         g.num_alphas = 5  # α in {-1, -0.5, 0, 0.5, 1}

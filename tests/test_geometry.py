@@ -268,35 +268,6 @@ def test_summary_is_json_ready(planted):
     json.dumps(s)
 
 
-def test_plots_write_pngs(tmp_path, planted):
-    from jaxclip.report import plots_geometry as pg
-
-    xi, xt = planted["i"][0][:400], planted["t"][0][:400]
-    sep = geo.feature_separability(xi, xt)
-    alphas = np.linspace(-1, 1, 5)
-    names = [
-        pg.plot_feature_histograms(xi, xt, sep, tmp_path),
-        pg.plot_separability(sep, tmp_path),
-        pg.plot_svm_boundary(geo.svm_two_features(xi, xt), tmp_path),
-        pg.plot_centred_norms(geo.thin_shell(xi), geo.thin_shell(xt), tmp_path),
-        pg.plot_variance_spectrum(geo.variance_spectrum(xi), geo.variance_spectrum(xt), tmp_path),
-        pg.plot_odd(
-            geo.off_diagonal_dominance(geo.covariance(xi)),
-            geo.off_diagonal_dominance(geo.covariance(xt)),
-            tmp_path,
-        ),
-        pg.plot_loss_vs_alpha(alphas, geo.alpha_shift_loss_sweep(xi, xt, alphas), tmp_path),
-        pg.plot_conformity_fit(
-            {"image": conf.conformity_estimate(xi), "text": conf.conformity_estimate(xt)},
-            tmp_path,
-        ),
-        pg.plot_kl_vs_alpha(geo.conformity_kl_sweep(xi, xt, alphas), tmp_path),
-    ]
-    assert len(set(names)) == len(names)
-    for name in names:
-        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
 def test_bad_arguments():
     v, t = _small_pairs(n=6)
     with pytest.raises(ValueError, match="side must be"):

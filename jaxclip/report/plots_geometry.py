@@ -1,34 +1,21 @@
-"""Plots of the double-ellipsoid analyses (Levi & Gilboa 2025, Figs. 2-6, 9, 11).
+"""Plots of the double-ellipsoid analyses (Levi & Gilboa 2025, Figs. 2-6, 9-11).
 
-Each function takes the result objects of `jaxclip.analysis.geometry` / `.conformity` (or plain
-arrays), writes one PNG into `workdir` through `jaxclip.report.save_figure` and returns its name.
+Each function takes plain arrays and numbers (those of a geometry result: its results.json entry
+and its sidecar arrays) and returns a matplotlib `Figure`; the caller saves it with
+`jaxclip.report.save_figure`.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 import numpy as np
-
-from jaxclip.analysis.conformity import ConformityEstimate
-from jaxclip.analysis.geometry import (
-    ConformityKLSweep,
-    Separability,
-    SvmResult,
-    ThinShell,
-    VarianceSpectrum,
-)
-from jaxclip.losses import ClipLossParts
-from jaxclip.report import save_figure
+from matplotlib.figure import Figure
 
 __all__ = [
     "plot_centred_norms",
+    "plot_conformity_distributions",
     "plot_conformity_fit",
     "plot_feature_histograms",
     "plot_kl_vs_alpha",
@@ -39,44 +26,46 @@ __all__ = [
     "plot_variance_spectrum",
 ]
 
-PathLike = str | os.PathLike
 _IMG, _TXT = "tab:blue", "tab:orange"
 
 
+def _floats(values: Any) -> np.ndarray:
+    """A JSON list (None where NaN was) as a float array with NaN back."""
+    return np.asarray([np.nan if v is None else v for v in values], np.float64)
+
+
 def plot_feature_histograms(
-    image: np.ndarray,
-    text: np.ndarray,
-    separability: Separability,
-    workdir: PathLike,
-    *,
-    top_k: int = 3,
-    name: str = "geometry_feature_histograms",
-) -> str:
-    """Normalised per-modality histograms of the `top_k` most separating features (Fig. 2)."""
+    image: np.ndarray, text: np.ndarray, features: Sequence[int], seps: Sequence[float]
+) -> Figure:
+    """Normalised per-modality histograms of some features (Fig. 2 left).
+
+    Args:
+      image, text: (N_i, h), (N_t, h): column c holds the values of feature `features[c]`.
+      features: the h feature indices (titles); seps: their Sep (titles).
+    """
     image, text = np.asarray(image), np.asarray(text)
-    feats = [int(k) for k in separability.order[:top_k]]
-    fig, axes = plt.subplots(1, len(feats), figsize=(4 * len(feats), 3.2), squeeze=False)
-    for ax, f in zip(axes[0], feats):
-        lo = min(image[:, f].min(), text[:, f].min())
-        hi = max(image[:, f].max(), text[:, f].max())
+    fig = Figure(figsize=(4 * len(features), 3.2))
+    axes = fig.subplots(1, len(features), squeeze=False)
+    for c, (ax, f) in enumerate(zip(axes[0], features)):
+        lo = min(image[:, c].min(), text[:, c].min())
+        hi = max(image[:, c].max(), text[:, c].max())
         edges = np.linspace(lo, hi, 61)
-        ax.hist(image[:, f], bins=edges, density=True, alpha=0.6, color=_IMG, label="image")
-        ax.hist(text[:, f], bins=edges, density=True, alpha=0.6, color=_TXT, label="text")
-        ax.set_title(f"feature {f}  (Sep = {separability.sep[f]:.2f})")
+        ax.hist(image[:, c], bins=edges, density=True, alpha=0.6, color=_IMG, label="image")
+        ax.hist(text[:, c], bins=edges, density=True, alpha=0.6, color=_TXT, label="text")
+        ax.set_title(f"feature {int(f)}  (Sep = {seps[c]:.2f})")
         ax.set_xlabel("raw value")
     axes[0][0].set_ylabel("density")
     axes[0][0].legend()
     fig.suptitle("Most separating features of the raw embeddings")
     fig.tight_layout()
-    return save_figure(fig, workdir, name)
+    return fig
 
 
-def plot_separability(
-    separability: Separability, workdir: PathLike, *, name: str = "geometry_separability"
-) -> str:
+def plot_separability(sep_sorted: np.ndarray) -> Figure:
     """Sep(l) of all features sorted in decreasing order (Fig. 3 left)."""
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    s = separability.sep[separability.order]
+    fig = Figure(figsize=(5, 3.2))
+    ax = fig.subplots()
+    s = np.asarray(sep_sorted)
     ax.plot(np.arange(1, len(s) + 1), s, marker=".", lw=1)
     ax.axhline(1.0, color="gray", ls=":", lw=1, label="Sep = 1")
     ax.set_xscale("log")
@@ -84,16 +73,26 @@ def plot_separability(
     ax.set_ylabel("Sep(l)")
     ax.set_title("Feature separability, sorted")
     ax.legend()
-    return save_figure(fig, workdir, name)
+    return fig
 
 
-def plot_svm_boundary(svm: SvmResult, workdir: PathLike, *, name: str = "geometry_svm") -> str:
-    """Scatter of two features for image and text with the linear SVM boundary (Fig. 2 right)."""
-    fig, ax = plt.subplots(figsize=(5, 4.2))
-    p, lab = svm.points, svm.labels
+def plot_svm_boundary(
+    points: np.ndarray,
+    labels: np.ndarray,
+    *,
+    features: Sequence[int],
+    coef: Sequence[float],
+    intercept: float,
+    accuracy: float,
+) -> Figure:
+    """Scatter of two features for image (label 1) and text (label 0) with the linear SVM
+    boundary coef·x + intercept = 0 (Fig. 2 right)."""
+    fig = Figure(figsize=(5, 4.2))
+    ax = fig.subplots()
+    p, lab = np.asarray(points), np.asarray(labels)
     ax.scatter(*p[lab == 1].T, s=4, alpha=0.5, color=_IMG, label="image")
     ax.scatter(*p[lab == 0].T, s=4, alpha=0.5, color=_TXT, label="text")
-    (w0, w1), b = svm.coef, svm.intercept
+    (w0, w1), b = coef, intercept
     x0, x1 = p[:, 0].min(), p[:, 0].max()
     y0, y1 = p[:, 1].min(), p[:, 1].max()
     if abs(w1) > 1e-12:
@@ -103,58 +102,65 @@ def plot_svm_boundary(svm: SvmResult, workdir: PathLike, *, name: str = "geometr
         ax.axvline(-b / w0, color="b", ls="--", lw=1.5, label="SVM boundary")
     pad_y = 0.05 * (y1 - y0)
     ax.set_ylim(y0 - pad_y, y1 + pad_y)
-    ax.set_xlabel(f"feature {svm.features[0]}")
-    ax.set_ylabel(f"feature {svm.features[1]}")
-    ax.set_title(f"Linear SVM on two features: accuracy {100 * svm.accuracy:.2f} %")
+    ax.set_xlabel(f"feature {features[0]}")
+    ax.set_ylabel(f"feature {features[1]}")
+    ax.set_title(f"Linear SVM on two features: accuracy {100 * accuracy:.2f} %")
     ax.legend(markerscale=3)
-    return save_figure(fig, workdir, name)
+    return fig
 
 
 def plot_centred_norms(
-    image: ThinShell, text: ThinShell, workdir: PathLike, *, name: str = "geometry_thin_shell"
-) -> str:
-    """Histograms of ‖v − m‖ per modality with sqrt(tr C) marked (Fig. 4 bottom)."""
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
-    for ax, sh, lbl, col in ((axes[0], image, "image", _IMG), (axes[1], text, "text", _TXT)):
-        ax.hist(sh.norms, bins=60, density=True, color=col, alpha=0.7)
-        ax.axvline(sh.sqrt_trace, color="k", ls="--", label=f"sqrt(tr C) = {sh.sqrt_trace:.4f}")
-        ax.axvline(sh.mean_norm, color="r", ls=":", label=f"mean ‖v−m‖ = {sh.mean_norm:.4f}")
+    norms: Mapping[str, np.ndarray], shells: Mapping[str, Mapping[str, float]]
+) -> Figure:
+    """Histograms of ‖v − m‖ per modality ("image", "text") with sqrt(tr C) and the mean norm
+    marked (Fig. 4 bottom); `shells[m]` holds sqrt_trace, mean_norm and rel_error."""
+    fig = Figure(figsize=(9, 3.2))
+    axes = fig.subplots(1, 2)
+    for ax, lbl, col in ((axes[0], "image", _IMG), (axes[1], "text", _TXT)):
+        sh = shells[lbl]
+        ax.hist(np.asarray(norms[lbl]), bins=60, density=True, color=col, alpha=0.7)
+        ax.axvline(sh["sqrt_trace"], color="k", ls="--",
+                   label=f"sqrt(tr C) = {sh['sqrt_trace']:.4f}")  # fmt: skip
+        ax.axvline(sh["mean_norm"], color="r", ls=":",
+                   label=f"mean ‖v−m‖ = {sh['mean_norm']:.4f}")  # fmt: skip
         ax.set_xlim(0, None)
         ax.set_xlabel("‖v − m‖")
-        ax.set_title(f"{lbl}: thin shell (rel. err. {100 * sh.rel_error:.2f} %)")
+        ax.set_title(f"{lbl}: thin shell (rel. err. {100 * sh['rel_error']:.2f} %)")
         ax.legend(fontsize=8)
     axes[0].set_ylabel("density")
-    return save_figure(fig, workdir, name)
+    return fig
 
 
 def plot_variance_spectrum(
-    image: VarianceSpectrum,
-    text: VarianceSpectrum,
-    workdir: PathLike,
-    *,
-    name: str = "geometry_variance_spectrum",
-) -> str:
-    """Sorted per-feature variances and eigenvalues of C, log-y (Fig. 5 left: an ellipsoid)."""
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
-    for sp, lbl, col in ((image, "image", _IMG), (text, "text", _TXT)):
-        r = np.arange(1, len(sp.variances) + 1)
-        axes[0].plot(r, sp.variances, color=col, label=lbl)
-        axes[1].plot(r, np.maximum(sp.eigenvalues, 1e-30), color=col,
-                     label=f"{lbl} (PR = {sp.participation_ratio:.1f})")  # fmt: skip
+    variances: np.ndarray, eigenvalues: np.ndarray, participation_ratios: Sequence[float]
+) -> Figure:
+    """Sorted per-feature variances and eigenvalues of C, log-y (Fig. 5 left: an ellipsoid).
+
+    Args:
+      variances, eigenvalues: (2, D), row 0 images, row 1 texts, each sorted descending.
+      participation_ratios: (image, text), shown in the legend.
+    """
+    fig = Figure(figsize=(9, 3.2))
+    axes = fig.subplots(1, 2)
+    for row, (lbl, col) in enumerate((("image", _IMG), ("text", _TXT))):
+        var, eig = np.asarray(variances[row]), np.asarray(eigenvalues[row])
+        r = np.arange(1, len(var) + 1)
+        axes[0].plot(r, var, color=col, label=lbl)
+        axes[1].plot(r, np.maximum(eig, 1e-30), color=col,
+                     label=f"{lbl} (PR = {participation_ratios[row]:.1f})")  # fmt: skip
     axes[0].set_title("per-feature variance C_ll, sorted")
     axes[1].set_title("eigenvalues of C")
     for ax in axes:
         ax.set_yscale("log")
         ax.set_xlabel("rank")
         ax.legend(fontsize=8)
-    return save_figure(fig, workdir, name)
+    return fig
 
 
-def plot_odd(
-    image_odd: np.ndarray, text_odd: np.ndarray, workdir: PathLike, *, name: str = "geometry_odd"
-) -> str:
+def plot_odd(image_odd: np.ndarray, text_odd: np.ndarray) -> Figure:
     """Histograms of off-diagonal dominance ODD(l) (Eq. 6, Fig. 5 right); 1 = dominance limit."""
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    fig = Figure(figsize=(5, 3.2))
+    ax = fig.subplots()
     a, b = np.asarray(image_odd), np.asarray(text_odd)
     a, b = a[np.isfinite(a)], b[np.isfinite(b)]
     edges = np.linspace(0, max(a.max(), b.max(), 1.0) * 1.02, 50)
@@ -164,21 +170,20 @@ def plot_odd(
     ax.set_xlabel("ODD(l) = Σ_{k≠l}|C_lk| / C_ll")
     ax.set_ylabel("features")
     ax.legend()
-    return save_figure(fig, workdir, name)
+    return fig
 
 
 def plot_loss_vs_alpha(
-    alphas: np.ndarray,
-    parts: ClipLossParts,
-    workdir: PathLike,
-    *,
-    side: str = "image",
-    name: str = "geometry_loss_vs_alpha",
-) -> str:
-    """Loss vs α of v' = v − α·m (Fig. 6): total, alignment, uniformity; total, correct, wrong."""
-    al = np.asarray(alphas)
-    f = {k: np.asarray(getattr(parts, k)) for k in parts._fields}
-    fig, axes = plt.subplots(2, 2, figsize=(9, 6.4))
+    alphas: Sequence[float], curves: Mapping[str, Sequence[float | None]], *, side: str = "image"
+) -> Figure:
+    """Loss vs α of v' = v − α·m (Fig. 6): total, alignment, uniformity; total, correct, wrong.
+
+    `curves` maps those five names to one value per α (None or NaN: no term).
+    """
+    al = np.asarray(alphas, np.float64)
+    f = {k: _floats(curves[k]) for k in ("total", "alignment", "uniformity", "correct", "wrong")}
+    fig = Figure(figsize=(9, 6.4))
+    axes = fig.subplots(2, 2)
     for ax, key, col in (
         (axes[0, 0], "total", "k"),
         (axes[0, 1], "alignment", "tab:green"),
@@ -199,52 +204,78 @@ def plot_loss_vs_alpha(
         ax.axvline(0.0, color="gray", ls=":", lw=1)
         ax.set_xlabel(f"α  ({side} v' = v − α m)")
     fig.tight_layout()
-    return save_figure(fig, workdir, name)
+    return fig
 
 
 def plot_conformity_fit(
-    estimates: Mapping[str, ConformityEstimate],
-    workdir: PathLike,
-    *,
-    max_points: int = 5000,
-    name: str = "geometry_conformity_fit",
-) -> str:
-    """Conformity vs cos to the mean, with the fit line and Pearson (Fig. 9): one row per
-    modality (dict key), columns = raw mean (the paper's estimate) and normalised mean (exact)."""
-    rows = list(estimates.items())
-    fig, axes = plt.subplots(len(rows), 2, figsize=(9, 3.6 * len(rows)), squeeze=False)
+    panels: Mapping[str, Mapping[str, Any]], *, max_points: int = 5000
+) -> Figure:
+    """Conformity vs cos to the mean, with the fit line and Pearson (Fig. 9).
+
+    One row per modality (key of `panels`), columns = raw mean (the paper's estimate) and
+    normalised mean (exact). `panels[m]` holds "conformity" (N,) and, for "raw" and
+    "normalised", a dict with "cos" (N,) and the fit's "a", "b", "pearson". At most
+    `max_points` points per panel are drawn (a subsample seeded with 0).
+    """
+    rows = list(panels.items())
+    fig = Figure(figsize=(9, 3.6 * len(rows)))
+    axes = fig.subplots(len(rows), 2, squeeze=False)
     rng = np.random.default_rng(0)
-    for r, (label, est) in enumerate(rows):
-        keep = rng.permutation(len(est.conformity))[:max_points]
-        for c, fit in enumerate((est.raw, est.normalised)):
+    for r, (label, panel) in enumerate(rows):
+        conformity = np.asarray(panel["conformity"])
+        keep = rng.permutation(len(conformity))[:max_points]
+        for c, kind in enumerate(("raw", "normalised")):
+            fit = panel[kind]
+            cos = np.asarray(fit["cos"])
             ax = axes[r, c]
-            x = fit.cos_to_mean[keep]
-            ax.scatter(x, est.conformity[keep], s=3, alpha=0.5)
-            xs = np.linspace(fit.cos_to_mean.min(), fit.cos_to_mean.max(), 2)
-            ax.plot(xs, fit.a * xs + fit.b, "r-", lw=1.2,
-                    label=f"a = {fit.a:.4f}, b = {fit.b:+.4f}\nPearson = {fit.pearson:.6f}")  # fmt: skip
-            which = "raw m (paper's estimate)" if fit.mean_kind == "raw" else "normalised m̂ (exact)"
+            ax.scatter(cos[keep], conformity[keep], s=3, alpha=0.5)
+            xs = np.linspace(cos.min(), cos.max(), 2)
+            a, b = fit["a"], fit["b"]
+            ax.plot(xs, a * xs + b, "r-", lw=1.2,
+                    label=f"a = {a:.4f}, b = {b:+.4f}\nPearson = {fit['pearson']:.6f}")  # fmt: skip
+            which = "raw m (paper's estimate)" if kind == "raw" else "normalised m̂ (exact)"
             ax.set_title(f"{label}: cos to {which}", fontsize=10)
             ax.set_xlabel("cos(v, m)")
             ax.set_ylabel("conformity C(v)")
             ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
-    return save_figure(fig, workdir, name)
+    return fig
+
+
+def plot_conformity_distributions(image: np.ndarray, text: np.ndarray, *, bins: int) -> Figure:
+    """Histograms of the image and text conformities on shared bins (Fig. 10)."""
+    image, text = np.asarray(image), np.asarray(text)
+    fig = Figure(figsize=(5, 3.4))
+    ax = fig.subplots()
+    lo, hi = min(image.min(), text.min()), max(image.max(), text.max())
+    edges = np.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1)
+    ax.hist(image, bins=edges, density=True, alpha=0.6, color=_IMG, label="image")
+    ax.hist(text, bins=edges, density=True, alpha=0.6, color=_TXT, label="text")
+    ax.set_xlabel("conformity C(v)")
+    ax.set_ylabel("density")
+    ax.set_title("Conformity distributions at α = 0")
+    ax.legend(fontsize=8)
+    return fig
 
 
 def plot_kl_vs_alpha(
-    kl: ConformityKLSweep, workdir: PathLike, *, name: str = "geometry_kl_vs_alpha"
-) -> str:
+    alphas: Sequence[float],
+    kl_image_text: Sequence[float | None],
+    kl_text_image: Sequence[float | None],
+    *,
+    method: str,
+) -> Figure:
     """KL between the image and text conformity distributions vs α (Fig. 11)."""
-    fig, ax = plt.subplots(figsize=(5, 3.4))
-    ax.plot(kl.alphas, kl.kl_image_text, marker=".", label="KL(image ‖ text)")
-    ax.plot(kl.alphas, kl.kl_text_image, marker=".", label="KL(text ‖ image)")
-    k = int(np.nanargmin(kl.kl_image_text))
-    ax.plot(kl.alphas[k], kl.kl_image_text[k], "r*", ms=10,
-            label=f"min at α = {kl.alphas[k]:.2f}")  # fmt: skip
+    al, kit, kti = np.asarray(alphas, np.float64), _floats(kl_image_text), _floats(kl_text_image)
+    fig = Figure(figsize=(5, 3.4))
+    ax = fig.subplots()
+    ax.plot(al, kit, marker=".", label="KL(image ‖ text)")
+    ax.plot(al, kti, marker=".", label="KL(text ‖ image)")
+    k = int(np.nanargmin(kit))
+    ax.plot(al[k], kit[k], "r*", ms=10, label=f"min at α = {al[k]:.2f}")
     ax.axvline(0.0, color="gray", ls=":", lw=1)
     ax.set_xlabel("α (shift v' = v − α m)")
-    ax.set_ylabel(f"KL (nats, {kl.method})")
+    ax.set_ylabel(f"KL (nats, {method})")
     ax.set_title("Conformity distribution match")
     ax.legend(fontsize=8)
-    return save_figure(fig, workdir, name)
+    return fig

@@ -235,3 +235,37 @@ def lookup(table: dict, model: str, dataset: str) -> dict:
     -> "shapes").
     """
     return table.get((model, dataset)) or table.get((model, dataset.split("/")[0]), {})
+
+    """The published numbers for (model, dataset), or {} when there are none."""
+    return table.get((model, dataset.split("/")[0]), {})
+
+
+# ---- Geometry study (Levi & Gilboa, "The Double-Ellipsoid Geometry of CLIP", 2025) ----------
+
+# Published numbers of Levi & Gilboa (OpenAI ViT-B/32 on MS-COCO val, 5k images as one batch),
+# printed beside ours when model and dataset match (keys as in `lookup`).
+GEOMETRY_PAPER: dict[tuple[str, str], dict[str, float]] = {
+    ("vit_b32", "coco_captions"): {
+        "ratio_image": 0.94,  # ‖m_i‖/‖σ_i‖
+        "ratio_text": 1.03,  # ‖m_t‖/‖σ_t‖
+        "svm_accuracy": 1.0,  # linear SVM on features 93 and 134
+        "shell_mean_norm_image": 7.5873,  # μ_norm = E‖v − m‖ of images
+        "shell_var_norm_image": 0.1914,  # var(‖v − m‖) of images
+        "shell_sqrt_trace_image": 7.6007,  # sqrt(E‖v − m‖²) = sqrt(tr C)
+        "shell_rel_error_image": 0.0018,  # 0.18 %
+        "conformity_pearson_image": 0.9998,  # raw-mean estimate, Eq. 11
+        "conformity_pearson_text": 0.9998,
+        "conformity_a_image": 1.461,
+        "conformity_b_image": -0.002,
+        "conformity_a_text": 1.411,
+        "conformity_b_text": -0.008,
+        "kl_at_0": 0.14,  # KL of the conformity distributions at α = 0 (Fig. 11)
+        "n_tag_features": 9,  # features acting as modality "tags" (Sec. 4)
+        "dimension": 512,
+    }
+}
+# The paper's own setting, quoted in every geometry report whatever the model and dataset.
+GEOMETRY_PAPER_COCO: dict[str, float] = GEOMETRY_PAPER[("vit_b32", "coco_captions")]
+# KL(image ‖ text) of the histograms of the paper's most separating feature (nats).
+GEOMETRY_PAPER_TOP_FEATURE = 93
+GEOMETRY_PAPER_TOP_FEATURE_KL = 301

@@ -34,7 +34,7 @@ STUDIES: dict[str, Study] = {
     "probe": legacy_study(probe),
     "class_agnostic": legacy_study(class_agnostic),
     "retrieval": legacy_study(retrieval),
-    "geometry": legacy_study(geometry),
+    "geometry": geometry.STUDY,
 }
 
 ARRAYS_FILE = "arrays.npz"
