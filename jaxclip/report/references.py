@@ -236,9 +236,6 @@ def lookup(table: dict, model: str, dataset: str) -> dict:
     """
     return table.get((model, dataset)) or table.get((model, dataset.split("/")[0]), {})
 
-    """The published numbers for (model, dataset), or {} when there are none."""
-    return table.get((model, dataset.split("/")[0]), {})
-
 
 # ---- Geometry study (Levi & Gilboa, "The Double-Ellipsoid Geometry of CLIP", 2025) ----------
 
