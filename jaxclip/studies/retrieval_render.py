@@ -6,6 +6,7 @@ image grids read through `RenderContext.images`. Drawn from a `RetrievalResult` 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +27,8 @@ def render(result: Any, out: RenderContext) -> Section:
         report.text(f"Skipped: {result.skipped}.")
         return Section(NAME, report)
     cfg = out.config[NAME]
+    if out.images is not None:
+        out = dataclasses.replace(out, images=_read_once(out.images))
     model, dataset, n = str(out.config.model), str(out.config.dataset), result.num_images
     names = [] if result.label_names is None else [str(k) for k in result.label_names]
     scope = (
@@ -56,6 +59,19 @@ def render(result: Any, out: RenderContext) -> Section:
     return Section(NAME, report)
 
 
+def _read_once(images: Any) -> Any:
+    """`images(split, rows)` that reads each (split, row) once per render (grids share rows)."""
+    cache: dict[tuple[str, int], np.ndarray] = {}
+
+    def read(which: str, rows: Sequence[int]) -> list[np.ndarray]:
+        todo = [r for r in dict.fromkeys(int(r) for r in rows) if (which, r) not in cache]
+        if todo:
+            cache.update(((which, r), img) for r, img in zip(todo, images(which, todo)))
+        return [cache[which, int(r)] for r in rows]
+
+    return read
+
+
 def _grid(
     out: RenderContext, cfg: Any, rows: np.ndarray, titles: Sequence[str], scores: np.ndarray,
     highlight: Any, name: str,
@@ -64,7 +80,7 @@ def _grid(
     if out.images is None:
         return None
     rows = np.asarray(rows)
-    images = out.images(cfg.split, [int(r) for r in rows.ravel()])
+    images = out.images(str(cfg.split), [int(r) for r in rows.ravel()])
     grid = plots.thumbnail_grid(images, rows.shape, int(cfg.thumbnail))
     fig = plots.image_grid(grid, list(titles), scores, highlight=highlight)
     return save_figure(fig, out.workdir, name)
