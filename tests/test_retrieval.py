@@ -240,18 +240,51 @@ def test_bad_arguments(call, match):
         call()
 
 
-def test_retrieval_plots_write_pngs(tmp_path):
+def test_query_topk_padded_is_query_topk():
+    rng = np.random.default_rng(9)
+    gallery = rng.standard_normal((30, 8)).astype(np.float32)
+    for q in (1, 5, 8, 11):
+        queries = rng.standard_normal((q, 8)).astype(np.float32)
+        idx, sc = retrieval.query_topk_padded(queries, gallery, 4)
+        ref_idx, ref_sc = retrieval.query_topk(queries, gallery, 4)
+        assert idx.shape == (q, 4) == sc.shape
+        np.testing.assert_array_equal(idx, ref_idx)
+        np.testing.assert_allclose(sc, ref_sc, atol=1e-7)
+    with pytest.raises(ValueError, match="non-empty"):
+        retrieval.query_topk_padded(np.zeros((0, 8)), gallery, 4)
+
+
+def test_retrieval_plots_draw_what_they_show():
+    import matplotlib.pyplot as plt
+
     images, texts, t2i = _problem(seed=7)
     r = retrieval.ranks(images, texts, t2i)
-    assert pr.plot_rank_distribution(r, tmp_path) == "rank_distribution.png"
+    fig = pr.plot_rank_distribution(r, ks=(1, 5), title="ranks")
+    _, cum = fig.axes
+    assert fig._suptitle.get_text() == "ranks"
+    assert [t.get_text() for t in cum.get_legend().get_texts()] == ["text → image", "image → text"]
+    assert cum.get_xscale() == "log" and "Recall@x" in cum.get_ylabel()
+    plt.close(fig)
     rng = np.random.default_rng(8)
     grid = rng.integers(0, 256, (2, 4, 16, 16, 3), dtype=np.uint8)
-    name = pr.image_grid(
-        grid, ["a photo of a bird", "a photo of a white bird"], rng.random((2, 4)), tmp_path,
-        highlight=np.eye(2, 4, dtype=bool),
-    )  # fmt: skip
-    assert name == "query_grid.png"
-    for f in ("rank_distribution.png", "query_grid.png"):
-        assert (tmp_path / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    titles = ["a photo of a bird", "a photo of a white bird"]
+    fig = pr.image_grid(grid, titles, rng.random((2, 4)), highlight=np.eye(2, 4, dtype=bool))
+    axes = [a for sub in fig.subfigs for a in sub.axes]
+    assert len(axes) == 8
+    assert [s._suptitle.get_text() for s in fig.subfigs] == [f"“{t}”" for t in titles]
+    assert axes[0].xaxis.label.get_color() == "#1a9850"  # highlighted: green
+    assert axes[1].xaxis.label.get_color() == "k"
+    plt.close(fig)
     with pytest.raises(ValueError, match="uint8"):
-        pr.image_grid(grid.astype(float), ["a", "b"], np.zeros((2, 4)), tmp_path)
+        pr.image_grid(grid.astype(float), ["a", "b"], np.zeros((2, 4)))
+
+
+def test_thumbnail_grid_sizes():
+    small = [np.full((6, 9, 3), i, np.uint8) for i in range(4)]
+    grid = pr.thumbnail_grid(small, (2, 2), 128)
+    assert grid.shape == (2, 2, 6, 6, 3)  # not blown up past the images' own size
+    assert grid[1, 0, 0, 0, 0] == 2  # row-major
+    grey = pr.thumbnail(np.zeros((20, 20), np.uint8), 10)
+    assert grey.shape == (10, 10, 3)
+    with pytest.raises(ValueError, match="2 x 2"):
+        pr.thumbnail_grid(small[:3], (2, 2), 8)

@@ -1,22 +1,25 @@
-"""Tests for the prompt study (jaxclip/studies/prompts.py, configs/prompts.py,
-experiments/prompts.py): planted templates whose accuracies are known (100 %, 80 %, 0 %), text
-norms that defeat the raw dot product, all checked against NumPy float64, and an end-to-end
-smoke run on shapes/tiny."""
+"""Tests for the prompt study (jaxclip/studies/prompts.py and prompts_render.py,
+configs/prompts.py, experiments/prompts.py): planted templates whose accuracies are known
+(100 %, 1 - 1/C, 0 %), text norms that defeat the raw dot product, all checked against NumPy
+float64; the result's JSON round trip; and the entry point end to end (runner, results.json,
+report.md, metrics.csv) on the planted context, with the planted answers."""
 
 from __future__ import annotations
 
 import json
 import re
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from configs.prompts import study_config
 from jaxclip.config_args import ConfigError
 from jaxclip.data.templates import IRRELEVANT_TEMPLATE, TEMPLATE_SETS
 from jaxclip.features.extract import ImageFeatures
 from jaxclip.report import to_jsonable
 from jaxclip.studies import prompts as study
-from tests.study_fakes import FakeContext, check_bad_config, check_links, run_smoke
+from tests.study_fakes import FakeContext, check_bad_config, check_links, run_study
 
 CLASSES = ("apple", "bird", "car", "dog", "fish", "horse", "ship", "tree")
 C = len(CLASSES)
@@ -52,6 +55,12 @@ def _embed(prompt: str) -> np.ndarray:
     if template == BROKEN and c == 0:
         return (-E[0] + 0.8 * U).astype(np.float32)
     return (NORMS[c] * (E[c] + 0.8 * U)).astype(np.float32)
+
+
+def _run(ctx: FakeContext, cfg) -> SimpleNamespace:
+    """analyse + render as the runner does: .results (the results.json entry), .report."""
+    results, section = run_study(study.STUDY, ctx, cfg, study.NAME)
+    return SimpleNamespace(results=results, report=section.report)
 
 
 def _ctx(features, workdir) -> FakeContext:
@@ -94,9 +103,9 @@ def _ensemble(ws):
 def planted_run(tmp_path_factory):
     feats = _features()
     ctx = _ctx(feats, tmp_path_factory.mktemp("prompts"))
-    cfg = study.default_config()
+    cfg = study_config()
     cfg.ensembles = ("imagenet7",)
-    return ctx, feats, study.run(ctx, cfg)
+    return ctx, feats, _run(ctx, cfg)
 
 
 def test_templates_have_their_planted_accuracies(planted_run):
@@ -182,11 +191,11 @@ def test_report_links_and_sources(planted_run):
 
 def test_literal_templates_and_baseline_fallback(tmp_path):
     ctx = _ctx(_features(), tmp_path)
-    cfg = study.default_config()
+    cfg = study_config()
     cfg.templates = ("a picture of a {}", SHIFTED, "a picture of a {}")
     cfg.ensembles = ()
     cfg.ensemble_of_listed = False
-    res = study.run(ctx, cfg).results
+    res = _run(ctx, cfg).results
     assert [r["template"] for r in res["templates"]] == ["a picture of a {}", SHIFTED]
     assert res["baseline"] == "a picture of a {}"  # "a photo of a {}." is not in the list
     assert res["templates"][1]["delta_top1"] == pytest.approx(-1.0)
@@ -195,7 +204,7 @@ def test_literal_templates_and_baseline_fallback(tmp_path):
 def test_unlabelled_dataset_is_skipped(tmp_path):
     f = _features()
     f = ImageFeatures(f.embeds, np.full(len(f.labels), -1), f.indices, {}, None, CLASSES, {})
-    section = study.run(_ctx(f, tmp_path), study.default_config())
+    section = _run(_ctx(f, tmp_path), study_config())
     assert section.results["skipped"] == "this split has no class labels"
 
 
@@ -215,7 +224,7 @@ def test_expand_templates():
     ],
 )
 def test_bad_config_values_raise(field, value, match):
-    check_bad_config(study, field, value, match)
+    check_bad_config(study_config, study.check_config, field, value, match)
 
 
 def test_config_variants():
@@ -229,19 +238,67 @@ def test_config_variants():
         get_config("vit_b99")
 
 
+def test_result_survives_the_json_round_trip(tmp_path):
+    result = study.analyse(_ctx(_features(), tmp_path), study_config())
+    assert result.reloaded().to_json() == json.loads(json.dumps(result.to_json()))
+
+
+def test_saved_run_renders_the_planted_answers(tmp_path):
+    """results.json, metrics.csv and report.md of a planted run, the report drawn by the
+    runner from the saved files alone (as `experiments.report` does)."""
+    from configs.prompts import get_config
+    from jaxclip.report import write_results
+    from jaxclip.studies.runner import render_run
+
+    config = get_config()
+    config.model, config.dataset = "planted", "planted"
+    config.prompts.templates = ("a photo of a {}.", SHIFTED, BROKEN)
+    config.prompts.ensembles = ()
+    feats = _features()
+    result = study.analyse(_ctx(feats, tmp_path / "figs"), config.prompts)
+    entry = result.to_json()
+    results = {"config": config.to_dict(), "model": {"name": "planted"}, "prompts": entry}
+    write_results(tmp_path, results)
+    render_run(tmp_path, timings={"prompts": 1.0})
+    stored = json.loads((tmp_path / "results.json").read_text())["prompts"]
+    # Planted: "a photo of a {}." is always right, SHIFTED always wrong, BROKEN loses class 0
+    # (1 - 1/C); the ensemble of the three is scored with the weights of `_ensemble`.
+    top1 = {r["template"]: r["top1"] for r in stored["templates"]}
+    assert top1["a photo of a {}."] == 1.0 and top1[SHIFTED] == 0.0
+    assert top1[BROKEN] == pytest.approx(1 - 1 / C)
+    listed = [
+        np.stack([_embed(t.replace("{}", c)) for c in CLASSES]) for t in config.prompts.templates
+    ]
+    ens = _accuracy(feats.embeds, feats.labels, _ensemble(listed), 1)
+    assert top1["ensemble: the 3 templates above"] == pytest.approx(ens)
+    assert stored["best"]["top1"] == 1.0 and stored["worst"] == {"template": SHIFTED, "top1": 0.0}
+    by = {r["similarity"]: r for r in stored["similarity"]["variants"]}
+    assert by["cosine"]["top1"] == 1.0 and by["dot"]["top1"] == pytest.approx(2 / C)
+    csv = (tmp_path / "metrics.csv").read_text()
+    assert "prompts/similarity/norms/text_norm_cv" in csv
+    md = (tmp_path / "report.md").read_text()
+    assert "| a photo of a {}. | 100.00 | 100.00 | 0.00 |" in md
+    assert f"| {SHIFTED} | 0.00 |" in md
+    assert f"| {BROKEN} | {100 * (1 - 1 / C):.2f} |" in md
+    assert "gives 25.00 % against 100.00 % for the cosine (+75.00 points for the cosine)" in md
+    assert set(check_links(tmp_path, md)) == set(stored["figures"])
+
+
 def test_end_to_end_smoke(tmp_path, shapes_data_dir):
+    """The entry point on the smoke config: the files are written and agree with each other
+    (the numbers themselves are checked on planted data above)."""
     from configs.prompts import get_config
     from experiments import prompts as experiment
+    from tests.study_fakes import run_smoke
 
     config, workdir, results = run_smoke(get_config, experiment, tmp_path, shapes_data_dir)
     stored = json.loads((workdir / "results.json").read_text())["prompts"]
     assert stored == json.loads(json.dumps(to_jsonable(results["prompts"])))
     n_single = len(study.expand_templates(config.prompts.templates, config.dataset))
     assert len(stored["templates"]) == n_single + 2  # + imagenet7 ensemble + listed ensemble
-    for r in stored["templates"]:
-        assert 0.0 <= r["top1"] <= r["top5"] <= 1.0
     by = {r["similarity"]: r for r in stored["similarity"]["variants"]}
-    assert by["cosine"]["top1"] == by["scaled_cosine"]["top1"]
+    assert by["cosine"]["top1"] == by["scaled_cosine"]["top1"]  # one positive factor
     md = (workdir / "report.md").read_text()
-    assert len(check_links(workdir, md)) == 2
-    assert "prompts/similarity/norms/text_norm_cv" in (workdir / "metrics.csv").read_text()
+    assert set(check_links(workdir, md)) == set(stored["figures"])
+    best = max(stored["templates"], key=lambda r: r["top1"])
+    assert stored["best"] == {"template": best["template"], "top1": best["top1"]}

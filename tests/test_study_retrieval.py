@@ -1,21 +1,26 @@
-"""Tests for the retrieval study (jaxclip/studies/retrieval.py, configs/retrieval.py,
-experiments/retrieval.py): captions planted on their image's direction (R@1 = 100 % but for
-known swaps), labelled attributes for scored queries, all checked against NumPy brute force,
-and an end-to-end smoke run on shapes/tiny."""
+"""Tests for the retrieval study (jaxclip/studies/retrieval.py and retrieval_render.py,
+jaxclip/analysis/queries.py, configs/retrieval.py, experiments/retrieval.py): captions planted
+on their image's direction (R@1 = 100 % but for known swaps), labelled attributes for scored
+queries, all checked against NumPy brute force; the result's JSON round trip; image grids
+drawn from the rows in the result; and an end-to-end smoke run on shapes/tiny."""
 
 from __future__ import annotations
 
 import json
 import re
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from configs.retrieval import study_config
+from jaxclip.analysis.queries import parse_query
 from jaxclip.data import shapes
 from jaxclip.features.extract import ImageFeatures
 from jaxclip.report import to_jsonable
+from jaxclip.report.plots_retrieval import thumbnail
 from jaxclip.studies import retrieval as study
-from tests.study_fakes import FakeContext, check_bad_config, check_links, run_smoke
+from tests.study_fakes import FakeContext, check_bad_config, check_links, run_smoke, run_study
 
 CLASSES = ("circle", "square", "star")
 COLORS = ("red", "green", "blue")
@@ -40,6 +45,12 @@ def _word_vector(text: str) -> np.ndarray | None:
             if w in (name, name + "s"):
                 v += d
     return v if v.any() else None
+
+
+def _run(ctx: FakeContext, cfg) -> SimpleNamespace:
+    """analyse + render as the runner does: .results (the results.json entry), .report."""
+    results, section = run_study(study.STUDY, ctx, cfg, study.NAME)
+    return SimpleNamespace(results=results, report=section.report)
 
 
 def _ctx(features, table, workdir, **kw) -> FakeContext:
@@ -93,7 +104,7 @@ def _cos(a, b):
 
 
 def _cfg(**kw):
-    cfg = study.default_config()
+    cfg = study_config()
     cfg.queries = ("a red circle", "green stars")
     cfg.chains = (("a star", "a blue star", "blue squares"),)
     cfg.grid_k = 4
@@ -108,7 +119,7 @@ def planted_run(tmp_path_factory):
     feats, table = _planted()
     ctx = _ctx(feats, table, tmp_path_factory.mktemp("rt"), model="vit_b32",
                dataset="coco_captions")  # fmt: skip
-    return ctx, feats, table, study.run(ctx, _cfg())
+    return ctx, feats, table, _run(ctx, _cfg())
 
 
 def test_caption_recalls_against_brute_force(planted_run):
@@ -155,7 +166,7 @@ def test_caption_ceiling_from_the_labels(planted_run):
 def test_published_numbers_and_gallery_note(planted_run):
     ctx, _, _, section = planted_run
     md = section.report.markdown()
-    assert section.results["captions"]["published_percent"]["text_to_image"][1] == 30.44
+    assert section.results["captions"]["published_percent"]["text_to_image"]["1"] == 30.44
     assert "| text → image: published |  | 30.44 | 55.94 | 66.87 |" in md
     assert "not comparable" in md  # 36 images, not 5,000
     links = check_links(ctx.workdir, md)
@@ -193,6 +204,55 @@ def test_queries_precision_against_brute_force(planted_run):
     assert q["a red circle"]["parsed"] == "class=circle, color=red"
     # the grids read exactly the images they show, each once
     assert len(ctx.src.reads) == len(set(ctx.src.reads))
+    shown = {r for q in section.results["queries"] for r in q["top_rows"]}
+    assert shown <= set(ctx.src.reads)
+
+
+def test_result_survives_the_json_round_trip(planted_run):
+    ctx = planted_run[0]
+    result = study.analyse(ctx, _cfg())
+    again = result.reloaded()
+    assert again.to_json() == json.loads(json.dumps(result.to_json()))
+    assert list(again.label_names) == ["label", "color"]
+    np.testing.assert_array_equal(again.ranks_text_to_image, result.ranks_text_to_image)
+    # the example grid rows start with each caption's top image, its cosine in the JSON
+    for e, rows, scores in zip(again.captions["examples"], again.example_rows,
+                               again.example_scores):  # fmt: skip
+        assert scores[0] == pytest.approx(e["top1_cosine"])
+        assert len(rows) == 4
+    # the chain grids: one row per step (grid_k = 4), the refinement top 5 starts the same
+    (chain,) = again.chains
+    assert again.chain_rows.shape == (3, 4) == again.chain_highlight.shape
+    for j in range(3):
+        assert list(again.chain_rows[j]) == chain["top_rows"][j][:4]
+    np.testing.assert_array_equal(again.query_highlight, [[True] * 4, [True] * 4])
+
+
+def test_grids_are_drawn_from_the_result_rows(planted_run, tmp_path):
+    """Render alone (as `experiments.report`) reads exactly the rows the result names."""
+    from jaxclip.studies.context import RenderContext
+
+    ctx, _, _, _ = planted_run
+    result = study.analyse(ctx, _cfg()).reloaded()
+    reads: list[tuple[str, int]] = []
+
+    def images(which, rows):
+        reads.extend((which, int(r)) for r in rows)
+        return [np.full((6, 6, 3), int(r), np.uint8) for r in rows]
+
+    config = ctx.config.copy_and_resolve_references()
+    config.retrieval = _cfg()
+    section = study.STUDY.render(result, RenderContext(config, tmp_path, images))
+    want = {int(r) for r in np.concatenate([
+        np.ravel(result.example_rows), np.ravel(result.chain_rows),
+        np.ravel([q["top_rows"] for q in result.queries])])}  # fmt: skip
+    assert {r for _, r in reads} == want and {w for w, _ in reads} == {"test"}
+    assert len(reads) == len(set(reads))  # each image read once
+    assert set(check_links(tmp_path, section.report.markdown())) == set(result.figures)
+    # without images the grids are left out, the rest of the report is drawn
+    bare = study.STUDY.render(result, RenderContext(config, tmp_path / "bare", None))
+    assert "retrieval_queries.png" not in bare.report.markdown()
+    assert "Ad-hoc queries" in bare.report.markdown()
 
 
 def test_refinement_chain_against_numpy(planted_run):
@@ -220,7 +280,7 @@ def test_refinement_chain_against_numpy(planted_run):
 def test_no_captions_skips_that_part(tmp_path):
     feats, _ = _planted(captions=False)
     ctx = _ctx(feats, {}, tmp_path)
-    section = study.run(ctx, _cfg())
+    section = _run(ctx, _cfg())
     assert section.results["captions"] == {"skipped": "this dataset has no captions"}
     md = section.report.markdown()
     assert "has no captions" in md
@@ -232,7 +292,7 @@ def test_parse_query_on_shapes_vocabulary():
     names = {"label": shapes.SHAPES, **shapes.ATTRIBUTES}
 
     def parse(text):
-        p = study.parse_query(text, names)
+        p = parse_query(text, names)
         return {k: tuple(names[k][v] for v in vals) for k, vals in p.constraints.items()}
 
     assert parse("two small red circles") == {
@@ -251,7 +311,7 @@ def test_parse_query_on_shapes_vocabulary():
     for i in range(40):
         ex = shapes.render_example(i, 1, 32)
         for cap in ex["captions"]:
-            p = study.parse_query(cap, names)
+            p = parse_query(cap, names)
             labels = {"label": ex["label"], **{a: ex[a] for a in shapes.ATTRIBUTES}}
             for k, vals in p.constraints.items():
                 assert labels[k] in vals, (cap, k)
@@ -261,11 +321,11 @@ def test_parse_query_on_shapes_vocabulary():
 def test_thumbnails_are_centre_crops():
     img = np.zeros((10, 16, 3), np.uint8)
     img[:, 3:13] = 200  # the centre 10 x 10 square is bright, the sides dark
-    t = study._thumb(img, 5)
+    t = thumbnail(img, 5)
     assert t.shape == (5, 5, 3) and t.dtype == np.uint8
     assert t.min() >= 190  # only the bright centre square remains
-    assert study._thumb(img[:, 3:13], 10) is not None
-    np.testing.assert_array_equal(study._thumb(img[:, 3:13], 10), img[:, 3:13])
+    assert thumbnail(img[:, 3:13], 10) is not None
+    np.testing.assert_array_equal(thumbnail(img[:, 3:13], 10), img[:, 3:13])
 
 
 def test_default_queries_by_dataset():
@@ -287,7 +347,7 @@ def test_default_queries_by_dataset():
     ],
 )
 def test_bad_config_values_raise(field, value, match):
-    check_bad_config(study, field, value, match)
+    check_bad_config(study_config, study.check_config, field, value, match)
 
 
 def test_config_variants():

@@ -1,22 +1,26 @@
-"""Tests for the zero-shot study (jaxclip/studies/zero_shot.py, configs/zero_shot.py,
-experiments/zero_shot.py): planted class and attribute directions with known answers, checked
-against scikit-learn / NumPy float64, and an end-to-end smoke run on shapes/tiny."""
+"""Tests for the zero-shot study (jaxclip/studies/zero_shot.py and zero_shot_render.py,
+configs/zero_shot.py, experiments/zero_shot.py): planted class and attribute directions with
+known answers, checked against scikit-learn / NumPy float64, the result's JSON round trip, and
+an end-to-end smoke run on shapes/tiny."""
 
 from __future__ import annotations
 
 import json
 import re
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from sklearn import metrics as skm
 
+from configs.zero_shot import POSITION_PHRASES, study_config
 from jaxclip.config_args import ConfigError
 from jaxclip.data import shapes
 from jaxclip.features.extract import ImageFeatures
 from jaxclip.report import to_jsonable
 from jaxclip.studies import zero_shot as study
-from tests.study_fakes import FakeContext, check_bad_config, check_links, run_smoke
+from jaxclip.studies.shared import plural, resolve_template_set
+from tests.study_fakes import FakeContext, check_bad_config, check_links, run_smoke, run_study
 
 CLASSES = ("circle", "square", "triangle", "star", "cross", "heart")
 COLORS = ("red", "green", "blue")
@@ -45,6 +49,12 @@ def _embed(text: str) -> np.ndarray:
             if w in (name, name + "s", name + "es"):
                 v += d
     return (4.0 * v).astype(np.float32)
+
+
+def _run(ctx: FakeContext, cfg) -> SimpleNamespace:
+    """analyse + render as the runner does: .results (the results.json entry), .report."""
+    results, section = run_study(study.STUDY, ctx, cfg, study.NAME)
+    return SimpleNamespace(results=results, report=section.report)
 
 
 def _ctx(features, workdir, **kw) -> FakeContext:
@@ -96,10 +106,25 @@ def planted_run(tmp_path_factory):
     feats = _planted()
     workdir = tmp_path_factory.mktemp("zs")
     ctx = _ctx(feats, workdir, model="vit_b32", dataset="cifar10", attributes=NAMES)
-    cfg = study.default_config()
+    cfg = study_config()
     cfg.k_best = 2
-    section = study.run(ctx, cfg)
+    section = _run(ctx, cfg)
     return ctx, feats, section
+
+
+def test_result_survives_the_json_round_trip(tmp_path):
+    feats = _planted()
+    ctx = _ctx(feats, tmp_path, model="vit_b32", dataset="cifar10", attributes=NAMES)
+    result = study.analyse(ctx, study_config())
+    again = result.reloaded()
+    assert again.to_json() == json.loads(json.dumps(result.to_json()))
+    np.testing.assert_array_equal(again.confusion_counts, result.confusion_counts)
+    np.testing.assert_array_equal(again.attribute_confusions, result.attribute_confusions)
+    assert str(again.marginal_example) == "a photo of a red circle."
+    # the attribute confusions are zero-padded to the most values, in `attributes` order
+    assert again.attribute_confusions.shape == (3, 3, 3)
+    assert again.attribute_confusions[1, 2].sum() == 0  # size has 2 values
+    assert again.attribute_confusions[0].sum() == len(feats.labels)
 
 
 def test_classification_numbers_against_sklearn(planted_run):
@@ -194,10 +219,10 @@ def test_report_links_tables_and_published_numbers(planted_run):
 def test_ensemble_templates_and_no_published_numbers(tmp_path):
     feats = _planted()
     ctx = _ctx(feats, tmp_path, attributes=NAMES)
-    cfg = study.default_config()
+    cfg = study_config()
     cfg.templates = "imagenet7"
     cfg.attributes = False
-    section = study.run(ctx, cfg)
+    section = _run(ctx, cfg)
     res = section.results
     assert res["templates"]["count"] == 7 and res["templates"]["set"] == "imagenet7"
     assert "attributes" not in res and "published_top1_percent" not in res
@@ -217,19 +242,19 @@ def test_no_labels_and_no_attributes_skips(tmp_path):
         classnames=(),
         meta={},
     )
-    section = study.run(_ctx(feats, tmp_path), study.default_config())
+    section = _run(_ctx(feats, tmp_path), study_config())
     assert section.results["skipped"] == "this split has no class labels"
     assert "Skipped" in section.report.markdown()
     assert not list(tmp_path.glob("*.png"))
 
 
 def test_resolve_template_set_and_helpers():
-    name, temps, note = study.resolve_template_set("dataset", "cifar100")
+    name, temps, note = resolve_template_set("dataset", "cifar100")
     assert name == "cifar" and len(temps) == 18 and "CLIP paper" in note
-    name, temps, note = study.resolve_template_set("dataset", "shapes/tiny")
+    name, temps, note = resolve_template_set("dataset", "shapes/tiny")
     assert (name, temps) == ("photo", ("a photo of a {}.",)) and "no set" in note
-    assert study.resolve_template_set("itap of a {}.", "x")[1] == ("itap of a {}.",)
-    assert study.plural("cross") == "crosses" and study.plural("circle") == "circles"
+    assert resolve_template_set("itap of a {}.", "x")[1] == ("itap of a {}.",)
+    assert plural("cross") == "crosses" and plural("circle") == "circles"
     gen, marg = study.attribute_prompts("a photo of {}.", ["one shape", "two shapes"],
                                         ["cross", "star"], "shape")  # fmt: skip
     assert gen == [["a photo of one shape."], ["a photo of two shapes."]]
@@ -237,7 +262,7 @@ def test_resolve_template_set_and_helpers():
         ["a photo of one cross.", "a photo of one star."],
         ["a photo of two crosses.", "a photo of two stars."],
     ]
-    assert study.POSITION_PHRASES == shapes.POSITION_PHRASES
+    assert POSITION_PHRASES == shapes.POSITION_PHRASES
 
 
 @pytest.mark.parametrize(
@@ -250,7 +275,7 @@ def test_resolve_template_set_and_helpers():
     ],
 )
 def test_bad_config_values_raise(field, value, match):
-    check_bad_config(study, field, value, match)
+    check_bad_config(study_config, study.check_config, field, value, match)
 
 
 def test_attribute_phrases_must_match_the_values(tmp_path):
@@ -258,7 +283,7 @@ def test_attribute_phrases_must_match_the_values(tmp_path):
     feats.attributes["count"] = np.zeros(len(feats.labels), int)
     ctx = _ctx(feats, tmp_path, attributes={**NAMES, "count": ("one", "two")})
     with pytest.raises(ConfigError, match=r"attribute_values.count has 3 phrases"):
-        study.run(ctx, study.default_config())
+        _run(ctx, study_config())
 
 
 def test_config_variants():
@@ -294,3 +319,17 @@ def test_end_to_end_smoke(tmp_path, shapes_data_dir):
     md = (workdir / "report.md").read_text()
     assert len(check_links(workdir, md)) == len(zs["figures"]) == 4
     assert "zero_shot/top1" in (workdir / "metrics.csv").read_text()
+
+
+def test_attributes_only_when_the_split_has_no_class_labels(tmp_path):
+    f = _planted()
+    f = ImageFeatures(f.embeds, np.full(len(f.labels), -1), f.indices, f.attributes, None,
+                      CLASSES, {})  # fmt: skip
+    ran = _run(_ctx(f, tmp_path, attributes=NAMES), study_config())
+    assert list(ran.results) == ["split", "attributes", "figures"]
+    assert ran.results["figures"] == list(study.ATTRIBUTE_FIGURES)
+    assert ran.results["attributes"]["color"]["generic"]["top1"] == 1.0
+    md = ran.report.markdown()
+    assert "The class-label part is skipped: this split has no class labels." in md
+    assert "Zero-shot vs linear probe" not in md
+    assert set(check_links(tmp_path, md)) == set(study.ATTRIBUTE_FIGURES)

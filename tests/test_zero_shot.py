@@ -183,21 +183,125 @@ def test_confusion_order_recovers_hidden_groups():
     np.testing.assert_array_equal(pc.confusion_order(np.diag([3, 4, 5])), [0, 1, 2])
 
 
-def test_classification_plots_write_pngs(tmp_path):
+def _close(fig):
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_confusion_and_f1_plots_draw_what_they_show():
     rng = np.random.default_rng(7)
     m = rng.integers(0, 5, (60, 60)) + np.diag(rng.integers(20, 60, 60))
     names = [f"class{i}" for i in range(60)]
-    assert pc.plot_confusion_matrix(m, names, tmp_path) == "confusion_matrix.png"
-    assert pc.plot_confusion_matrix(m[:5, :5], names[:5], tmp_path, "small.png") == "small.png"
+    fig = pc.plot_confusion_matrix(m, names, title="big", top_n=3)
+    ax, side = fig.axes[0], fig.axes[1]
+    assert ax.get_title() == "big" and ax.get_ylabel() == "true class"
+    assert ax.get_xlabel() == "predicted class (one label in 2)"  # 60 classes, 40 labels max
+    assert ax.images[0].get_array().shape == (60, 60)
+    assert side.texts[0].get_text().startswith("Top confusions")
+    assert len(side.texts[0].get_text().splitlines()) == 3 + 3  # header, blank line, 3 rows
+    _close(fig)
+    small = pc.plot_confusion_matrix(m[:5, :5], names[:5], top_n=0)
+    assert len(small.axes[0].texts) == np.count_nonzero(m[:5, :5])  # every non-zero cell
+    _close(small)
     f1 = metrics.per_class_prf(m)[2]
-    assert pc.plot_per_class_f1(f1, names, tmp_path) == "per_class_f1.png"
+    fig = pc.plot_per_class_f1(f1, names)
+    ax = fig.axes[0]
+    assert len(ax.patches) == 60 and ax.get_xlabel() == "F1"
+    assert ax.get_yticklabels()[0].get_text() == names[int(np.argmax(f1))]
+    assert f"macro F1 = {f1.mean():.3f}" in ax.get_title()
+    _close(fig)
+
+
+def test_template_and_attribute_plots_draw_what_they_show():
     rows = [{"template": "a photo of a {}.", "top1": 0.6, "top5": 0.9}]
     rows.append({"template": "ensemble", "top1": 0.62, "top5": 0.91})
-    assert pc.plot_template_comparison(rows, tmp_path) == "template_comparison.png"
-    for f in ("confusion_matrix.png", "small.png", "per_class_f1.png", "template_comparison.png"):
-        assert (tmp_path / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    top = pc.top_confusions(np.array([[8, 2], [1, 9]]), ["a", "b"], n=5)
+    fig = pc.plot_template_comparison(rows, title="templates")
+    ax = fig.axes[0]
+    assert len(ax.patches) == 4 and ax.get_title() == "templates"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["top1", "top5"]
+    assert ax.get_yticklabels()[0].get_text() == "ensemble (all templates)"  # best first
+    _close(fig)
+    attrs = {
+        "color": {"values": ["r", "g", "b"], "chance": 1 / 3, "generic": {"top1": 0.9},
+                  "class_marginal": {"top1": 0.95}},
+        "size": {"values": ["s", "l"], "chance": 0.5, "generic": {"top1": 0.7}},
+    }  # fmt: skip
+    fig = pc.plot_attribute_accuracy(attrs)
+    ax = fig.axes[0]
+    assert len(ax.patches) == 4  # 2 kinds x 2 attributes (size has no class-marginal bar)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["chance 1/K", "generic prompts", "class-marginal prompts"]
+    assert ax.get_ylabel() == "zero-shot top-1 (%)"
+    _close(fig)
+    fig = pc.plot_attribute_confusions(
+        {"color": (np.eye(3, dtype=int) * 4, ["r", "g", "b"]), "size": ([[3, 1], [0, 4]], "sl")}
+    )
+    titles = [a.get_title() for a in fig.axes if a.get_title()]
+    assert titles == ["color: top-1 100.0 % (chance 33.3 %)", "size: top-1 87.5 % (chance 50.0 %)"]
+    _close(fig)
+    norms = [
+        {"class": c, "text_norm": n, "share_dot": d, "share_cosine": 0.25, "share_true": 0.25}
+        for c, n, d in zip("abcd", [1.0, 2.0, 3.0, 4.0], [0.0, 0.0, 0.25, 0.75])
+    ]
+    fig = pc.plot_text_norms(norms)
+    ax = fig.axes[0]
+    assert len(ax.collections) == 2 and len(ax.lines) == 1  # two scatters, balanced true share
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "raw dot product", "cosine", "true share (balanced)"]  # fmt: skip
+    _close(fig)
+
+
+def test_top_confusions_and_row_normalize():
+    top = metrics.top_confusions(np.array([[8, 2], [1, 9]]), ["a", "b"], n=5)
     assert top == [
         {"true": "a", "predicted": "b", "count": 2, "fraction": 0.2},
         {"true": "b", "predicted": "a", "count": 1, "fraction": 0.1},
     ]
+    assert metrics.top_confusions(np.eye(3), "abc") == []
+    np.testing.assert_allclose(metrics.row_normalize([[1, 3], [0, 0]]), [[0.25, 0.75], [0, 0]])
+    with pytest.raises(ValueError, match="square"):
+        metrics.row_normalize(np.ones((2, 3)))
+
+
+def test_per_class_with_confusions_by_hand():
+    conf = np.array([[5, 3, 2], [0, 4, 0], [1, 1, 8]])
+    per_class = [{"class": c} for c in "abc"]
+    rows = zero_shot.per_class_with_confusions(per_class, conf, "abc")
+    assert rows[0] == {"class": "a", "index": 0, "confused_with": "b", "confused_share": 0.3}
+    assert rows[1] == {"class": "b", "index": 1, "confused_with": None, "confused_share": 0.0}
+    assert rows[2]["confused_with"] == "a"  # a tie (1, 1) goes to the lower index
+    assert rows[2]["confused_share"] == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="per-class rows"):
+        zero_shot.per_class_with_confusions(per_class[:2], conf, "abc")
+
+
+def test_value_scores_per_prompt_kind():
+    x = np.array([[1.0, 0.1], [0.1, 1.0], [1.0, 0.2], [0.9, 0.5]])
+    y = np.array([0, 1, 0, 1])
+    good = np.eye(2)
+    swapped = np.eye(2)[::-1]
+    scores, confusions = zero_shot.value_scores(x, y, {"generic": good, "other": swapped}, "ab")
+    assert list(scores) == ["generic", "other"]
+    assert scores["generic"]["top1"] == 0.75 and scores["other"]["top1"] == 0.25
+    assert scores["generic"]["per_value_recall"] == {"a": 1.0, "b": 0.5}
+    np.testing.assert_array_equal(confusions["generic"], [[2, 0], [1, 1]])
+
+
+def test_text_norm_effects_by_hand():
+    x = np.array([[1.0, 0.0], [0.0, 2.0], [0.0, 1.0], [1.0, 0.1]])
+    y = np.array([0, 1, 1, 0])
+    text = np.array([[3.0, 0.0], [0.0, 1.0]])  # class 0's prompt is 3x as long
+    norms, per_class = zero_shot.text_norm_effects(x, text, y, ("a", "b"))
+    assert norms["text_norm_ratio_max_min"] == pytest.approx(3.0)
+    assert norms["longest_text_class"] == "a"
+    assert norms["spearman_text_norm_vs_dot_share"] is None  # C = 2
+    assert [r["share_cosine"] for r in per_class] == [0.5, 0.5]  # the cosine is right
+    assert [r["share_dot"] for r in per_class] == [0.5, 0.5]
+    # a "b" image nearer b by angle, but <x, t_a> = 1.5 > <x, t_b> = 1: the long prompt wins
+    x2 = np.array([[0.5, 1.0], [0.0, 1.0]])
+    norms, per_class = zero_shot.text_norm_effects(x2, text, np.array([1, 1]), ("a", "b"))
+    assert per_class[0]["share_dot"] == 0.5 and per_class[0]["share_cosine"] == 0.0
+    assert per_class[1]["share_true"] == 1.0
+    assert norms["dot_share_of_longest_text_class"] == 0.5
+    assert norms["dot_max_class_share"] == 0.5 and norms["cosine_max_class_share"] == 1.0

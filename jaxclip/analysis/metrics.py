@@ -232,3 +232,36 @@ def best_worst_classes(
         return [{"class": classnames[i], "index": int(i), "f1": float(scores[i])} for i in idx]
 
     return {"best": rows(best), "worst": rows(worst)}
+
+
+def row_normalize(confusion: Any) -> np.ndarray:
+    """P[i, j] = M[i, j] / sum_j M[i, j] (rows with no samples stay zero)."""
+    m = np.asarray(confusion, dtype=np.float64)
+    if m.ndim != 2 or m.shape[0] != m.shape[1]:
+        raise ValueError(f"confusion must be a square (C, C) matrix; got shape {m.shape}")
+    rows = m.sum(axis=1, keepdims=True)
+    return np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
+
+
+def top_confusions(confusion: Any, classnames: Sequence[str], n: int = 10) -> list[dict[str, Any]]:
+    """The n largest off-diagonal cells: {"true", "predicted", "count", "fraction"} rows, where
+    fraction is the share of the true class's samples (ties: lower flat index first)."""
+    m = np.asarray(confusion)
+    p = row_normalize(m)
+    off = p.copy()
+    np.fill_diagonal(off, -1.0)
+    flat = np.argsort(-off, axis=None, kind="stable")[:n]
+    rows = []
+    for f in flat:
+        i, j = divmod(int(f), m.shape[1])
+        if off[i, j] <= 0:
+            break
+        rows.append(
+            {
+                "true": classnames[i],
+                "predicted": classnames[j],
+                "count": int(m[i, j]),
+                "fraction": float(p[i, j]),
+            }
+        )
+    return rows

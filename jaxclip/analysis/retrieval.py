@@ -451,6 +451,30 @@ def query_topk(
     )
 
 
+def query_topk_padded(
+    query_embeds: Any, gallery_embeds: Any, k: int, multiple: int = 8
+) -> tuple[np.ndarray, np.ndarray]:
+    """`query_topk` with the queries padded to a multiple of `multiple` rows.
+
+    A report asks for the top k of a few queries at a time (a chain, a handful of captions);
+    padding them (by repeating the last query) lets those calls share one compiled shape. The
+    padding rows are dropped, so the answer is `query_topk`'s.
+
+    Returns:
+      indices (Q, k) int64 and cosine scores (Q, k) float32, best first.
+    """
+    q = np.asarray(query_embeds)
+    if q.ndim != 2 or q.shape[0] == 0:
+        raise ValueError(f"query_embeds must be a non-empty (Q, D) array; got shape {q.shape}")
+    if multiple < 1:
+        raise ValueError(f"multiple must be >= 1; got {multiple}")
+    n = q.shape[0]
+    pad = -n % multiple
+    padded = np.concatenate([q, np.repeat(q[-1:], pad, axis=0)]) if pad else q
+    idx, sc = query_topk(padded, gallery_embeds, k)
+    return idx[:n], sc[:n]
+
+
 @dataclasses.dataclass
 class RefinementStudy:
     """How the top-k images move as a text query is refined step by step.

@@ -23,6 +23,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy import stats
 
 from jaxclip.analysis import metrics
 
@@ -200,6 +201,75 @@ def evaluate_zero_shot(
     )
 
 
+def per_class_with_confusions(
+    per_class: Sequence[Mapping[str, Any]], confusion: Any, classnames: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Per-class rows with the class each class is most often mistaken for.
+
+    Args:
+      per_class: one row per class (e.g. `ZeroShotResult.per_class`), in class-index order.
+      confusion: (C, C) counts, rows true, columns predicted.
+      classnames: C names.
+
+    Returns:
+      Each row extended by "index" (its class index), "confused_with" (the name of the most
+      frequent wrong prediction, the row maximum off the diagonal, lowest index on ties; None
+      when the class is never mistaken) and "confused_share" (that prediction's share of the
+      class's samples; 0.0 when never mistaken).
+    """
+    conf = np.asarray(confusion).astype(np.int64)
+    c = len(classnames)
+    if conf.shape != (c, c) or len(per_class) != c:
+        raise ValueError(
+            f"need a ({c}, {c}) confusion and {c} per-class rows; got {conf.shape} and "
+            f"{len(per_class)}"
+        )
+    counts = conf.sum(axis=1)
+    off = conf.copy()
+    np.fill_diagonal(off, -1)
+    rows = []
+    for k, row in enumerate(per_class):
+        j = int(np.argmax(off[k]))
+        wrong = off[k, j] > 0
+        rows.append(
+            {
+                **row,
+                "index": k,
+                "confused_with": classnames[j] if wrong else None,
+                "confused_share": float(off[k, j] / max(int(counts[k]), 1)) if wrong else 0.0,
+            }
+        )
+    return rows
+
+
+def value_scores(
+    image_embeds: Any,
+    labels: Any,
+    weights: Mapping[str, Any],
+    names: Sequence[str],
+) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:
+    """Zero-shot on one labelled property with several prompt kinds (e.g. generic prompts and
+    class-marginal ones), each its own (V, D) weights.
+
+    Returns:
+      (scores, confusions): scores[kind] = {"top1", "mean_per_class_recall", "macro_f1",
+      "per_value_recall": value name -> recall, for values with samples}; confusions[kind] =
+      the (V, V) counts.
+    """
+    scores: dict[str, dict[str, Any]] = {}
+    confusions: dict[str, np.ndarray] = {}
+    for kind, w in weights.items():
+        r = evaluate_zero_shot(image_embeds, labels, w, names, k_best=1)
+        scores[kind] = {
+            "top1": r.top1,
+            "mean_per_class_recall": r.mean_per_class_recall,
+            "macro_f1": r.macro_f1,
+            "per_value_recall": {p["class"]: p["recall"] for p in r.per_class if p["support"] > 0},
+        }
+        confusions[kind] = r.confusion
+    return scores, confusions
+
+
 def similarity_variants(
     image_embeds: Any, text_embeds: Any, labels: Any, logit_scale: float = 100.0
 ) -> list[dict[str, Any]]:
@@ -263,6 +333,74 @@ def similarity_variants(
             }
         )
     return rows
+
+
+def text_norm_effects(
+    image_embeds: Any, text_embeds: Any, labels: Any, classnames: Sequence[str]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Why the raw dot product ranks classes differently from the cosine: the text norms.
+
+    <x, t_c> = |x| |t_c| cos(x, t_c): the image norm scales all of an image's scores alike, the
+    text norms |t_c| re-rank the classes. This measures the norms and the share of images each
+    class receives under both scores (float64, argmax ties to the lower class).
+
+    Args:
+      image_embeds: (N, D) raw image embeddings.
+      text_embeds: (C, D) raw text embeddings, one prompt per class.
+      labels: (N,) classes in [0, C).
+      classnames: C names.
+
+    Returns:
+      (norms, per_class): norms = text_norm_min / max / mean, text_norm_cv (std / mean),
+      text_norm_ratio_max_min, image_norm_mean, image_norm_cv, longest_text_class,
+      dot_share_of_longest_text_class, spearman_text_norm_vs_dot_share (None for C <= 2 or
+      when undefined), dot_max_class_share, cosine_max_class_share; per_class = one row per
+      class: class, text_norm, share_true, share_dot, share_cosine.
+    """
+    x = np.asarray(image_embeds)
+    text = np.asarray(text_embeds)
+    y = np.asarray(labels)
+    c = len(classnames)
+    if text.shape[0] != c or x.ndim != 2 or text.ndim != 2 or x.shape[1] != text.shape[1]:
+        raise ValueError(f"need (N, D) images and (C={c}, D) texts; got {x.shape}, {text.shape}")
+    t_norm = np.linalg.norm(text.astype(np.float64), axis=1)
+    i_norm = np.linalg.norm(x.astype(np.float64), axis=1)
+    dot_pred = np.argmax(x.astype(np.float64) @ text.astype(np.float64).T, axis=1)
+    cos_pred = np.argmax(
+        (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float64)
+        @ (text / t_norm[:, None]).T,
+        axis=1,
+    )
+    share_dot = np.bincount(dot_pred, minlength=c) / len(y)
+    share_cos = np.bincount(cos_pred, minlength=c) / len(y)
+    share_true = np.bincount(y, minlength=c) / len(y)
+    rho = float(stats.spearmanr(t_norm, share_dot).statistic) if c > 2 else None
+    top = int(np.argmax(t_norm))
+    norms = {
+        "text_norm_min": float(t_norm.min()),
+        "text_norm_max": float(t_norm.max()),
+        "text_norm_mean": float(t_norm.mean()),
+        "text_norm_cv": float(t_norm.std() / t_norm.mean()),
+        "text_norm_ratio_max_min": float(t_norm.max() / t_norm.min()),
+        "image_norm_mean": float(i_norm.mean()),
+        "image_norm_cv": float(i_norm.std() / i_norm.mean()),
+        "longest_text_class": classnames[top],
+        "dot_share_of_longest_text_class": float(share_dot[top]),
+        "spearman_text_norm_vs_dot_share": rho if rho is None or np.isfinite(rho) else None,
+        "dot_max_class_share": float(share_dot.max()),
+        "cosine_max_class_share": float(share_cos.max()),
+    }
+    per_class = [
+        {
+            "class": classnames[k],
+            "text_norm": float(t_norm[k]),
+            "share_true": float(share_true[k]),
+            "share_dot": float(share_dot[k]),
+            "share_cosine": float(share_cos[k]),
+        }
+        for k in range(c)
+    ]
+    return norms, per_class
 
 
 def _block_size(n: int, other: int, block_size: int | None) -> int:

@@ -1,4 +1,4 @@
-"""Generic, class-agnostic prompt sets for class-agnostic logit features (DESIGN item 7).
+"""Generic, class-agnostic prompt sets for class-agnostic logit features.
 
 An image's cosine similarities to K generic prompts form a K-dimensional feature that a probe
 can classify from, with no class names in the text. `GENERIC_32` are the 32 prompts of the

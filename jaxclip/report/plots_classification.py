@@ -1,20 +1,16 @@
-"""Classification plots: a clustered confusion matrix, per-class F1, template comparison.
+"""Classification plots: a clustered confusion matrix, per-class F1, template comparison, and
+zero-shot on extra attributes.
 
-Every function takes arrays / result rows (never models), draws one figure, saves it with
-`jaxclip.report.save_figure(fig, workdir, name)` and returns the file name for `Report.figure`.
+Every function takes arrays / result rows (never models) and returns one matplotlib Figure; the
+caller saves it with `jaxclip.report.save_figure(fig, workdir, name)`.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
-
-import matplotlib
-
-matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -22,21 +18,12 @@ from matplotlib import colors
 from scipy.cluster import hierarchy
 from scipy.spatial.distance import squareform
 
-from jaxclip.report.plots import save_figure
+from jaxclip.analysis.metrics import row_normalize, top_confusions
 
 #: Above this many classes only every k-th tick label is printed.
 MAX_TICK_LABELS = 40
 #: Optimal leaf ordering is O(C^3); above this many classes the plain dendrogram order is used.
 _MAX_OPTIMAL_ORDERING = 400
-
-
-def row_normalize(confusion: Any) -> np.ndarray:
-    """P[i, j] = M[i, j] / sum_j M[i, j] (rows with no samples stay zero)."""
-    m = np.asarray(confusion, dtype=np.float64)
-    if m.ndim != 2 or m.shape[0] != m.shape[1]:
-        raise ValueError(f"confusion must be a square (C, C) matrix; got shape {m.shape}")
-    rows = m.sum(axis=1, keepdims=True)
-    return np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
 
 
 def confusion_order(confusion: Any) -> np.ndarray:
@@ -67,40 +54,14 @@ def _tick_step(c: int, max_labels: int) -> int:
     return 1 if c <= max_labels else math.ceil(c / max_labels)
 
 
-def top_confusions(confusion: Any, classnames: Sequence[str], n: int = 10) -> list[dict[str, Any]]:
-    """The n largest off-diagonal cells: {"true", "predicted", "count", "fraction"} rows, where
-    fraction is the share of the true class's samples (ties: lower flat index first)."""
-    m = np.asarray(confusion)
-    p = row_normalize(m)
-    off = p.copy()
-    np.fill_diagonal(off, -1.0)
-    flat = np.argsort(-off, axis=None, kind="stable")[:n]
-    rows = []
-    for f in flat:
-        i, j = divmod(int(f), m.shape[1])
-        if off[i, j] <= 0:
-            break
-        rows.append(
-            {
-                "true": classnames[i],
-                "predicted": classnames[j],
-                "count": int(m[i, j]),
-                "fraction": float(p[i, j]),
-            }
-        )
-    return rows
-
-
 def plot_confusion_matrix(
     confusion: Any,
     classnames: Sequence[str],
-    workdir: str | os.PathLike,
-    name: str = "confusion_matrix.png",
     title: str | None = None,
     reorder: bool = True,
     max_tick_labels: int = MAX_TICK_LABELS,
     top_n: int = 10,
-) -> str:
+) -> plt.Figure:
     """Row-normalised confusion matrix, readable from 2 to 1000 classes.
 
     Rows are true classes, columns predictions, each row sums to 1. Classes are reordered by
@@ -167,16 +128,14 @@ def plot_confusion_matrix(
             family="monospace",
             bbox={"boxstyle": "round", "facecolor": "#f4f4f4", "edgecolor": "#bbbbbb"},
         )  # fmt: skip
-    return save_figure(fig, workdir, name)
+    return fig
 
 
 def plot_per_class_f1(
     f1: Any,
     classnames: Sequence[str],
-    workdir: str | os.PathLike,
-    name: str = "per_class_f1.png",
     title: str | None = None,
-) -> str:
+) -> plt.Figure:
     """Per-class F1, sorted best to worst, as horizontal bars with the macro mean marked."""
     scores = np.asarray(f1, dtype=np.float64)
     if scores.ndim != 1 or scores.shape[0] != len(classnames):
@@ -205,17 +164,15 @@ def plot_per_class_f1(
         for yi, v in zip(y, scores[order]):
             ax.text(min(v + 0.01, 0.93), yi, f"{v:.2f}", va="center", fontsize=8)
     ax.set_title(title or f"Per-class F1 ({c} classes, sorted); dashed: macro F1 = {mean:.3f}")
-    return save_figure(fig, workdir, name)
+    return fig
 
 
 def plot_template_comparison(
     rows: Sequence[Mapping[str, Any]],
-    workdir: str | os.PathLike,
-    name: str = "template_comparison.png",
     metrics: Sequence[str] = ("top1", "top5"),
     title: str | None = None,
     sort: bool = True,
-) -> str:
+) -> plt.Figure:
     """Grouped horizontal bars of zero-shot accuracy per prompt template.
 
     Args:
@@ -256,4 +213,143 @@ def plot_template_comparison(
     ax.set_axisbelow(True)
     ax.legend(loc="lower right", fontsize=9)
     ax.set_title(title or "Prompt templates")
-    return save_figure(fig, workdir, name)
+    return fig
+
+
+def plot_attribute_accuracy(attributes: Mapping[str, Mapping[str, Any]]) -> plt.Figure:
+    """Zero-shot top-1 per attribute, one bar per prompt kind, chance 1/K dashed.
+
+    Args:
+      attributes: attribute -> {"values": K names, "chance": 1/K, "generic": {"top1"}, and
+        optionally "class_marginal": {"top1"}} (fractions), as the zero-shot study stores them.
+    """
+    attrs = list(attributes)
+    if not attrs:
+        raise ValueError("attributes is empty; nothing to plot")
+    kinds = [k for k in ("generic", "class_marginal") if any(k in attributes[a] for a in attrs)]
+    fig, ax = plt.subplots(figsize=(1.6 * len(attrs) + 3.0, 4.2))
+    width = 0.8 / len(kinds)
+    palette = {"generic": "#3b6fb6", "class_marginal": "#e69f00"}
+    xs = np.arange(len(attrs))
+    for i, kind in enumerate(kinds):
+        vals = [
+            100 * attributes[a][kind]["top1"] if kind in attributes[a] else np.nan for a in attrs
+        ]
+        pos = xs - 0.4 + width * (i + 0.5)
+        label = kind.replace("_", "-") + " prompts"
+        bars = ax.bar(pos, vals, width * 0.92, color=palette[kind], label=label)
+        for b, v in zip(bars, vals):
+            if np.isfinite(v):
+                ax.text(b.get_x() + b.get_width() / 2, v + 1, f"{v:.0f}", ha="center", fontsize=8)
+    for j, a in enumerate(attrs):
+        ax.hlines(
+            100 * attributes[a]["chance"],
+            j - 0.45,
+            j + 0.45,
+            colors="k",
+            linestyles="--",
+            label="chance 1/K" if j == 0 else None,
+        )
+    ax.set_xticks(xs, [f"{a}\n({len(attributes[a]['values'])} values)" for a in attrs])
+    ax.set_ylabel("zero-shot top-1 (%)")
+    ax.set_ylim(0, 105)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    ax.legend(fontsize=8, loc="upper right")
+    ax.set_title("Zero-shot on the attributes (dashed: chance)")
+    return fig
+
+
+def plot_attribute_confusions(
+    confusions: Mapping[str, tuple[Any, Sequence[str]]],
+) -> plt.Figure:
+    """Row-normalised confusion matrices, one panel per attribute, cells annotated.
+
+    Args:
+      confusions: attribute -> ((K, K) counts, rows true, columns predicted; K value names).
+    """
+    n = len(confusions)
+    if not n:
+        raise ValueError("confusions is empty; nothing to plot")
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 4.3 * rows), squeeze=False)
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    for ax, (attr, (conf, names)) in zip(axes.ravel(), confusions.items()):
+        conf = np.asarray(conf)
+        p = row_normalize(conf)
+        ax.imshow(p, cmap="magma_r", vmin=0, vmax=1, interpolation="nearest")
+        k = len(names)
+        ax.set_xticks(range(k), names, rotation=90, fontsize=8)
+        ax.set_yticks(range(k), names, fontsize=8)
+        for i in range(k):
+            for j in range(k):
+                if p[i, j] >= 0.005:
+                    ax.text(
+                        j, i, "1" if p[i, j] >= 0.995 else f"{p[i, j]:.2f}"[1:], ha="center",
+                        va="center", fontsize=6 if k > 6 else 7,
+                        color="white" if p[i, j] > 0.45 else "black",
+                    )  # fmt: skip
+        acc = np.trace(conf) / max(conf.sum(), 1)
+        ax.set_title(f"{attr}: top-1 {100 * acc:.1f} % (chance {100 / k:.1f} %)", fontsize=10)
+        ax.set_xlabel("predicted", fontsize=8)
+        ax.set_ylabel("true", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_text_norms(per_class: Sequence[Mapping[str, Any]]) -> plt.Figure:
+    """Per class: the raw prompt embedding's norm against the share of images predicted as the
+    class, by the raw dot product and by the cosine, with the true share.
+
+    Args:
+      per_class: rows with "class", "text_norm", "share_dot", "share_cosine", "share_true"
+        (shares as fractions), e.g. `zero_shot.text_norm_effects`'s.
+    """
+    if not per_class:
+        raise ValueError("per_class is empty; nothing to plot")
+    t_norm = np.asarray([r["text_norm"] for r in per_class], np.float64)
+    share_dot = np.asarray([r["share_dot"] for r in per_class], np.float64)
+    share_cos = np.asarray([r["share_cosine"] for r in per_class], np.float64)
+    share_true = np.asarray([r["share_true"] for r in per_class], np.float64)
+    c = len(per_class)
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    ax.scatter(t_norm, 100 * share_dot, s=28, color="#e66101", label="raw dot product", zorder=3)
+    ax.scatter(t_norm, 100 * share_cos, s=28, color="#3b6fb6", marker="s", label="cosine", zorder=3)
+    lo, hi = float(t_norm.min()), float(t_norm.max())
+    pad = 0.04 * (hi - lo) if hi > lo else 0.5
+    if np.allclose(share_true, share_true.mean()):
+        ax.axhline(
+            100 * share_true.mean(),
+            color="#555555",
+            linestyle="--",
+            linewidth=1,
+            label="true share (balanced)",
+        )
+    else:
+        ax.scatter(
+            t_norm,
+            100 * share_true,
+            s=90,
+            color="#555555",
+            marker="_",
+            linewidths=1.5,
+            label="true share",
+        )
+    order = np.argsort(-np.abs(share_dot - share_true))
+    for k in order[: 8 if c <= 20 else 5]:
+        ax.annotate(
+            str(per_class[k]["class"]),
+            (t_norm[k], 100 * share_dot[k]),
+            fontsize=7,
+            xytext=(3, 3),
+            textcoords="offset points",
+        )
+    ax.set_xlim(lo - pad, hi + pad)
+    ax.set_xlabel("‖t_c‖: norm of the class's raw prompt embedding")
+    ax.set_ylabel("% of images predicted as the class")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("Prompt embedding norm vs share of predictions: dot product and cosine")
+    return fig

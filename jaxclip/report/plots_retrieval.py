@@ -1,24 +1,17 @@
 """Retrieval plots: the distribution of the true item's rank, and top-k image grids for queries.
 
-Every function takes arrays (never models), draws one figure, saves it with
-`jaxclip.report.save_figure(fig, workdir, name)` and returns the file name for `Report.figure`.
+Every function takes arrays (never models) and returns one matplotlib Figure; the caller saves
+it with `jaxclip.report.save_figure(fig, workdir, name)`.
 """
 
 from __future__ import annotations
 
-import os
 import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-
 import matplotlib.pyplot as plt
 import numpy as np
-
-from jaxclip.report.plots import save_figure
 
 _COLORS = ["#3b6fb6", "#e66101", "#1b9e77", "#7570b3"]
 
@@ -42,11 +35,9 @@ def _rank_sets(ranks: Any) -> dict[str, np.ndarray]:
 
 def plot_rank_distribution(
     ranks: Any,
-    workdir: str | os.PathLike,
-    name: str = "rank_distribution.png",
     ks: Sequence[int] = (1, 5, 10),
     title: str | None = None,
-) -> str:
+) -> plt.Figure:
     """Histogram (log-spaced bins) and cumulative curve of the target's rank, log x axis.
 
     The x axis is the 1-based position rank + 1, so the cumulative curve at x = K is Recall@K;
@@ -95,18 +86,16 @@ def plot_rank_distribution(
     ax_c.set_title("Cumulative")
     fig.suptitle(title or "Where does the true match rank?")
     fig.tight_layout()
-    return save_figure(fig, workdir, name)
+    return fig
 
 
 def image_grid(
     images: Any,
     titles: Sequence[str],
     scores: Any,
-    workdir: str | os.PathLike,
-    name: str = "query_grid.png",
     highlight: Any = None,
     cell_inches: float = 1.9,
-) -> str:
+) -> plt.Figure:
     """One row per query: its top-k images, best first, each with its similarity score.
 
     Args:
@@ -145,4 +134,32 @@ def image_grid(
                 spine.set_color("#1a9850" if good else "#cccccc")
                 spine.set_linewidth(4 if good else 0.8)
             ax.set_xlabel(f"#{j + 1}  {sc[i, j]:.3f}", fontsize=9, color="#1a9850" if good else "k")
-    return save_figure(fig, workdir, name)
+    return fig
+
+
+def thumbnail(image: Any, side: int) -> np.ndarray:
+    """An HWC (or HW grey) image as a side × side RGB uint8 thumbnail: centre square crop,
+    bicubic resize (unchanged when it already is side × side)."""
+    image = np.asarray(image, np.uint8)
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=-1)
+    image = image[..., :3]
+    h, w = image.shape[:2]
+    if (h, w) == (side, side):
+        return image
+    from PIL import Image
+
+    s = min(h, w)
+    top, left = (h - s) // 2, (w - s) // 2
+    crop = Image.fromarray(image[top : top + s, left : left + s])
+    return np.asarray(crop.resize((side, side), Image.BICUBIC), np.uint8)
+
+
+def thumbnail_grid(images: Sequence[Any], shape: tuple[int, int], max_side: int) -> np.ndarray:
+    """(Q, k, S, S, 3) uint8 thumbnails of Q·k images (row-major): S = max_side, or the largest
+    of the images' shorter sides when that is smaller (small images are not blown up)."""
+    imgs = [np.asarray(i, np.uint8) for i in images]
+    if len(imgs) != shape[0] * shape[1] or not imgs:
+        raise ValueError(f"need {shape[0]} x {shape[1]} images; got {len(imgs)}")
+    side = min(int(max_side), max(min(i.shape[:2]) for i in imgs))
+    return np.stack([thumbnail(i, side) for i in imgs]).reshape(*shape, side, side, 3)

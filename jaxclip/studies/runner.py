@@ -29,11 +29,11 @@ from jaxclip.studies.legacy import legacy_study
 
 # Study name -> its functions, in the order `dissect` runs them. Explicit, no registry.
 STUDIES: dict[str, Study] = {
-    "zero_shot": legacy_study(zero_shot),
-    "prompts": legacy_study(prompts),
+    "zero_shot": zero_shot.STUDY,
+    "prompts": prompts.STUDY,
     "probe": legacy_study(probe),
     "class_agnostic": legacy_study(class_agnostic),
-    "retrieval": legacy_study(retrieval),
+    "retrieval": retrieval.STUDY,
     "geometry": geometry.STUDY,
 }
 
