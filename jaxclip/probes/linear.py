@@ -50,6 +50,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxclip.probes.classifier import Classifier
+
 _HIGHEST = jax.lax.Precision.HIGHEST
 DEFAULT_L2_GRID: tuple[float, ...] = tuple(float(v) for v in np.logspace(-4, 3, 8))
 """Default L2 strengths 1e-4 .. 1e3 (sklearn C = 1e4 .. 1e-3), 8 values."""
@@ -507,7 +509,7 @@ def _grid_accuracy(coef: jax.Array, intercept: jax.Array, x: jax.Array, y: jax.A
 
 
 @dataclasses.dataclass
-class LinearProbe:
+class LinearProbe(Classifier):
     """A fitted multinomial logistic-regression probe.
 
     Predicts argmax_c (W s(x) + b)_c with s(x) = (x - mean) / scale. Accuracies are fractions.
@@ -551,21 +553,6 @@ class LinearProbe:
             raise ValueError(f"expected (N, {self.coef.shape[1]}) features; got shape {x.shape}")
         xs = (x - self.mean) / self.scale
         return (xs @ self.coef.T + self.intercept).astype(np.float32)
-
-    def predict_proba(self, x: Any) -> np.ndarray:
-        """(N, C) softmax of the logits."""
-        z = self.decision_function(x).astype(np.float64)
-        z -= z.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
-
-    def predict(self, x: Any) -> np.ndarray:
-        """(N,) predicted labels (original values; ties go to the lower class index)."""
-        return self.classes[np.argmax(self.decision_function(x), axis=1)]
-
-    def score(self, x: Any, y: Any) -> float:
-        """Accuracy (fraction) on (x, y)."""
-        return float(np.mean(self.predict(x) == np.asarray(y)))
 
 
 # ----------------------------------------------------------------------------------------------

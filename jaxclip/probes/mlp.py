@@ -28,6 +28,7 @@ import numpy as np
 import optax
 
 from jaxclip.probes import linear
+from jaxclip.probes.classifier import Classifier
 
 Params = list[dict[str, jax.Array]]
 
@@ -264,7 +265,7 @@ def train_mlp_members(
 
 
 @dataclasses.dataclass
-class MLPProbe:
+class MLPProbe(Classifier):
     """A trained MLP probe (the grid member with the best validation accuracy).
 
     Attributes:
@@ -298,21 +299,6 @@ class MLPProbe:
             if i < len(self.params) - 1:
                 h = np.maximum(h, 0.0)
         return h.astype(np.float32)
-
-    def predict_proba(self, x: Any) -> np.ndarray:
-        """(N, C) softmax probabilities."""
-        z = self.decision_function(x).astype(np.float64)
-        z -= z.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
-
-    def predict(self, x: Any) -> np.ndarray:
-        """(N,) predicted labels (ties go to the lower class index)."""
-        return self.classes[np.argmax(self.decision_function(x), axis=1)]
-
-    def score(self, x: Any, y: Any) -> float:
-        """Accuracy (fraction)."""
-        return float(np.mean(self.predict(x) == np.asarray(y)))
 
 
 def grid_members(

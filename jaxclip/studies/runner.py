@@ -31,8 +31,8 @@ from jaxclip.studies.legacy import legacy_study
 STUDIES: dict[str, Study] = {
     "zero_shot": legacy_study(zero_shot),
     "prompts": legacy_study(prompts),
-    "probe": legacy_study(probe),
-    "class_agnostic": legacy_study(class_agnostic),
+    "probe": probe.STUDY,
+    "class_agnostic": class_agnostic.STUDY,
     "retrieval": legacy_study(retrieval),
     "geometry": legacy_study(geometry),
 }
