@@ -51,6 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxclip.probes.classifier import Classifier
+from jaxclip.probes.split import train_val_split
 
 _HIGHEST = jax.lax.Precision.HIGHEST
 DEFAULT_L2_GRID: tuple[float, ...] = tuple(float(v) for v in np.logspace(-4, 3, 8))
@@ -697,7 +698,8 @@ def fit_logistic(
 
     1. If `l2_grid` has several values, fit them all on the training set in one batched solve
        (`logistic_path`) and pick the best validation accuracy (ties: strongest l2). Without
-       (x_val, y_val), a random `val_fraction` of the training set is held out for this.
+       (x_val, y_val), a random `val_fraction` of the training set is held out for this
+       (`jaxclip.probes.split.train_val_split`).
     2. If `refit`, fit the chosen strength again on train + val (standardiser refitted on it,
        warm-started from step 1); otherwise keep step 1's model.
 
@@ -725,13 +727,7 @@ def fit_logistic(
         if x_val.shape[1] != x_train.shape[1]:
             raise ValueError(f"val has {x_val.shape[1]} features; train has {x_train.shape[1]}")
     elif grid.size > 1:
-        if not 0.0 < val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in (0, 1); got {val_fraction}")
-        perm = np.random.default_rng(seed).permutation(x_train.shape[0])
-        n_val = max(1, round(val_fraction * x_train.shape[0]))
-        if n_val >= x_train.shape[0]:
-            raise ValueError(f"too few samples ({x_train.shape[0]}) for a validation split")
-        vi, ti = perm[:n_val], perm[n_val:]
+        ti, vi = train_val_split(x_train.shape[0], val_fraction, seed)
         x_train, y_train, x_val, y_val = x_train[ti], y_train[ti], x_train[vi], y_train[vi]
     all_y = y_train if y_val is None else np.concatenate([y_train, y_val])
     classes = np.unique(all_y)

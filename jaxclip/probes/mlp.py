@@ -29,6 +29,7 @@ import optax
 
 from jaxclip.probes import linear
 from jaxclip.probes.classifier import Classifier
+from jaxclip.probes.split import train_val_split
 
 Params = list[dict[str, jax.Array]]
 
@@ -348,7 +349,8 @@ def fit_mlp(
 
     Args:
       x_train, y_train: (N, D) features, (N,) labels.
-      x_val, y_val: validation split (default: a random `val_fraction` of the training set).
+      x_val, y_val: validation split (default: a random `val_fraction` of the training set,
+        `jaxclip.probes.split.train_val_split`).
       hidden: hidden layer sizes (() gives a linear softmax model trained by adamw).
       learning_rates, weight_decays, dropouts, seeds: the grid (every combination).
       batch_size, epochs, patience: training schedule and early stopping.
@@ -366,13 +368,7 @@ def fit_mlp(
     if (x_val is None) != (y_val is None):
         raise ValueError("give both x_val and y_val, or neither")
     if x_val is None:
-        if not 0.0 < val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in (0, 1); got {val_fraction}")
-        perm = np.random.default_rng(data_seed).permutation(x_train.shape[0])
-        n_val = max(1, round(val_fraction * x_train.shape[0]))
-        if n_val >= x_train.shape[0]:
-            raise ValueError(f"too few samples ({x_train.shape[0]}) for a validation split")
-        vi, ti = perm[:n_val], perm[n_val:]
+        ti, vi = train_val_split(x_train.shape[0], val_fraction, data_seed)
         x_train, y_train, x_val, y_val = x_train[ti], y_train[ti], x_train[vi], y_train[vi]
     else:
         x_val, y_val = linear._check_xy(x_val, y_val, "val")
