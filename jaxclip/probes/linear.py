@@ -156,6 +156,69 @@ def _bdot(a: jax.Array, b: jax.Array) -> jax.Array:
     return jnp.sum(a * b, axis=tuple(range(1, a.ndim)))
 
 
+def _lbfgs_direction(
+    gw: jax.Array,
+    gb: jax.Array,
+    hist: dict[str, jax.Array],
+    k: jax.Array,
+    gamma: jax.Array,
+    h0: Any,
+    memory: int,
+) -> tuple[jax.Array, jax.Array]:
+    """The L-BFGS direction -H g per strength: the two-loop recursion (Nocedal & Wright, alg.
+    7.4) over the `memory` stored pairs, `h0` (times `gamma`) as the initial inverse Hessian.
+    A slot whose pair was rejected holds zeros (rho = 0) and drops out of both loops."""
+    g_ = gw.shape[0]
+
+    def newest_first(i, carry):
+        qw, qb, alphas = carry
+        j = (k - 1 - i) % memory
+        a = hist["rho"][j] * (_bdot(hist["sw"][j], qw) + _bdot(hist["sb"][j], qb))
+        qw = qw - a[:, None, None] * hist["yw"][j]
+        qb = qb - a[:, None] * hist["yb"][j]
+        return qw, qb, alphas.at[j].set(a)
+
+    qw, qb, alphas = jax.lax.fori_loop(
+        0, memory, newest_first, (gw, gb, jnp.zeros((memory, g_), gw.dtype))
+    )
+    rw, rb = h0(qw, qb)
+    rw = rw * gamma[:, None, None]
+    rb = rb * gamma[:, None]
+
+    def oldest_first(i, carry):
+        rw, rb = carry
+        j = (k - memory + i) % memory
+        coef = alphas[j] - hist["rho"][j] * (_bdot(hist["yw"][j], rw) + _bdot(hist["yb"][j], rb))
+        return rw + coef[:, None, None] * hist["sw"][j], rb + coef[:, None] * hist["sb"][j]
+
+    rw, rb = jax.lax.fori_loop(0, memory, oldest_first, (rw, rb))
+    return -rw, -rb
+
+
+def _push_pair(
+    hist: dict[str, jax.Array],
+    j: jax.Array,
+    sw: jax.Array,
+    sb: jax.Array,
+    yw: jax.Array,
+    yb: jax.Array,
+) -> tuple[dict[str, jax.Array], jax.Array, jax.Array]:
+    """Stores the step s and gradient change y in slot `j` of the L-BFGS history where the
+    curvature s'y is safely positive (zeros elsewhere); returns (history, accepted, s'y)."""
+    sy = _bdot(sw, yw) + _bdot(sb, yb)
+    yy = _bdot(yw, yw) + _bdot(yb, yb)
+    upd = sy > 1e-10 * jnp.sqrt((_bdot(sw, sw) + _bdot(sb, sb)) * yy)
+    keep = upd.astype(sw.dtype)
+    hist = {
+        "sw": hist["sw"].at[j].set(sw * keep[:, None, None]),
+        "sb": hist["sb"].at[j].set(sb * keep[:, None]),
+        "yw": hist["yw"].at[j].set(yw * keep[:, None, None]),
+        "yb": hist["yb"].at[j].set(yb * keep[:, None]),
+        "rho": hist["rho"].at[j].set(jnp.where(upd, 1.0 / jnp.where(upd, sy, 1.0), 0.0)),
+    }
+    return hist, upd, sy
+
+
 @functools.partial(
     jax.jit,
     static_argnames=("n_classes", "max_iter", "memory", "precondition", "max_backtrack", "set_dot"),
@@ -297,41 +360,12 @@ def solve_logistic_grid(
         "rho": jnp.zeros((memory, g_), dtype),
     }
 
-    def direction(gw, gb, hist, k, gamma):
-        # L-BFGS two-loop recursion (Nocedal & Wright, alg. 7.4) per strength; a slot whose
-        # pair was rejected holds zeros (rho = 0) and drops out of both loops.
-        def newest_first(i, carry):
-            qw, qb, alphas = carry
-            j = (k - 1 - i) % memory
-            a = hist["rho"][j] * (_bdot(hist["sw"][j], qw) + _bdot(hist["sb"][j], qb))
-            qw = qw - a[:, None, None] * hist["yw"][j]
-            qb = qb - a[:, None] * hist["yb"][j]
-            return qw, qb, alphas.at[j].set(a)
-
-        qw, qb, alphas = jax.lax.fori_loop(
-            0, memory, newest_first, (gw, gb, jnp.zeros((memory, g_), dtype))
-        )
-        rw, rb = h0(qw, qb)
-        rw = rw * gamma[:, None, None]
-        rb = rb * gamma[:, None]
-
-        def oldest_first(i, carry):
-            rw, rb = carry
-            j = (k - memory + i) % memory
-            coef = alphas[j] - hist["rho"][j] * (
-                _bdot(hist["yw"][j], rw) + _bdot(hist["yb"][j], rb)
-            )
-            return rw + coef[:, None, None] * hist["sw"][j], rb + coef[:, None] * hist["sb"][j]
-
-        rw, rb = jax.lax.fori_loop(0, memory, oldest_first, (rw, rb))
-        return -rw, -rb
-
     def cond(st):
         return (st["it"] < max_iter) & ~jnp.all(st["done"])
 
     def body(st):
         w, b, z, f, gw, gb, done = (st[k] for k in ("w", "b", "z", "f", "gw", "gb", "done"))
-        dw, db = direction(gw, gb, st["hist"], st["k"], st["gamma"])
+        dw, db = _lbfgs_direction(gw, gb, st["hist"], st["k"], st["gamma"], h0, memory)
         slope = _bdot(gw, dw) + _bdot(gb, db)
         # Not a descent direction (rounding): fall back to the preconditioned gradient.
         bad = ~(slope < 0)
@@ -389,19 +423,7 @@ def solve_logistic_grid(
 
         sw, sb = wn - w, bn - b
         yw, yb = gwn - gw, gbn - gb
-        sy = _bdot(sw, yw) + _bdot(sb, yb)
-        yy = _bdot(yw, yw) + _bdot(yb, yb)
-        upd = sy > 1e-10 * jnp.sqrt((_bdot(sw, sw) + _bdot(sb, sb)) * yy)
-        keep = upd.astype(dtype)
-        j = st["k"] % memory
-        hist = st["hist"]
-        hist = {
-            "sw": hist["sw"].at[j].set(sw * keep[:, None, None]),
-            "sb": hist["sb"].at[j].set(sb * keep[:, None]),
-            "yw": hist["yw"].at[j].set(yw * keep[:, None, None]),
-            "yb": hist["yb"].at[j].set(yb * keep[:, None]),
-            "rho": hist["rho"].at[j].set(jnp.where(upd, 1.0 / jnp.where(upd, sy, 1.0), 0.0)),
-        }
+        hist, upd, sy = _push_pair(st["hist"], st["k"] % memory, sw, sb, yw, yb)
         hyw, hyb = h0(yw, yb)
         yhy = _bdot(yw, hyw) + _bdot(yb, hyb)
         gamma = jnp.where(upd & (yhy > 0), sy / jnp.where(yhy > 0, yhy, 1.0), st["gamma"])
