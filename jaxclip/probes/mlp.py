@@ -65,6 +65,31 @@ def _optimizer(lr: jax.Array, wd: jax.Array, params: Params) -> optax.GradientTr
     return optax.adamw(learning_rate=lr, weight_decay=wd, mask=mask)
 
 
+def _member_step(p, s, xb, yb, key, a, b, r, *, use_dropout: bool):
+    """One adamw step of one member on a minibatch: (params, optimiser state, loss)."""
+
+    def loss_fn(p):
+        logits = mlp_apply(p, xb, r, key if use_dropout else None)
+        return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, yb))
+
+    loss, grads = jax.value_and_grad(loss_fn)(p)
+    updates, s = _optimizer(a, b, p).update(grads, s, p)
+    return optax.apply_updates(p, updates), s, loss
+
+
+def _val_accuracy(p: Params, x_pad: jax.Array, y_val: jax.Array, chunk: int) -> jax.Array:
+    """Accuracy of one member on the validation rows, `x_pad` zero-padded to a multiple of
+    `chunk` rows (evaluated `chunk` rows at a time; the padding is not counted)."""
+    nv = y_val.shape[0]
+
+    def part(i):
+        xs = jax.lax.dynamic_slice_in_dim(x_pad, i, chunk)
+        return jnp.argmax(mlp_apply(p, xs), axis=-1)
+
+    preds = jnp.concatenate([part(i) for i in range(0, x_pad.shape[0], chunk)])
+    return jnp.mean((preds[:nv] == y_val).astype(jnp.float32))
+
+
 @functools.partial(
     jax.jit,
     static_argnames=("sizes", "batch_size", "epochs", "patience", "eval_batch", "use_dropout"),
@@ -114,28 +139,8 @@ def train_mlp_grid(
     params = jax.vmap(lambda k: init_mlp(jax.random.fold_in(k, 0), sizes))(keys)
     opt_states = jax.vmap(lambda p, a, b: _optimizer(a, b, p).init(p))(params, lr, wd)
 
-    def member_step(p, s, xb, yb, key, a, b, r):
-        def loss_fn(p):
-            logits = mlp_apply(p, xb, r, key if use_dropout else None)
-            return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, yb))
-
-        loss, grads = jax.value_and_grad(loss_fn)(p)
-        updates, s = _optimizer(a, b, p).update(grads, s, p)
-        return optax.apply_updates(p, updates), s, loss
-
+    member_step = functools.partial(_member_step, use_dropout=use_dropout)
     vstep = jax.vmap(member_step, in_axes=(0, 0, None, None, 0, 0, 0, 0))
-
-    def evaluate(p):
-        def one(p):
-            def chunk(i):
-                xs = jax.lax.dynamic_slice_in_dim(x_val, i, eval_batch_)
-                return jnp.argmax(mlp_apply(p, xs), axis=-1)
-
-            preds = jnp.concatenate([chunk(i) for i in range(0, nv_pad, eval_batch_)])
-            return jnp.mean((preds[:nv] == y_val).astype(jnp.float32))
-
-        return jax.vmap(one)(p)
-
     nv = x_val.shape[0]
     eval_batch_ = min(eval_batch, nv)
     nv_pad = -(-nv // eval_batch_) * eval_batch_
@@ -161,7 +166,7 @@ def train_mlp_grid(
             return (jax.tree.map(keep, p2, p), jax.tree.map(keep, s2, s)), loss
 
         (p, s), losses = jax.lax.scan(step, (st["params"], st["opt"]), jnp.arange(steps))
-        acc = evaluate(p)
+        acc = jax.vmap(lambda q: _val_accuracy(q, x_val, y_val, eval_batch_))(p)
         better = active & (acc > st["best_val_acc"])
         sel = lambda new, old: jnp.where(better.reshape((g_,) + (1,) * (new.ndim - 1)), new, old)
         bad = jnp.where(better, 0, st["bad"] + active.astype(jnp.int32))
