@@ -249,15 +249,15 @@ def bench_l2_sweep(name: str, data, cs: np.ndarray, reps: int, workdir=None) -> 
     figure = None
     if workdir:
         from jaxclip.report import plots_probes as P
+        from jaxclip.report import save_figure
 
-        figure = P.plot_regularization_path(
-            workdir,
+        fig = P.plot_regularization_path(
             l2,
             {"jax train": path.accuracy["train"], "jax test": jax_acc},
             reference={"scikit-learn test": (l2, sk_acc)},
             title=f"Regularisation path ({name})",
-            name=f"regularization_path_{name}.png",
         )
+        figure = save_figure(fig, workdir, f"regularization_path_{name}.png")
     return {
         "figure": figure,
         "cs": cs,
@@ -330,6 +330,7 @@ def bench_logits(data, n_prompts: int, taus: np.ndarray, reps: int, mlp_kw: dict
     from jaxclip.analysis import logits as L
     from jaxclip.probes import linear, mlp
     from jaxclip.report import plots_probes as P
+    from jaxclip.report import save_figure
 
     xtr, ytr, xte, yte = data
     prompts = make_prompts(xtr, max(n_prompts, 128))
@@ -489,32 +490,27 @@ def bench_logits(data, n_prompts: int, taus: np.ndarray, reps: int, mlp_kw: dict
     figs = []
     if workdir:
         os.makedirs(workdir, exist_ok=True)
-        figs.append(
-            P.plot_temperature_accuracy(
-                workdir,
+        drawn = {
+            "tau_accuracy.png": P.plot_temperature_accuracy(
                 sweep.taus,
                 sweep.acc_scaled,
                 sweep.acc_softmax,
                 acc_scaled_via_l2=sweep.acc_scaled_via_l2,
                 points=sweep.points,
-            )
-        )
-        figs.append(
-            P.plot_temperature_entropy(
-                workdir,
+            ),
+            "tau_entropy.png": P.plot_temperature_entropy(
                 stats.taus,
                 stats.mean_entropy,
                 stats.ln_k,
                 mean_confidence=stats.mean_confidence,
                 points=sweep.points,
-            )
-        )
-        figs.append(
-            P.plot_entropy_histograms(
-                workdir, stats.histograms, stats.ln_k, gap_histograms=stats.gap_histograms
-            )
-        )
-        figs.append(P.plot_prompt_count(workdir, counts))
+            ),
+            "entropy_histograms.png": P.plot_entropy_histograms(
+                stats.histograms, stats.ln_k, gap_histograms=stats.gap_histograms
+            ),
+            "prompt_count.png": P.plot_prompt_count(counts),
+        }
+        figs = [save_figure(fig, workdir, name) for name, fig in drawn.items()]
     return {
         "entropy_raw": stats.raw,
         "entropy_model": stats.model,

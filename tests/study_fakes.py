@@ -135,8 +135,11 @@ def check_bad_config(
 
 def run_study(study: Study, ctx: FakeContext, cfg: ml_collections.ConfigDict, name: str):
     """`study.analyse` then `study.render` on `ctx`, as the runner does (the result rendered is
-    the one reloaded from its JSON form): (results.json entry, Section)."""
+    the one reloaded from its JSON form, and its `write_files` writes into `ctx.workdir`):
+    (results.json entry, Section)."""
     result = study.analyse(ctx, cfg)
+    if study.write_files is not None:
+        study.write_files(result, ctx.workdir)
     config = ml_collections.ConfigDict(ctx.config.to_dict())
     config[name] = cfg
     config = ml_collections.ConfigDict(json.loads(json.dumps(to_jsonable(config))))

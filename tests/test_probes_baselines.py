@@ -9,6 +9,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from jaxclip.probes import baselines
+from jaxclip.probes.split import train_val_split
 
 D, C = 10, 4
 
@@ -82,3 +83,12 @@ def test_rejects_bad_arguments():
         baselines.linear_svc(x, y, x[:, :3], y)
     with pytest.raises(ValueError, match="val_fraction"):
         baselines.logistic_regression_clip(x, y, x, y, val_fraction=0.0)
+
+
+def test_logistic_clip_draws_the_split_with_train_val_split():
+    x, y = _data(3, 150, 1.0)
+    drawn = baselines.logistic_regression_clip(x, y, x, y, Cs=(0.1, 1.0), seed=4)
+    fit, val = train_val_split(len(y), 0.2, 4)
+    given = baselines.logistic_regression_clip(x[fit], y[fit], x, y, x[val], y[val], Cs=(0.1, 1.0))
+    assert drawn.val_accuracy == given.val_accuracy
+    assert drawn.test_accuracy == given.test_accuracy

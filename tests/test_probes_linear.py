@@ -8,6 +8,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from jaxclip.probes import linear
+from jaxclip.probes.split import train_val_split
 
 N, D, C = 600, 12, 4
 
@@ -177,6 +178,18 @@ def test_clip_protocol_selects_by_validation_and_refits(data):
     sa = StandardScaler().fit(xa)
     ref = LogisticRegression(C=1 / probe.l2, tol=1e-10, max_iter=10_000).fit(sa.transform(xa), ya)
     assert np.mean(probe.predict(xtr) == ref.predict(sa.transform(xtr))) >= 0.98
+
+
+def test_train_val_split_is_the_rule_fit_logistic_uses(data):
+    """Without a validation set, fit_logistic holds out exactly `train_val_split`'s rows."""
+    xtr, ytr, _, _ = data
+    grid = [1e-2, 1.0, 100.0]
+    drawn = linear.fit_logistic(xtr, ytr, l2_grid=grid, refit=False, val_fraction=0.25, seed=3)
+    fit, val = train_val_split(len(ytr), 0.25, 3)
+    given = linear.fit_logistic(xtr[fit], ytr[fit], xtr[val], ytr[val], l2_grid=grid, refit=False)
+    assert drawn.val_accuracy == given.val_accuracy
+    np.testing.assert_array_equal(drawn.coef, given.coef)
+    np.testing.assert_array_equal(drawn.mean, given.mean)
 
 
 def test_select_l2_prefers_strongest_on_ties():

@@ -8,6 +8,7 @@ import pytest
 
 from jaxclip.probes import io as probe_io
 from jaxclip.probes import mlp
+from jaxclip.probes.split import train_val_split
 
 D, C = 6, 3
 
@@ -190,3 +191,13 @@ def test_rejects_bad_arguments(kwargs, match):
     x, y = _data(9, 40, 1.0)
     with pytest.raises(ValueError, match=match):
         mlp.fit_mlp(x, y, **kwargs)
+
+
+def test_default_validation_split_is_train_val_split():
+    x, y = _data(5, 120, 2.0)
+    kw = {"hidden": (8,), "epochs": 3, "batch_size": 32, "val_fraction": 0.3, "data_seed": 2}
+    drawn = mlp.fit_mlp(x, y, **kw)
+    fit, val = train_val_split(len(y), 0.3, 2)
+    given = mlp.fit_mlp(x[fit], y[fit], x[val], y[val], **kw)
+    assert drawn.grid == given.grid
+    np.testing.assert_array_equal(drawn.params[0]["w"], given.params[0]["w"])

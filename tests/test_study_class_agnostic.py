@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import zlib
+from types import SimpleNamespace
 
 import ml_collections
 import numpy as np
@@ -17,12 +18,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
+from configs.class_agnostic import study_config
 from jaxclip.config_args import ConfigError
 from jaxclip.data.prompts import PROMPT_SETS
 from jaxclip.features.extract import ImageFeatures
 from jaxclip.report import to_jsonable
 from jaxclip.studies import class_agnostic as study
-from tests.study_fakes import FakeContext, check_bad_config, check_links, run_smoke
+from tests.study_fakes import FakeContext, check_bad_config, check_links, run_smoke, run_study
 
 CLASSES = ("circle", "square", "triangle", "star")
 D = 40
@@ -70,7 +72,7 @@ def _ctx(train, test, workdir) -> FakeContext:
 
 
 def _cfg() -> ml_collections.ConfigDict:
-    cfg = study.default_config()
+    cfg = study_config()
     cfg.l2_grid = (0.01, 0.1, 1.0)
     cfg.mlp_widths = (16,)
     cfg.mlp_learning_rates = (1e-2,)
@@ -84,6 +86,12 @@ def _cfg() -> ml_collections.ConfigDict:
     cfg.prompt_count_set = "generic100"
     cfg.prompt_counts = (16, 32, 100, 500)
     return cfg
+
+
+def _run(ctx: FakeContext, cfg: ml_collections.ConfigDict) -> SimpleNamespace:
+    """The study as the runner runs it: results.json entry and report."""
+    results, section = run_study(study.STUDY, ctx, cfg, study.NAME)
+    return SimpleNamespace(results=results, report=section.report)
 
 
 def _cosines(x: np.ndarray, prompts) -> np.ndarray:
@@ -103,7 +111,7 @@ def _entropy64(z: np.ndarray) -> np.ndarray:
 def planted(tmp_path_factory):
     train, test = _split(N_TRAIN, 1), _split(N_TEST, 2)
     ctx = _ctx(train, test, tmp_path_factory.mktemp("ca"))
-    section = study.run(ctx, _cfg())
+    section = _run(ctx, _cfg())
     ztr = _cosines(train.embeds, PROMPT_SETS["generic32"])
     zte = _cosines(test.embeds, PROMPT_SETS["generic32"])
     return ctx, train, test, ztr, zte, section
@@ -263,7 +271,7 @@ def test_other_prompt_set_hides_the_thesis_and_model_scale_feeds_the_svc(tmp_pat
     cfg.ceiling = False
     cfg.sweeps = ()
     cfg.equivalence_taus = ()
-    section = study.run(_ctx(train, test, tmp_path), cfg)
+    section = _run(_ctx(train, test, tmp_path), cfg)
     res = section.results
     md = section.report.markdown()
     assert "not comparable" in md and "29.30" not in md
@@ -283,12 +291,12 @@ def test_svc_skip_and_no_labels(tmp_path):
     cfg.ceiling = False
     cfg.sweeps = ()
     cfg.equivalence_taus = ()
-    section = study.run(_ctx(_split(N_TRAIN, 1), _split(N_TEST, 2), tmp_path / "a"), cfg)
+    section = _run(_ctx(_split(N_TRAIN, 1), _split(N_TEST, 2), tmp_path / "a"), cfg)
     assert "svc_linear" not in section.results["methods"]
     assert f"--config.class_agnostic.svc_max_train={N_TRAIN}" in section.report.markdown()
     train = _split(40, 1)
     train.labels[:] = -1
-    section = study.run(_ctx(train, _split(20, 2), tmp_path / "b"), cfg)
+    section = _run(_ctx(train, _split(20, 2), tmp_path / "b"), cfg)
     assert section.results == {"skipped": "the train split has no class labels"}
 
 
@@ -305,7 +313,7 @@ def test_svc_skip_and_no_labels(tmp_path):
     ],
 )
 def test_bad_config_values_raise(field, value, match):
-    check_bad_config(study, field, value, match)
+    check_bad_config(study_config, study.check_config, field, value, match)
 
 
 def test_config_variants():
@@ -346,3 +354,26 @@ def test_end_to_end_smoke_and_determinism(tmp_path, shapes_data_dir):
         md = (workdir / "report.md").read_text()
         assert len(check_links(workdir, md)) == len(ca["figures"]) == 6
     assert stored[0] == stored[1], "results.json differs between two identical runs"
+
+
+def test_result_round_trip_keeps_the_figure_arrays(tmp_path):
+    cfg = _cfg()
+    cfg.mlp = False
+    cfg.ceiling = False
+    cfg.sweeps = ("raw",)
+    cfg.equivalence_taus = ()
+    cfg.prompt_counts = (16,)
+    ctx = _ctx(_split(60, 1), _split(40, 2), tmp_path / "run")
+    result = study.analyse(ctx, cfg)
+    assert not list((tmp_path / "run").iterdir())  # analyse draws and writes nothing
+    entry = json.loads(json.dumps(result.to_json(), allow_nan=False))
+    back = study.ClassAgnosticResult.from_json(entry, result.arrays(), result.timings())
+    assert back.to_json() == entry
+    labels = list(back.histogram_labels)
+    assert labels[0] == "raw cosine (tau=1)" and labels == list(back.gap_histogram_labels)
+    assert back.histogram_counts.shape == (len(labels), cfg.entropy_bins)
+    assert back.histogram_edges.shape == (len(labels), cfg.entropy_bins + 1)
+    assert back.histogram_counts.sum(axis=1).tolist() == [40] * len(labels)  # every test image
+    assert back.entropy_std.shape == (len(entry["entropy"]["per_tau"]),)
+    assert back.dropped_prompt_counts.tolist() == []
+    assert set(back.seconds) >= {"svc_linear", "jax_logistic", "entropy", "sweep_raw"}

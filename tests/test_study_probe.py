@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from types import SimpleNamespace
 
 import ml_collections
 import numpy as np
@@ -15,13 +16,15 @@ from sklearn.metrics import f1_score
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, LinearSVC
 
+from configs.probe import study_config
 from jaxclip.config_args import ConfigError
 from jaxclip.features.extract import ImageFeatures
 from jaxclip.probes import linear
 from jaxclip.probes.io import load_probe
+from jaxclip.probes.split import train_val_split
 from jaxclip.report import to_jsonable
 from jaxclip.studies import probe as study
-from tests.study_fakes import FakeContext, check_bad_config, check_links, run_smoke
+from tests.study_fakes import FakeContext, check_bad_config, check_links, run_smoke, run_study
 
 CLASSES = ("circle", "square", "triangle", "star")
 COLORS = ("red", "green", "blue")
@@ -77,8 +80,14 @@ def _ctx(train, test, workdir, *, model="vit_b32", dataset="cifar10") -> FakeCon
                        dataset=dataset, attributes={"color": COLORS, "noise": ("no", "yes")})  # fmt: skip
 
 
+def _run(ctx: FakeContext, cfg: ml_collections.ConfigDict) -> SimpleNamespace:
+    """The study as the runner runs it: results.json entry and report."""
+    results, section = run_study(study.STUDY, ctx, cfg, study.NAME)
+    return SimpleNamespace(results=results, report=section.report)
+
+
 def _cfg() -> ml_collections.ConfigDict:
-    cfg = study.default_config()
+    cfg = study_config()
     cfg.sklearn_cs = (0.01, 0.1, 1.0)
     cfg.l2_grid = (0.01, 0.1, 1.0, 10.0)
     cfg.mlp_widths = (32,)
@@ -95,7 +104,7 @@ def _cfg() -> ml_collections.ConfigDict:
 def planted(tmp_path_factory):
     train, test = _split(N_TRAIN, 1, unlabelled=5), _split(N_TEST, 2, unlabelled=3)
     ctx = _ctx(train, test, tmp_path_factory.mktemp("probe"))
-    section = study.run(ctx, _cfg())
+    section = _run(ctx, _cfg())
     return ctx, train, test, section
 
 
@@ -163,7 +172,7 @@ def test_regularisation_path_matches_sklearn_on_the_fit_part(planted):
     res = section.results
     xtr, ytr, _ = _labelled(train)
     xte, yte, _ = _labelled(test)
-    fit, val = study.train_val_split(len(ytr), 0.2, 0)
+    fit, val = train_val_split(len(ytr), 0.2, 0)
     sc = StandardScaler().fit(xtr[fit])
     path = res["jax_logistic_path"]
     assert [r["l2"] for r in path] == [0.01, 0.1, 1.0, 10.0]
@@ -179,15 +188,6 @@ def test_regularisation_path_matches_sklearn_on_the_fit_part(planted):
     assert res["methods"]["jax_logistic"]["l2"] == path[best]["l2"]
 
 
-def test_train_val_split_is_the_rule_fit_logistic_uses():
-    fit, val = study.train_val_split(50, 0.2, 3)
-    perm = np.random.default_rng(3).permutation(50)
-    assert sorted(val.tolist()) == sorted(perm[:10].tolist())
-    assert sorted(fit.tolist()) == sorted(perm[10:].tolist())
-    with pytest.raises(ValueError, match="at least 2"):
-        study.train_val_split(1, 0.2, 0)
-
-
 def test_few_shot_tiling_equals_direct_k_shot_fits(planted):
     """The k-shot sets are tiled to one shape and solved at l2 * M / k; each point must equal
     an independent scikit-learn fit on the k-shot set itself at the chosen strength."""
@@ -196,7 +196,7 @@ def test_few_shot_tiling_equals_direct_k_shot_fits(planted):
     assert [r["shots"] for r in curve] == [1, 2, 4, "all"]
     xtr, ytr, _ = _labelled(train)
     xte, yte, _ = _labelled(test)
-    fit, _ = study.train_val_split(len(ytr), 0.2, 0)
+    fit, _ = train_val_split(len(ytr), 0.2, 0)
     xf, yf = xtr[fit], ytr[fit]
     by_class = [np.flatnonzero(yf == k) for k in range(len(CLASSES))]
     for row in curve[:-1]:
@@ -214,24 +214,6 @@ def test_few_shot_tiling_equals_direct_k_shot_fits(planted):
     assert curve[-1]["num_labelled"] == len(fit)
 
 
-def test_tile_factor_and_crossover():
-    assert study._tile_factor([1, 2, 4, 8, 16]) == 16
-    assert study._tile_factor([3, 7, 16]) is None  # lcm 336 > 4 * 16: separate shapes
-    curve = [
-        {"shots": 1, "mean_accuracy": 0.2},
-        {"shots": 2, "mean_accuracy": 0.4},
-        {"shots": 4, "mean_accuracy": 0.6},
-        {"shots": "all", "per_class": 100.0, "mean_accuracy": 0.9},
-    ]
-    out = study._crossover(curve, 0.5)
-    assert out["first_k"] == 4 and out["worth"] == pytest.approx(2**1.5)
-    assert study._crossover(curve, 0.95)["first_k"] is None
-    assert study._crossover(curve, 0.1)["first_k"] == 1
-    out = study._crossover(curve, 0.75)
-    assert out["first_k"] == "all"
-    assert out["worth"] == pytest.approx(2 ** (2 + 0.5 * (np.log2(100) - 2)))
-
-
 def test_attribute_probes_against_chance(planted):
     _, train, test, section = planted
     attrs = section.results["attributes"]
@@ -246,7 +228,7 @@ def test_attribute_probes_against_chance(planted):
     # the colour probe equals an independent sklearn fit on the fit part at its chosen L2
     xtr, _, atr = _labelled(train)
     xte, _, _ = _labelled(test)
-    fit, _ = study.train_val_split(len(xtr), 0.2, 0)
+    fit, _ = train_val_split(len(xtr), 0.2, 0)
     sc = StandardScaler().fit(xtr[fit])
     for name in ("color", "noise"):
         lr = LogisticRegression(C=1.0 / attrs[name]["l2"], max_iter=5000, tol=1e-8)
@@ -296,7 +278,7 @@ def test_svc_skipped_on_large_train_splits(tmp_path):
     cfg.sklearn_logistic = False
     cfg.attributes = False
     cfg.save_probe = False
-    section = study.run(ctx, cfg)
+    section = _run(ctx, cfg)
     res = section.results
     assert (
         "svc_linear" not in res["methods"]
@@ -313,7 +295,7 @@ def test_svc_skipped_on_large_train_splits(tmp_path):
 def test_no_labels_skips(tmp_path):
     train = _split(40, 1)
     train.labels[:] = -1
-    section = study.run(_ctx(train, _split(20, 2), tmp_path), _cfg())
+    section = _run(_ctx(train, _split(20, 2), tmp_path), _cfg())
     assert section.results == {"skipped": "the train split has no class labels"}
     assert "Skipped" in section.report.markdown()
 
@@ -331,7 +313,7 @@ def test_no_labels_skips(tmp_path):
     ],
 )
 def test_bad_config_values_raise(field, value, match):
-    check_bad_config(study, field, value, match)
+    check_bad_config(study_config, study.check_config, field, value, match)
 
 
 def test_config_variants():
@@ -373,3 +355,25 @@ def test_end_to_end_smoke_and_determinism(tmp_path, shapes_data_dir):
         assert "## At a glance" in md  # five probes -> the runner's headline table
         assert (workdir / pr["saved_probe"]["file"]).is_file()
     assert stored[0] == stored[1], "results.json differs between two identical runs"
+
+
+def test_result_round_trip_and_analyse_writes_no_files(tmp_path):
+    ctx = _ctx(_split(80, 1), _split(40, 2), tmp_path / "run")
+    cfg = _cfg()
+    cfg.mlp = False
+    cfg.linear_svc = False
+    cfg.shots = (1,)
+    result = study.analyse(ctx, cfg)
+    assert not list((tmp_path / "run").iterdir())  # analyse draws and writes nothing
+    entry = json.loads(json.dumps(result.to_json(), allow_nan=False))
+    back = study.ProbeResult.from_json(entry, result.arrays(), result.timings())
+    assert back.to_json() == entry
+    assert set(back.timings()["seconds"]) == {"svc_linear", "sklearn_logistic", "jax_logistic",
+                                               "few_shot", "attributes"}  # fmt: skip
+    np.testing.assert_array_equal(back.sklearn_val, result.sklearn_val)
+    assert back.saved_probe == {**result.saved_probe}
+    study.write_files(back, tmp_path / "run")  # the reloaded bytes give the same probe file
+    probe = load_probe(tmp_path / "run" / back.saved_probe["file"])
+    xte, yte, _ = _labelled(_split(40, 2))
+    method = entry["methods"][back.saved_probe["method"]]
+    assert probe.score(xte, yte) == pytest.approx(method["test_accuracy"])

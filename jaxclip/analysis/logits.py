@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -663,3 +664,44 @@ def _masked_features(z: jax.Array, masks: jax.Array, tau: jax.Array, softmax: bo
         s = jnp.where(m, scaled, -jnp.inf)
         return jnp.where(m, jax.nn.softmax(s, axis=-1), 0.0)
     return jnp.where(m, scaled, 0.0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Grids and summaries of the class-agnostic study
+# ----------------------------------------------------------------------------------------------
+
+
+def tau_grid(
+    tau_min: float, tau_max: float, num_taus: int, extra_taus: Sequence[float] = ()
+) -> np.ndarray:
+    """Temperatures, descending: `num_taus` log-spaced in [tau_min, tau_max] plus `extra_taus`
+    (duplicates within 1e-9 relative removed)."""
+    base = np.logspace(math.log10(tau_min), math.log10(tau_max), int(num_taus))
+    taus = np.concatenate([base, np.asarray(tuple(extra_taus), np.float64)])
+    taus = np.sort(taus)[::-1]
+    keep = [0] + [i for i in range(1, taus.size) if taus[i] < taus[i - 1] * (1 - 1e-9)]
+    return taus[keep].copy()
+
+
+def cosine_spread(cosines: Any) -> dict[str, float]:
+    """How far the K cosines of one image are from equal, averaged over images.
+
+    Returns mean_cosine, mean_range (max − min per image), mean_std (std per image) and
+    half_mean_var (Var_k(z) / 2 per image: ln K − H of softmax(z) for nearly equal logits z, by
+    the second-order expansion of the entropy).
+    """
+    z = np.asarray(cosines)
+    return {
+        "mean_cosine": float(z.mean()),
+        "mean_range": float((z.max(axis=1) - z.min(axis=1)).mean()),
+        "mean_std": float(z.std(axis=1).mean()),
+        "half_mean_var": float(0.5 * z.astype(np.float64).var(axis=1).mean()),
+    }
+
+
+def prompt_rank(texts: Any) -> int:
+    """Rank of the L2-normalised prompt embeddings (K, D): the dimension of the space the K
+    cosines see the image through."""
+    t = np.asarray(texts, np.float64)
+    t = t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)
+    return int(np.linalg.matrix_rank(t))

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from jaxclip.probes.split import train_val_split
+
 DEFAULT_CS: tuple[float, ...] = tuple(float(c) for c in np.logspace(-3, 4, 8))
 
 
@@ -226,8 +228,8 @@ def logistic_regression_clip(
 
     C is chosen by validation accuracy over `Cs` (ties: the smallest C, i.e. the strongest
     regularisation), the model refitted on train + val at that C. Without (x_val, y_val), a
-    random `val_fraction` of the training set is the validation split. fit_seconds covers the
-    selection and the refit.
+    random `val_fraction` of the training set is the validation split (`train_val_split`).
+    fit_seconds covers the selection and the refit.
     """
     from sklearn.linear_model import LogisticRegression
 
@@ -238,12 +240,9 @@ def logistic_regression_clip(
     if (x_val is None) != (y_val is None):
         raise ValueError("give both x_val and y_val, or neither")
     if x_val is None:
-        if not 0.0 < val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in (0, 1); got {val_fraction}")
-        perm = np.random.default_rng(seed).permutation(xtr.shape[0])
-        n_val = max(1, round(val_fraction * xtr.shape[0]))
-        xva, yva = xtr[perm[:n_val]], ytr[perm[:n_val]]
-        xfit, yfit = xtr[perm[n_val:]], ytr[perm[n_val:]]
+        fit, val = train_val_split(xtr.shape[0], val_fraction, seed)
+        xva, yva = xtr[val], ytr[val]
+        xfit, yfit = xtr[fit], ytr[fit]
     else:
         xva, yva = np.asarray(x_val, np.float32), np.asarray(y_val)
         xfit, yfit = xtr, ytr

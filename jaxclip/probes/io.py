@@ -38,6 +38,12 @@ def save_probe(probe: LinearProbe | MLPProbe, path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.suffix != ".npz":
         path = path.with_name(path.name + ".npz")
+    atomic.write_bytes(path, probe_bytes(probe))
+    return path
+
+
+def probe_bytes(probe: LinearProbe | MLPProbe) -> bytes:
+    """The bytes of the `.npz` file `save_probe` writes for `probe` (see the module docstring)."""
     arrays: dict[str, np.ndarray] = {
         "mean": np.asarray(probe.mean, np.float32),
         "scale": np.asarray(probe.scale, np.float32),
@@ -77,8 +83,7 @@ def save_probe(probe: LinearProbe | MLPProbe, path: str | os.PathLike) -> Path:
     arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
-    atomic.write_bytes(path, buf.getvalue())
-    return path
+    return buf.getvalue()
 
 
 def load_probe(path: str | os.PathLike) -> LinearProbe | MLPProbe:

@@ -50,6 +50,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxclip.probes.classifier import Classifier
+from jaxclip.probes.split import train_val_split
+
 _HIGHEST = jax.lax.Precision.HIGHEST
 DEFAULT_L2_GRID: tuple[float, ...] = tuple(float(v) for v in np.logspace(-4, 3, 8))
 """Default L2 strengths 1e-4 .. 1e3 (sklearn C = 1e4 .. 1e-3), 8 values."""
@@ -151,6 +154,69 @@ def _lse(logits: jax.Array) -> jax.Array:
 def _bdot(a: jax.Array, b: jax.Array) -> jax.Array:
     """Per-g inner product of (G, ...) arrays."""
     return jnp.sum(a * b, axis=tuple(range(1, a.ndim)))
+
+
+def _lbfgs_direction(
+    gw: jax.Array,
+    gb: jax.Array,
+    hist: dict[str, jax.Array],
+    k: jax.Array,
+    gamma: jax.Array,
+    h0: Any,
+    memory: int,
+) -> tuple[jax.Array, jax.Array]:
+    """The L-BFGS direction -H g per strength: the two-loop recursion (Nocedal & Wright, alg.
+    7.4) over the `memory` stored pairs, `h0` (times `gamma`) as the initial inverse Hessian.
+    A slot whose pair was rejected holds zeros (rho = 0) and drops out of both loops."""
+    g_ = gw.shape[0]
+
+    def newest_first(i, carry):
+        qw, qb, alphas = carry
+        j = (k - 1 - i) % memory
+        a = hist["rho"][j] * (_bdot(hist["sw"][j], qw) + _bdot(hist["sb"][j], qb))
+        qw = qw - a[:, None, None] * hist["yw"][j]
+        qb = qb - a[:, None] * hist["yb"][j]
+        return qw, qb, alphas.at[j].set(a)
+
+    qw, qb, alphas = jax.lax.fori_loop(
+        0, memory, newest_first, (gw, gb, jnp.zeros((memory, g_), gw.dtype))
+    )
+    rw, rb = h0(qw, qb)
+    rw = rw * gamma[:, None, None]
+    rb = rb * gamma[:, None]
+
+    def oldest_first(i, carry):
+        rw, rb = carry
+        j = (k - memory + i) % memory
+        coef = alphas[j] - hist["rho"][j] * (_bdot(hist["yw"][j], rw) + _bdot(hist["yb"][j], rb))
+        return rw + coef[:, None, None] * hist["sw"][j], rb + coef[:, None] * hist["sb"][j]
+
+    rw, rb = jax.lax.fori_loop(0, memory, oldest_first, (rw, rb))
+    return -rw, -rb
+
+
+def _push_pair(
+    hist: dict[str, jax.Array],
+    j: jax.Array,
+    sw: jax.Array,
+    sb: jax.Array,
+    yw: jax.Array,
+    yb: jax.Array,
+) -> tuple[dict[str, jax.Array], jax.Array, jax.Array]:
+    """Stores the step s and gradient change y in slot `j` of the L-BFGS history where the
+    curvature s'y is safely positive (zeros elsewhere); returns (history, accepted, s'y)."""
+    sy = _bdot(sw, yw) + _bdot(sb, yb)
+    yy = _bdot(yw, yw) + _bdot(yb, yb)
+    upd = sy > 1e-10 * jnp.sqrt((_bdot(sw, sw) + _bdot(sb, sb)) * yy)
+    keep = upd.astype(sw.dtype)
+    hist = {
+        "sw": hist["sw"].at[j].set(sw * keep[:, None, None]),
+        "sb": hist["sb"].at[j].set(sb * keep[:, None]),
+        "yw": hist["yw"].at[j].set(yw * keep[:, None, None]),
+        "yb": hist["yb"].at[j].set(yb * keep[:, None]),
+        "rho": hist["rho"].at[j].set(jnp.where(upd, 1.0 / jnp.where(upd, sy, 1.0), 0.0)),
+    }
+    return hist, upd, sy
 
 
 @functools.partial(
@@ -294,41 +360,12 @@ def solve_logistic_grid(
         "rho": jnp.zeros((memory, g_), dtype),
     }
 
-    def direction(gw, gb, hist, k, gamma):
-        # L-BFGS two-loop recursion (Nocedal & Wright, alg. 7.4) per strength; a slot whose
-        # pair was rejected holds zeros (rho = 0) and drops out of both loops.
-        def newest_first(i, carry):
-            qw, qb, alphas = carry
-            j = (k - 1 - i) % memory
-            a = hist["rho"][j] * (_bdot(hist["sw"][j], qw) + _bdot(hist["sb"][j], qb))
-            qw = qw - a[:, None, None] * hist["yw"][j]
-            qb = qb - a[:, None] * hist["yb"][j]
-            return qw, qb, alphas.at[j].set(a)
-
-        qw, qb, alphas = jax.lax.fori_loop(
-            0, memory, newest_first, (gw, gb, jnp.zeros((memory, g_), dtype))
-        )
-        rw, rb = h0(qw, qb)
-        rw = rw * gamma[:, None, None]
-        rb = rb * gamma[:, None]
-
-        def oldest_first(i, carry):
-            rw, rb = carry
-            j = (k - memory + i) % memory
-            coef = alphas[j] - hist["rho"][j] * (
-                _bdot(hist["yw"][j], rw) + _bdot(hist["yb"][j], rb)
-            )
-            return rw + coef[:, None, None] * hist["sw"][j], rb + coef[:, None] * hist["sb"][j]
-
-        rw, rb = jax.lax.fori_loop(0, memory, oldest_first, (rw, rb))
-        return -rw, -rb
-
     def cond(st):
         return (st["it"] < max_iter) & ~jnp.all(st["done"])
 
     def body(st):
         w, b, z, f, gw, gb, done = (st[k] for k in ("w", "b", "z", "f", "gw", "gb", "done"))
-        dw, db = direction(gw, gb, st["hist"], st["k"], st["gamma"])
+        dw, db = _lbfgs_direction(gw, gb, st["hist"], st["k"], st["gamma"], h0, memory)
         slope = _bdot(gw, dw) + _bdot(gb, db)
         # Not a descent direction (rounding): fall back to the preconditioned gradient.
         bad = ~(slope < 0)
@@ -386,19 +423,7 @@ def solve_logistic_grid(
 
         sw, sb = wn - w, bn - b
         yw, yb = gwn - gw, gbn - gb
-        sy = _bdot(sw, yw) + _bdot(sb, yb)
-        yy = _bdot(yw, yw) + _bdot(yb, yb)
-        upd = sy > 1e-10 * jnp.sqrt((_bdot(sw, sw) + _bdot(sb, sb)) * yy)
-        keep = upd.astype(dtype)
-        j = st["k"] % memory
-        hist = st["hist"]
-        hist = {
-            "sw": hist["sw"].at[j].set(sw * keep[:, None, None]),
-            "sb": hist["sb"].at[j].set(sb * keep[:, None]),
-            "yw": hist["yw"].at[j].set(yw * keep[:, None, None]),
-            "yb": hist["yb"].at[j].set(yb * keep[:, None]),
-            "rho": hist["rho"].at[j].set(jnp.where(upd, 1.0 / jnp.where(upd, sy, 1.0), 0.0)),
-        }
+        hist, upd, sy = _push_pair(st["hist"], st["k"] % memory, sw, sb, yw, yb)
         hyw, hyb = h0(yw, yb)
         yhy = _bdot(yw, hyw) + _bdot(yb, hyb)
         gamma = jnp.where(upd & (yhy > 0), sy / jnp.where(yhy > 0, yhy, 1.0), st["gamma"])
@@ -507,7 +532,7 @@ def _grid_accuracy(coef: jax.Array, intercept: jax.Array, x: jax.Array, y: jax.A
 
 
 @dataclasses.dataclass
-class LinearProbe:
+class LinearProbe(Classifier):
     """A fitted multinomial logistic-regression probe.
 
     Predicts argmax_c (W s(x) + b)_c with s(x) = (x - mean) / scale. Accuracies are fractions.
@@ -551,21 +576,6 @@ class LinearProbe:
             raise ValueError(f"expected (N, {self.coef.shape[1]}) features; got shape {x.shape}")
         xs = (x - self.mean) / self.scale
         return (xs @ self.coef.T + self.intercept).astype(np.float32)
-
-    def predict_proba(self, x: Any) -> np.ndarray:
-        """(N, C) softmax of the logits."""
-        z = self.decision_function(x).astype(np.float64)
-        z -= z.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
-
-    def predict(self, x: Any) -> np.ndarray:
-        """(N,) predicted labels (original values; ties go to the lower class index)."""
-        return self.classes[np.argmax(self.decision_function(x), axis=1)]
-
-    def score(self, x: Any, y: Any) -> float:
-        """Accuracy (fraction) on (x, y)."""
-        return float(np.mean(self.predict(x) == np.asarray(y)))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -710,7 +720,8 @@ def fit_logistic(
 
     1. If `l2_grid` has several values, fit them all on the training set in one batched solve
        (`logistic_path`) and pick the best validation accuracy (ties: strongest l2). Without
-       (x_val, y_val), a random `val_fraction` of the training set is held out for this.
+       (x_val, y_val), a random `val_fraction` of the training set is held out for this
+       (`jaxclip.probes.split.train_val_split`).
     2. If `refit`, fit the chosen strength again on train + val (standardiser refitted on it,
        warm-started from step 1); otherwise keep step 1's model.
 
@@ -738,13 +749,7 @@ def fit_logistic(
         if x_val.shape[1] != x_train.shape[1]:
             raise ValueError(f"val has {x_val.shape[1]} features; train has {x_train.shape[1]}")
     elif grid.size > 1:
-        if not 0.0 < val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in (0, 1); got {val_fraction}")
-        perm = np.random.default_rng(seed).permutation(x_train.shape[0])
-        n_val = max(1, round(val_fraction * x_train.shape[0]))
-        if n_val >= x_train.shape[0]:
-            raise ValueError(f"too few samples ({x_train.shape[0]}) for a validation split")
-        vi, ti = perm[:n_val], perm[n_val:]
+        ti, vi = train_val_split(x_train.shape[0], val_fraction, seed)
         x_train, y_train, x_val, y_val = x_train[ti], y_train[ti], x_train[vi], y_train[vi]
     all_y = y_train if y_val is None else np.concatenate([y_train, y_val])
     classes = np.unique(all_y)

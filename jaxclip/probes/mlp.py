@@ -28,6 +28,8 @@ import numpy as np
 import optax
 
 from jaxclip.probes import linear
+from jaxclip.probes.classifier import Classifier
+from jaxclip.probes.split import train_val_split
 
 Params = list[dict[str, jax.Array]]
 
@@ -61,6 +63,31 @@ def mlp_apply(
 def _optimizer(lr: jax.Array, wd: jax.Array, params: Params) -> optax.GradientTransformation:
     mask = [{"w": True, "b": False} for _ in params]
     return optax.adamw(learning_rate=lr, weight_decay=wd, mask=mask)
+
+
+def _member_step(p, s, xb, yb, key, a, b, r, *, use_dropout: bool):
+    """One adamw step of one member on a minibatch: (params, optimiser state, loss)."""
+
+    def loss_fn(p):
+        logits = mlp_apply(p, xb, r, key if use_dropout else None)
+        return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, yb))
+
+    loss, grads = jax.value_and_grad(loss_fn)(p)
+    updates, s = _optimizer(a, b, p).update(grads, s, p)
+    return optax.apply_updates(p, updates), s, loss
+
+
+def _val_accuracy(p: Params, x_pad: jax.Array, y_val: jax.Array, chunk: int) -> jax.Array:
+    """Accuracy of one member on the validation rows, `x_pad` zero-padded to a multiple of
+    `chunk` rows (evaluated `chunk` rows at a time; the padding is not counted)."""
+    nv = y_val.shape[0]
+
+    def part(i):
+        xs = jax.lax.dynamic_slice_in_dim(x_pad, i, chunk)
+        return jnp.argmax(mlp_apply(p, xs), axis=-1)
+
+    preds = jnp.concatenate([part(i) for i in range(0, x_pad.shape[0], chunk)])
+    return jnp.mean((preds[:nv] == y_val).astype(jnp.float32))
 
 
 @functools.partial(
@@ -112,28 +139,8 @@ def train_mlp_grid(
     params = jax.vmap(lambda k: init_mlp(jax.random.fold_in(k, 0), sizes))(keys)
     opt_states = jax.vmap(lambda p, a, b: _optimizer(a, b, p).init(p))(params, lr, wd)
 
-    def member_step(p, s, xb, yb, key, a, b, r):
-        def loss_fn(p):
-            logits = mlp_apply(p, xb, r, key if use_dropout else None)
-            return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, yb))
-
-        loss, grads = jax.value_and_grad(loss_fn)(p)
-        updates, s = _optimizer(a, b, p).update(grads, s, p)
-        return optax.apply_updates(p, updates), s, loss
-
+    member_step = functools.partial(_member_step, use_dropout=use_dropout)
     vstep = jax.vmap(member_step, in_axes=(0, 0, None, None, 0, 0, 0, 0))
-
-    def evaluate(p):
-        def one(p):
-            def chunk(i):
-                xs = jax.lax.dynamic_slice_in_dim(x_val, i, eval_batch_)
-                return jnp.argmax(mlp_apply(p, xs), axis=-1)
-
-            preds = jnp.concatenate([chunk(i) for i in range(0, nv_pad, eval_batch_)])
-            return jnp.mean((preds[:nv] == y_val).astype(jnp.float32))
-
-        return jax.vmap(one)(p)
-
     nv = x_val.shape[0]
     eval_batch_ = min(eval_batch, nv)
     nv_pad = -(-nv // eval_batch_) * eval_batch_
@@ -159,7 +166,7 @@ def train_mlp_grid(
             return (jax.tree.map(keep, p2, p), jax.tree.map(keep, s2, s)), loss
 
         (p, s), losses = jax.lax.scan(step, (st["params"], st["opt"]), jnp.arange(steps))
-        acc = evaluate(p)
+        acc = jax.vmap(lambda q: _val_accuracy(q, x_val, y_val, eval_batch_))(p)
         better = active & (acc > st["best_val_acc"])
         sel = lambda new, old: jnp.where(better.reshape((g_,) + (1,) * (new.ndim - 1)), new, old)
         bad = jnp.where(better, 0, st["bad"] + active.astype(jnp.int32))
@@ -264,7 +271,7 @@ def train_mlp_members(
 
 
 @dataclasses.dataclass
-class MLPProbe:
+class MLPProbe(Classifier):
     """A trained MLP probe (the grid member with the best validation accuracy).
 
     Attributes:
@@ -298,21 +305,6 @@ class MLPProbe:
             if i < len(self.params) - 1:
                 h = np.maximum(h, 0.0)
         return h.astype(np.float32)
-
-    def predict_proba(self, x: Any) -> np.ndarray:
-        """(N, C) softmax probabilities."""
-        z = self.decision_function(x).astype(np.float64)
-        z -= z.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
-
-    def predict(self, x: Any) -> np.ndarray:
-        """(N,) predicted labels (ties go to the lower class index)."""
-        return self.classes[np.argmax(self.decision_function(x), axis=1)]
-
-    def score(self, x: Any, y: Any) -> float:
-        """Accuracy (fraction)."""
-        return float(np.mean(self.predict(x) == np.asarray(y)))
 
 
 def grid_members(
@@ -362,7 +354,8 @@ def fit_mlp(
 
     Args:
       x_train, y_train: (N, D) features, (N,) labels.
-      x_val, y_val: validation split (default: a random `val_fraction` of the training set).
+      x_val, y_val: validation split (default: a random `val_fraction` of the training set,
+        `jaxclip.probes.split.train_val_split`).
       hidden: hidden layer sizes (() gives a linear softmax model trained by adamw).
       learning_rates, weight_decays, dropouts, seeds: the grid (every combination).
       batch_size, epochs, patience: training schedule and early stopping.
@@ -380,13 +373,7 @@ def fit_mlp(
     if (x_val is None) != (y_val is None):
         raise ValueError("give both x_val and y_val, or neither")
     if x_val is None:
-        if not 0.0 < val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in (0, 1); got {val_fraction}")
-        perm = np.random.default_rng(data_seed).permutation(x_train.shape[0])
-        n_val = max(1, round(val_fraction * x_train.shape[0]))
-        if n_val >= x_train.shape[0]:
-            raise ValueError(f"too few samples ({x_train.shape[0]}) for a validation split")
-        vi, ti = perm[:n_val], perm[n_val:]
+        ti, vi = train_val_split(x_train.shape[0], val_fraction, data_seed)
         x_train, y_train, x_val, y_val = x_train[ti], y_train[ti], x_train[vi], y_train[vi]
     else:
         x_val, y_val = linear._check_xy(x_val, y_val, "val")

@@ -1,21 +1,21 @@
 """Plots for probes and class-agnostic logits (temperature, entropy, prompt count, L2 path).
 
 Each function takes plain arrays (the fields of `jaxclip.analysis.logits.TemperatureSweep`,
-`EntropyStats`, `jaxclip.probes.linear.LogisticPath`, ...), draws one figure, saves it with
-`jaxclip.report.save_figure` and returns the PNG's name (for `Report.figure`). Accuracies are
+`EntropyStats`, `jaxclip.probes.linear.LogisticPath`, results rows, ...) and returns one
+matplotlib Figure; the caller saves it with `jaxclip.report.save_figure`. Accuracies are
 fractions and are shown in percent.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import matplotlib.ticker
 import numpy as np
+from matplotlib.figure import Figure
 
-from jaxclip.report.plots import plt, save_figure
+from jaxclip.report.plots import plt
 
 
 def _pct(a: Any) -> np.ndarray:
@@ -23,7 +23,6 @@ def _pct(a: Any) -> np.ndarray:
 
 
 def plot_temperature_accuracy(
-    workdir: str | os.PathLike,
     taus: Sequence[float],
     acc_scaled: Sequence[float],
     acc_softmax: Sequence[float],
@@ -31,8 +30,7 @@ def plot_temperature_accuracy(
     acc_scaled_via_l2: Sequence[float] | None = None,
     points: Mapping[str, Mapping[str, float]] | None = None,
     title: str = "Probe accuracy vs temperature",
-    name: str = "tau_accuracy.png",
-) -> str:
+) -> Figure:
     """tau (log x) vs test accuracy for logits / tau and softmax(logits / tau).
 
     `points` ({"raw": {...}, "model": {...}} from `TemperatureSweep.points`) marks the raw
@@ -70,11 +68,10 @@ def plot_temperature_accuracy(
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    return save_figure(fig, workdir, name)
+    return fig
 
 
 def plot_temperature_entropy(
-    workdir: str | os.PathLike,
     taus: Sequence[float],
     mean_entropy: Sequence[float],
     ln_k: float,
@@ -82,8 +79,7 @@ def plot_temperature_entropy(
     mean_confidence: Sequence[float] | None = None,
     points: Mapping[str, Mapping[str, float]] | None = None,
     title: str = "Mean softmax entropy vs temperature",
-    name: str = "tau_entropy.png",
-) -> str:
+) -> Figure:
     """tau (log x) vs mean entropy of softmax(logits / tau), with the ln K ceiling; mean top-1
     confidence on a second axis when given."""
     taus = np.asarray(taus, dtype=np.float64)
@@ -116,18 +112,16 @@ def plot_temperature_entropy(
     else:
         ax.legend(fontsize=8)
     ax.set_title(title)
-    return save_figure(fig, workdir, name)
+    return fig
 
 
 def plot_entropy_histograms(
-    workdir: str | os.PathLike,
     histograms: Mapping[str, tuple[np.ndarray, np.ndarray]],
     ln_k: float,
     *,
     gap_histograms: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
     title: str = "Per-image softmax entropy",
-    name: str = "entropy_histograms.png",
-) -> str:
+) -> Figure:
     """Step histograms of per-image entropy (counts, edges) with ln K marked; with
     `gap_histograms` (log10(ln K - H), from `EntropyStats`) a second panel resolves the
     near-uniform settings that all sit in the last bin of the first."""
@@ -151,17 +145,15 @@ def plot_entropy_histograms(
         ax.set_ylabel("images")
         ax.set_title("How close to uniform")
         ax.legend(fontsize=8)
-    return save_figure(fig, workdir, name)
+    return fig
 
 
 def plot_prompt_count(
-    workdir: str | os.PathLike,
     rows: Sequence[Mapping[str, float]],
     *,
     series: Mapping[str, Sequence[Mapping[str, float]]] | None = None,
     title: str = "Probe accuracy vs number of prompts",
-    name: str = "prompt_count.png",
-) -> str:
+) -> Figure:
     """Accuracy vs K from `prompt_count_sweep` rows; more curves via `series` ({label: rows})."""
     curves = {"test accuracy": rows, **(series or {})}
     fig, ax = plt.subplots(figsize=(6.5, 4))
@@ -175,19 +167,17 @@ def plot_prompt_count(
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    return save_figure(fig, workdir, name)
+    return fig
 
 
 def plot_regularization_path(
-    workdir: str | os.PathLike,
     l2_grid: Sequence[float],
     accuracy: Mapping[str, Sequence[float]],
     *,
     chosen: float | None = None,
     reference: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None,
     title: str = "Regularisation path",
-    name: str = "regularization_path.png",
-) -> str:
+) -> Figure:
     """Accuracy per set ({"train": ..., "val": ..., "test": ...}) vs L2 strength (log x).
 
     `chosen` marks the selected strength; `reference` adds other curves as {label: (l2, acc)}
@@ -207,4 +197,123 @@ def plot_regularization_path(
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    return save_figure(fig, workdir, name)
+    return fig
+
+
+def _bar_values(ax: Any, bars: Any, vals: Sequence[float]) -> None:
+    for b, v in zip(bars, vals):
+        ax.text(v + 0.5, b.get_y() + b.get_height() / 2, f"{v:.2f}", va="center", fontsize=8)
+
+
+def plot_probe_methods(
+    methods: Mapping[str, Mapping[str, Any]],
+    zero_shot: Mapping[str, Any] | None,
+    published: Mapping[str, float],
+    chance: float,
+    num_classes: int,
+) -> Figure:
+    """Horizontal bars: test accuracy of each probe (`methods` rows), with zero-shot, chance
+    and published numbers (in %) as vertical lines."""
+    labels = [m["method"] for m in methods.values()]
+    vals = [100 * m["test_accuracy"] for m in methods.values()]
+    fig, ax = plt.subplots(figsize=(8, 0.55 * len(labels) + 1.8))
+    ys = np.arange(len(labels))[::-1]
+    _bar_values(ax, ax.barh(ys, vals, color="#3b6fb6", height=0.6), vals)
+    if zero_shot is not None:
+        ax.axvline(100 * zero_shot["top1"], color="#e69f00", ls="--", label="zero-shot")
+    ax.axvline(100 * chance, color="k", ls=":", label="chance 1/C")
+    for i, (src, v) in enumerate(published.items()):
+        ax.axvline(v, color=f"C{i + 2}", ls="-.", label=src)
+    ax.set_yticks(ys, labels, fontsize=8)
+    ax.set_xlim(0, 105)
+    ax.set_xlabel("test accuracy (%)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_axisbelow(True)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(f"Probes on frozen image embeddings ({num_classes} classes)")
+    return fig
+
+
+def plot_few_shot(
+    curve: Sequence[Mapping[str, Any]],
+    xs: Sequence[float],
+    zero_shot: float | None,
+    chance: float,
+) -> Figure:
+    """Mean ± std test accuracy vs labelled examples per class (`xs`, log 2 axis; the last point
+    is the whole fit part), with zero-shot and chance as horizontal lines."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    xs = np.asarray(xs, np.float64)
+    ys = 100 * np.asarray([r["mean_accuracy"] for r in curve])
+    sd = 100 * np.asarray([r["std_accuracy"] for r in curve])
+    ax.errorbar(xs, ys, yerr=sd, fmt="o-", ms=4, capsize=3, label="JAX logistic probe")
+    if zero_shot is not None:
+        ax.axhline(
+            100 * zero_shot,
+            color="#e69f00",
+            ls="--",
+            label=f"zero-shot ({100 * zero_shot:.1f} %, no labels)",
+        )
+    ax.axhline(100 * chance, color="k", ls=":", label="chance")
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    labels = [str(r["shots"]) for r in curve[:-1]] + [f"all\n(≈{xs[-1]:.0f})"]
+    ax.set_xticks(xs, labels, fontsize=8)
+    ax.set_xlabel("labelled training images per class")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(0, 102)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set_title("Few-shot probe vs zero-shot")
+    return fig
+
+
+def plot_probe_attributes(
+    rows: Sequence[Mapping[str, Any]], class_accuracy: float, chance: float, num_classes: int
+) -> Figure:
+    """Bars: the class probe's and each attribute probe's test accuracy, chance 1/K dashed."""
+    names = ["class"] + [r["attribute"] for r in rows]
+    ks = [num_classes] + [r["values"] for r in rows]
+    acc = [100 * class_accuracy] + [100 * r["test_accuracy"] for r in rows]
+    chances = [100 * chance] + [100 * r["chance"] for r in rows]
+    fig, ax = plt.subplots(figsize=(1.3 * len(names) + 2.5, 4.2))
+    xs = np.arange(len(names))
+    bars = ax.bar(xs, acc, 0.6, color=["#6b8e23"] + ["#3b6fb6"] * len(rows), label="probe")
+    for b, v in zip(bars, acc):
+        ax.text(b.get_x() + b.get_width() / 2, v + 1, f"{v:.0f}", ha="center", fontsize=8)
+    for j, ch in enumerate(chances):
+        ax.hlines(ch, j - 0.4, j + 0.4, colors="k", linestyles="--",
+                  label="chance 1/K" if j == 0 else None)  # fmt: skip
+    ax.set_xticks(xs, [f"{n}\n({k} values)" for n, k in zip(names, ks)], fontsize=8)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(0, 108)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title("JAX logistic probe per label (dashed: chance)")
+    return fig
+
+
+def plot_class_agnostic_probes(
+    items: Sequence[tuple[str, float, str]],
+    chance: float,
+    num_prompts: int,
+    thesis_svc: float | None = None,
+) -> Figure:
+    """Horizontal bars of (label, test accuracy, colour) items, chance dotted, the thesis's SVC
+    on the cosines (in %) dash-dotted when given."""
+    fig, ax = plt.subplots(figsize=(8.5, 0.55 * len(items) + 1.8))
+    ys = np.arange(len(items))[::-1]
+    vals = [100 * v for _, v, _ in items]
+    _bar_values(ax, ax.barh(ys, vals, color=[col for _, _, col in items], height=0.6), vals)
+    ax.axvline(100 * chance, color="k", ls=":", label="chance 1/C")
+    if thesis_svc is not None:
+        ax.axvline(thesis_svc, color="C3", ls="-.", label="thesis: SVC on cosines")
+    ax.set_yticks(ys, [name for name, _, _ in items], fontsize=8)
+    ax.set_xlim(0, 105)
+    ax.set_xlabel("test accuracy (%)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_axisbelow(True)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(f"Probes on K = {num_prompts} class-agnostic features (grey: references)")
+    return fig

@@ -25,14 +25,13 @@ from jaxclip.report import Report, to_jsonable, write_results
 from jaxclip.studies import class_agnostic, geometry, probe, prompts, retrieval, zero_shot
 from jaxclip.studies.common import check_common
 from jaxclip.studies.context import RenderContext, RunContext, Section, Study, image_reader
-from jaxclip.studies.legacy import legacy_study
 
 # Study name -> its functions, in the order `dissect` runs them. Explicit, no registry.
 STUDIES: dict[str, Study] = {
     "zero_shot": zero_shot.STUDY,
     "prompts": prompts.STUDY,
-    "probe": legacy_study(probe),
-    "class_agnostic": legacy_study(class_agnostic),
+    "probe": probe.STUDY,
+    "class_agnostic": class_agnostic.STUDY,
     "retrieval": retrieval.STUDY,
     "geometry": geometry.STUDY,
 }
@@ -72,7 +71,6 @@ def run_studies(config: Any, workdir: str | Path, names: list[str], *, model=Non
     if model is None:
         model = open_model(config.model, dtype=config.dtype, cache_dir=config.cache_dir or None)
     ctx = RunContext(model, config)
-    ctx.workdir = workdir  # legacy studies draw during analysis
     results: dict[str, Any] = {
         "config": config.to_dict(),
         "model": {"name": model.name, "params_sha256": model.fingerprint},

@@ -1,0 +1,215 @@
+"""The probe study's fits: the scikit-learn baselines, the JAX logistic probe and the MLP grid
+on one labelled train / validation / test split, as the rows of results.json's `methods`."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+
+from jaxclip.probes import baselines, linear, mlp
+from jaxclip.probes.protocol import LabelledSplits, fit_mlp_grid, jax_logistic, score_probe
+from jaxclip.studies.probe_common import fmt_c, mlp_grid, svc_skip_reason
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass
+class Parts:
+    """The split every probe shares, the study's config section, and the seconds per part."""
+
+    data: LabelledSplits
+    fit_idx: np.ndarray
+    val_idx: np.ndarray
+    cfg: Any
+    seed: int
+    seconds: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    def fit_val(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(x_fit, y_fit, x_val, y_val) of train-split rows `x`, `y`."""
+        return x[self.fit_idx], y[self.fit_idx], x[self.val_idx], y[self.val_idx]
+
+    def timed(self, part: str, fn: Callable[[], T]) -> T:
+        """`fn()`, its wall time recorded as `seconds[part]`."""
+        t0 = time.perf_counter()
+        out = fn()
+        self.seconds[part] = time.perf_counter() - t0
+        return out
+
+
+@dataclasses.dataclass
+class Fits:
+    """Every fitted probe: `methods` (results.json rows), the JAX logistic path and probes."""
+
+    methods: dict[str, dict[str, Any]]
+    svc_skipped: str | None
+    sklearn_val: np.ndarray | None
+    logistic: linear.LinearProbe
+    path: linear.LogisticPath
+    best: int
+    mlp: mlp.MLPProbe | None
+    mlp_grid: list[dict[str, Any]] | None
+
+    @property
+    def val_accuracy_at_chosen(self) -> float:
+        return float(self.path.accuracy["val"][self.best])
+
+    @property
+    def val_test_gap(self) -> float:
+        return float(self.path.accuracy["val"][self.best] - self.path.accuracy["test"][self.best])
+
+    @property
+    def path_rows(self) -> list[dict[str, Any]]:
+        """The regularisation path, one row per L2 strength."""
+        p = self.path
+        return [
+            {
+                "l2": float(p.l2_grid[i]),
+                "C": float(1.0 / p.l2_grid[i]),
+                "train_accuracy": float(p.accuracy["train"][i]),
+                "val_accuracy": float(p.accuracy["val"][i]),
+                "test_accuracy": float(p.accuracy["test"][i]),
+                "n_iter": int(p.n_iter[i]),
+                "converged": bool(p.converged[i]),
+            }
+            for i in range(len(p.l2_grid))
+        ]
+
+
+def fit_all(parts: Parts) -> Fits:
+    """The baselines the config asks for, the JAX logistic probe, then the MLP grid."""
+    methods: dict[str, dict[str, Any]] = {}
+    svc_skipped, sklearn_val = _baselines(parts, methods)
+    logistic, path, best = parts.timed("jax_logistic", lambda: _jax_logistic(parts))
+    methods["jax_logistic"] = _logistic_entry(parts, logistic, path, best)
+    mprobe, grid_rows = None, None
+    if parts.cfg.mlp:
+        mprobe, grid_rows = _mlp(parts)
+        methods["mlp"] = _mlp_entry(parts, mprobe)
+    return Fits(methods, svc_skipped, sklearn_val, logistic, path, best, mprobe, grid_rows)
+
+
+def _baselines(
+    parts: Parts, methods: dict[str, dict[str, Any]]
+) -> tuple[str | None, np.ndarray | None]:
+    """SVC, LinearSVC and scikit-learn logistic rows into `methods`; returns (why the SVC was
+    skipped, the scikit-learn probe's (C, validation accuracy) rows)."""
+    d, cfg = parts.data, parts.cfg
+    train_test = (d.x_train, d.y_train, d.x_test, d.y_test)
+    why = svc_skip_reason(len(d.y_train), int(cfg.svc_max_train))
+    if why is None:
+        r = baselines.svc_linear(*train_test, C=float(cfg.svc_c))
+        methods["svc_linear"] = _baseline_entry(r, "StandardScaler + SVC(linear)", "train")
+        methods["svc_linear"]["chosen"] = f"C = {fmt_c(r.C)} (fixed)"
+        parts.seconds["svc_linear"] = r.fit_seconds
+    if cfg.linear_svc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=ConvergenceWarning)
+            r = baselines.linear_svc(*train_test, C=float(cfg.linear_svc_c))
+        methods["linear_svc"] = _baseline_entry(r, "StandardScaler + LinearSVC", "train")
+        methods["linear_svc"]["chosen"] = f"C = {fmt_c(r.C)} (fixed)"
+        parts.seconds["linear_svc"] = r.fit_seconds
+    if not cfg.sklearn_logistic:
+        return why, None
+    x_fit, y_fit, x_val, y_val = parts.fit_val(d.x_train, d.y_train)
+    with warnings.catch_warnings():  # hitting max_iter is reported in the table instead
+        warnings.simplefilter("ignore", category=ConvergenceWarning)
+        r = baselines.logistic_regression_clip(
+            x_fit, y_fit, d.x_test, d.y_test, x_val, y_val,
+            Cs=tuple(float(v) for v in cfg.sklearn_cs), max_iter=int(cfg.sklearn_max_iter),
+        )  # fmt: skip
+    m = _baseline_entry(
+        r, "scikit-learn LogisticRegression (CLIP protocol)", "train (refit on fit + val)"
+    )
+    capped = r.n_iter is not None and r.n_iter >= int(cfg.sklearn_max_iter)
+    m["converged"] = not capped
+    m["chosen"] = f"C = {fmt_c(r.C)} (by validation)" + (
+        f"; lbfgs stopped at max_iter = {cfg.sklearn_max_iter}" if capped else ""
+    )
+    m["val_accuracy"] = {fmt_c(k): v for k, v in (r.val_accuracy or {}).items()}
+    methods["sklearn_logistic"] = m
+    parts.seconds["sklearn_logistic"] = r.fit_seconds
+    val = r.val_accuracy or {}
+    return why, np.asarray([[c, a] for c, a in val.items()], np.float64).reshape(-1, 2)
+
+
+def _baseline_entry(r: baselines.BaselineResult, method: str, trained_on: str) -> dict[str, Any]:
+    return {
+        "method": method,
+        "trained_on": trained_on,
+        "train_accuracy": r.train_accuracy,
+        "test_accuracy": r.test_accuracy,
+        "top5": None,
+        "macro_f1": r.macro_f1,
+        "C": r.C,
+    }
+
+
+def _jax_logistic(parts: Parts) -> tuple[linear.LinearProbe, linear.LogisticPath, int]:
+    d = parts.data
+    probe, path, best = jax_logistic(
+        *parts.fit_val(d.x_train, d.y_train),
+        d.x_test,
+        d.y_test,
+        tuple(float(v) for v in parts.cfg.l2_grid),
+        classes=d.classes,
+        max_iter=int(parts.cfg.max_iter),
+    )
+    assert probe is not None
+    return probe, path, best
+
+
+def _logistic_entry(
+    parts: Parts, probe: linear.LinearProbe, path: linear.LogisticPath, best: int
+) -> dict[str, Any]:
+    d = parts.data
+    entry = score_probe(probe.decision_function(d.x_test), d.y_test, probe.classes)
+    return {
+        "method": "JAX logistic regression (CLIP protocol)",
+        "trained_on": "train (refit on fit + val)",
+        "train_accuracy": probe.train_accuracy,
+        "test_accuracy": entry["top1"],
+        "top5": entry["top5"],
+        "macro_f1": entry["macro_f1"],
+        "l2": probe.l2,
+        "C": 1.0 / probe.l2,
+        "chosen": f"L2 = {fmt_c(probe.l2)} (C = {fmt_c(1 / probe.l2)}, by validation)",
+        "converged": probe.converged,
+        "val_accuracy_at_chosen": float(path.accuracy["val"][best]),
+    }
+
+
+def _mlp(parts: Parts) -> tuple[mlp.MLPProbe, list[dict[str, Any]]]:
+    d = parts.data
+    probe, rows, parts.seconds["mlp"] = fit_mlp_grid(
+        *parts.fit_val(d.x_train, d.y_train), mlp_grid(parts.cfg), parts.seed
+    )
+    return probe, rows
+
+
+def _mlp_entry(parts: Parts, probe: mlp.MLPProbe) -> dict[str, Any]:
+    d = parts.data
+    x_fit, y_fit, _, _ = parts.fit_val(d.x_train, d.y_train)
+    entry = score_probe(probe.decision_function(d.x_test), d.y_test, probe.classes)
+    conf = probe.config
+    return {
+        "method": f"MLP probe ({len(probe.hidden)} hidden layer"
+        + ("s" if len(probe.hidden) > 1 else "")
+        + ")",
+        "trained_on": "fit part (early stopping on val)",
+        "train_accuracy": probe.score(x_fit, y_fit),
+        "test_accuracy": entry["top1"],
+        "top5": entry["top5"],
+        "macro_f1": entry["macro_f1"],
+        "hidden": list(probe.hidden),
+        "config": dict(conf),
+        "val_accuracy": probe.val_accuracy,
+        "best_epoch": probe.best_epoch,
+        "chosen": f"width {probe.hidden[0]}, lr {conf['lr']:g}, wd {conf['wd']:g}, "
+        f"dropout {conf['dropout']:g}, seed {conf['seed']}, epoch {probe.best_epoch}",
+    }
