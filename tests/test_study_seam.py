@@ -58,3 +58,38 @@ def test_round_trip_through_json_rebuilds_the_result():
 def test_missing_required_field_names_it():
     with pytest.raises(ValueError, match=r"Toy: results entry has no 'top1' \(keys: split\)"):
         Toy.from_json({"split": "test"})
+
+
+def test_the_documented_example_study_runs(tmp_path):
+    """docs/STUDIES.md's 30-line study works as printed, on planted embeddings."""
+    import re
+    from pathlib import Path
+
+    import ml_collections
+
+    from jaxclip.features.extract import ImageFeatures
+    from tests.study_fakes import FakeContext, run_study
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "STUDIES.md").read_text()
+    (code,) = re.findall(r"```python\n(.*?)```", doc, flags=re.S)
+    module: dict = {}
+    exec(compile(code, "docs/STUDIES.md", "exec"), module)
+    embeds = np.array([[3, 4], [6, 8], [0, 1]], np.float32)  # norms 5, 10, 1
+    feats = ImageFeatures(
+        embeds=embeds,
+        labels=np.array([0, 0, 1]),
+        indices=np.arange(3),
+        attributes={},
+        captions=None,
+        classnames=("cat", "dog"),
+        meta={},
+    )
+    ctx = FakeContext(feats, tmp_path, embed=lambda t: np.zeros(2, np.float32))
+    cfg = ml_collections.ConfigDict({"split": "test"})
+    entry, section = run_study(module["STUDY"], ctx, cfg, "norms")
+    assert entry == {
+        "split": "test",
+        "mean_norm": pytest.approx(16 / 3),
+        "per_class": [{"class": "cat", "mean_norm": 7.5}, {"class": "dog", "mean_norm": 1.0}],
+    }
+    assert "| cat | 7.500 |" in section.report.markdown()
