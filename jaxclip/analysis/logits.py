@@ -1,6 +1,6 @@
 """Class-agnostic logit features: cosines to generic prompts, softmax entropy, temperature.
 
-The thesis experiments (DESIGN.md items 7-8): each image is described by its cosine similarity
+The thesis experiments on class-agnostic logits: each image is described by its cosine similarity
 to K generic prompts ("a photo of an object", "a blurry photo", ...); those K numbers are the
 features of a probe. Softmax of the raw cosines is nearly uniform (mean entropy 3.4656 vs
 ln 32 = 3.4657), and dividing by a temperature tau sharpens it.
@@ -312,7 +312,7 @@ def solve_feature_sets(
     has converged); mode="map": one jitted `lax.map` of the single-set solver over the sets
     (one dispatch; each set stops on its own and its working set stays in cache: the fast
     form on CPUs); mode="vmap": `jax.vmap` of the single-set solver (batched matmuls; slower
-    on CPUs, as DESIGN.md measured; for accelerators); mode="loop": a Python loop over the
+    on CPUs, as measured on 2-core machines; for accelerators); mode="loop": a Python loop over the
     same jitted single-set solver (the reference). Outputs have a leading B axis and a G = 1
     axis after it; all modes give the same numbers.
     """

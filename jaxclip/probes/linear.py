@@ -10,7 +10,7 @@ weight difference v = W_1 - W_0 evenly, so ||W||^2 = ||v||^2 / 2); for three or 
 the objectives are identical.
 
 Solver (`solve_logistic_grid`): L-BFGS built for CPUs and for grids of regularisation
-strengths, following the measurements in DESIGN.md (vmapping a line-search L-BFGS is slower
+strengths, following measurements on 2-core CPUs (vmapping a line-search L-BFGS is slower
 than a loop on a CPU; share one big matmul instead):
 
 * the G strengths are stacked on the class axis, so each step does ONE (G*C, D) x (D, N)

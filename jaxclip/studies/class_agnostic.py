@@ -1,4 +1,4 @@
-"""Study: class-agnostic logit features, their entropy, and temperature (DESIGN.md items 7-8).
+"""Study: class-agnostic logit features, their entropy, and temperature (the thesis).
 
 Each image is described by its cosine similarity to K generic prompts that name no class ("a
 photo of an object", "a blurry photo", ...; `jaxclip.data.prompts.PROMPT_SETS`), and a probe

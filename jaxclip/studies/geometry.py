@@ -2,7 +2,7 @@
 
 `analyse` binds the pure analyses of `jaxclip.analysis.geometry_summary` (over
 `jaxclip.analysis.geometry`, `.conformity` and `jaxclip.losses`) to one model × dataset; the
-report is drawn by `jaxclip.studies.geometry_render` (DESIGN.md item 9):
+report is drawn by `jaxclip.studies.geometry_render` (the "double ellipsoid" paper, Levi & Gilboa 2025):
 
 * modality means ‖m‖, ‖σ‖, ‖m‖/‖σ‖ (paper, COCO ViT-B/32: 0.94 images, 1.03 text);
 * per-feature separability Sep(l) (Eq. 5), its top-k table, per-modality histograms of the most

@@ -1,6 +1,6 @@
 """Study: probes on frozen image embeddings, and the probe vs zero-shot trade-off.
 
-Binds the probes of `jaxclip.probes` to one model × labelled dataset (DESIGN.md items 1 and 4):
+Binds the probes of `jaxclip.probes` to one model × labelled dataset (the thesis's baseline probes and the probe vs zero-shot trade-off):
 image embeddings of the train split train a classifier that is scored on the test split.
 
 * the sources' baseline, StandardScaler + SVC(kernel="linear", C=1) (the thesis's numbers are
