@@ -251,7 +251,10 @@ def preprocess_device(
 
     Shortest side to S (long side int(S * long / short)), centre crop ((H' - S) // 2,
     (W' - S) // 2), normalisation; no resize when H = W = S. With cfg.crop False (SigLIP) both
-    sides go to S and nothing is cropped. Resizing is separable, columns then
+    sides go to S and nothing is cropped; the aspect ratio then changes, and Pillow (13) may
+    do the vertical pass first where this path does the horizontal one, so the uint8 rounding
+    between the passes can differ (exact when H <= W in our tests; use preprocess="host" for
+    bit-exact SigLIP preprocessing of tall images). Resizing is separable, columns then
     rows, each pass rounded and clipped to uint8 as Pillow does:
 
     * resize="pil" (default): Pillow's fixed-point bicubic as matmuls with its exact integer
