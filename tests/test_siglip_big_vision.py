@@ -69,3 +69,47 @@ def test_scanned_layout_and_errors():
     msg = str(e.value)
     assert "params/txt/head/bias" in msg and "params/img/head/kernel" in msg
     assert "head after the pooling" in msg
+
+
+def test_catalog_and_hub_path(tmp_path, monkeypatch):
+    """Catalog names -> hub ids; the hub path (stubbed) asks for the SentencePiece file too."""
+    import huggingface_hub
+
+    from jaxclip.models import catalog
+    from jaxclip.models import load as load_mod
+
+    want = {
+        "siglip_b16": "google/siglip-base-patch16-224",
+        "siglip_b16_256": "google/siglip-base-patch16-256",
+        "siglip_so400m14_384": "google/siglip-so400m-patch14-384",
+        "siglip2_b16": "google/siglip2-base-patch16-224",
+    }
+    calls = []
+    real_load = load_mod.load
+    monkeypatch.setattr(load_mod, "load", lambda name, **kw: calls.append(name) or name)
+    for key, repo in want.items():
+        assert catalog.MODELS[key][1]() == repo
+        assert load_mod.HUB_ALIASES[key] == repo
+    monkeypatch.setattr(load_mod, "load", real_load)
+
+    model = hf_siglip("w32_remainder", seed=6)
+    model.save_pretrained(tmp_path)
+    asked = []
+
+    class FakeApi:
+        def list_repo_files(self, repo_id):
+            return ["config.json", "model.safetensors", "spiece.model", "README.md"]
+
+    def fake_snapshot_download(repo_id, allow_patterns=None, **kw):
+        asked.append((repo_id, allow_patterns))
+        return str(tmp_path)
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    loaded = jaxclip.load("siglip_b16")
+    ((repo, patterns),) = asked
+    assert repo == "google/siglip-base-patch16-224"
+    assert {"config.json", "model.safetensors", "spiece.model"} <= set(patterns)
+    pixels, ids = inputs(model)
+    want_img, _, _ = torch_outputs(model, pixels, ids)
+    np.testing.assert_allclose(loaded.encode_pixels(pixels), want_img, atol=1e-5, rtol=0)

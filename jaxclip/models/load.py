@@ -93,6 +93,10 @@ HUB_ALIASES = {
     "RN50x16": "RN50x16/openai",
     "RN50x64": "RN50x64/openai",
     "rn50": "RN50/openai",
+    "siglip_b16": "google/siglip-base-patch16-224",
+    "siglip_b16_256": "google/siglip-base-patch16-256",
+    "siglip_so400m14_384": "google/siglip-so400m-patch14-384",
+    "siglip2_b16": "google/siglip2-base-patch16-224",
 }
 SAVE_LAYOUTS = ("auto", "transformers", "open_clip")
 _PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
