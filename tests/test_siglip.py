@@ -176,3 +176,20 @@ def test_config_json_round_trip():
     assert from_hf_siglip_config(again.to_dict()) == config
     with pytest.raises(ValueError, match="model_type='clip'"):
         from_hf_siglip_config({"model_type": "clip"})
+
+
+def test_save_opens_in_transformers_and_jaxclip(tmp_path):
+    model = hf_siglip("w32_remainder", seed=7)
+    config = from_hf_siglip_config(model.config.to_dict())
+    loaded = from_params(config, convert_siglip.hf_torch_to_params(state_dict(model), config))
+    loaded.save(tmp_path)
+    again = SiglipModel.from_pretrained(tmp_path).eval()
+    pixels, ids = inputs(model)
+    want_img, want_txt, want_logits = torch_outputs(model, pixels, ids)
+    got_img, got_txt, got_logits = torch_outputs(again, pixels, ids)
+    np.testing.assert_array_equal(got_img, want_img)
+    np.testing.assert_array_equal(got_txt, want_txt)
+    np.testing.assert_array_equal(got_logits, want_logits)
+    reopened = jaxclip.load(tmp_path)
+    assert reopened.config == config and reopened.preprocess == loaded.preprocess
+    assert reopened.fingerprint == loaded.fingerprint

@@ -73,6 +73,7 @@ from jaxclip.models.variants import (
     from_hf_siglip_config,
     hf_incompatibility,
     to_hf_config,
+    to_hf_siglip_config,
 )
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -882,11 +883,14 @@ def save(
     layout "auto" (default): "transformers" when the model has a transformers twin
     (`variants.hf_incompatibility`), else "open_clip" (ResNet / ConvNeXt image towers, ...).
     The tokenizer defaults to OpenAI's when the vocabulary is CLIP's 49408 tokens.
+    A `SiglipConfig` always gives a transformers `SiglipModel` folder (`_save_siglip`).
     """
     from safetensors.numpy import save as st_save
 
     if layout not in SAVE_LAYOUTS:
         raise ValueError(f"layout={layout!r} is not valid; choose one of {SAVE_LAYOUTS}")
+    if isinstance(config, SiglipConfig):
+        return _save_siglip(Path(folder), config, params, tokenizer, preprocess, layout)
     if layout == "auto":
         layout = "transformers" if hf_incompatibility(config) is None else "open_clip"
     folder = Path(folder)
@@ -911,6 +915,42 @@ def save(
         atomic.write_json(folder / oc.CONFIG_NAME, oc_config)
     if tokenizer is None and config.text.vocab_size == 49408:
         tokenizer = Tokenizer.openai(config.text.context_length)
+    if tokenizer is not None:
+        tokenizer.save(folder)
+    return folder
+
+
+def _save_siglip(
+    folder: Path,
+    config: SiglipConfig,
+    params: Mapping[str, Any],
+    tokenizer: SiglipTextTokenizer | None,
+    preprocess: PreprocessConfig | None,
+    layout: str,
+) -> Path:
+    """A transformers SiglipModel folder: config.json, model.safetensors, SiglipImageProcessor
+    preprocessor_config.json, tokenizer files (when known)."""
+    from safetensors.numpy import save as st_save
+
+    if layout == "open_clip":
+        raise ValueError("layout='open_clip' is not available for SigLIP; use 'transformers'")
+    pre = preprocess or siglip_preprocess(config.vision.image_size)
+    state_dict = convert_siglip.params_to_hf_torch(jax.device_get(params), config)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic.write_bytes(folder / "model.safetensors", st_save(state_dict, metadata={"format": "pt"}))
+    atomic.write_json(folder / "config.json", to_hf_siglip_config(config))
+    processor = {
+        "image_processor_type": "SiglipImageProcessor",
+        "do_resize": True,
+        "size": {"height": pre.image_size, "width": pre.image_size},
+        "resample": 3,  # PIL bicubic
+        "do_rescale": True,
+        "rescale_factor": 1 / 255,
+        "do_normalize": True,
+        "image_mean": list(pre.mean),
+        "image_std": list(pre.std),
+    }
+    atomic.write_json(folder / "preprocessor_config.json", processor)
     if tokenizer is not None:
         tokenizer.save(folder)
     return folder
