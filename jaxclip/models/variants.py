@@ -756,11 +756,8 @@ def from_hf_siglip_config(hf: Mapping[str, Any]) -> SiglipConfig:
 def to_hf_siglip_config(cfg: SiglipConfig) -> dict[str, Any]:
     """A transformers-loadable SiglipModel config.json dict (`SiglipConfig(**d)` accepts it)."""
     vision = {theirs: getattr(cfg.vision, ours) for theirs, ours in _VISION_KEYS.items()}
-    text = {
-        theirs: getattr(cfg.text, ours)
-        for theirs, ours in _TEXT_KEYS.items()
-        if theirs not in ("bos_token_id", "eos_token_id")
-    }
+    # bos / eos: transformers checks they lie in the vocabulary; SigLIP never reads them.
+    text = {theirs: getattr(cfg.text, ours) for theirs, ours in _TEXT_KEYS.items()}
     vision.update(model_type="siglip_vision_model", num_channels=3, vision_use_head=True)
     text.update(model_type="siglip_text_model", projection_size=cfg.projection_dim)
     return {
