@@ -389,6 +389,7 @@ def extract_images(
                 source,
                 batch_size,
                 image_size=size if host_resize else None,
+                crop=model.preprocess.crop,
                 shard_index=jax.process_index(),
                 shard_count=jax.process_count(),
                 num_workers=num_workers,
