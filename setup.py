@@ -42,7 +42,16 @@ setup(
     extras_require={
         # The PyTorch reference implementations the parity tests compare against. Install
         # torch first (`pip install torch==2.13.0`, a CPU wheel) or pip pulls a CUDA build.
-        "test": ["pytest>=8", "pytest-xdist>=3.5", "ruff==0.17.6", "torch>=2.4"],
+        # sentencepiece + protobuf: transformers' SiglipTokenizer (the SigLIP text tests train
+        # a small SentencePiece model).
+        "test": [
+            "pytest>=8",
+            "pytest-xdist>=3.5",
+            "ruff==0.17.6",
+            "torch>=2.4",
+            "sentencepiece>=0.2",
+            "protobuf>=4",
+        ],
         # Only needed to download-and-prepare public TFDS datasets (CIFAR, Food-101, ...).
         "tf": ["tensorflow-cpu>=2.16", "importlib_resources"],
     },

@@ -7,6 +7,9 @@ it. The reference per backbone:
   rn50 (and rn101, rn50x4, ...): OpenAI's `clip/model.py` CLIP (ModifiedResNet), imported by file
        path; converted with `openai_to_params`;
   convnext_base: OpenCLIP's `CLIP` with its timm ConvNeXt `TimmModel`, `openai_to_params`.
+  siglip_b16 (and siglip_so400m14_384, ...): transformers' `SiglipModel` (`to_hf_siglip_config`,
+       `convert_siglip.hf_torch_to_params`); text rows are 64 random ids (SigLIP's padded length;
+       its SentencePiece file cannot be built offline), against jaxclip's `Siglip`.
 open_clip and timm import torchvision in their package __init__ and torchvision is not installed:
 `reference_modules` imports just the needed submodules under fake parent packages, with a
 one-name torchvision stub (`ops.misc.FrozenBatchNorm2d`, used only to freeze BatchNorm) present
@@ -24,6 +27,7 @@ Usage:
   python -m experiments.benchmark_encode --dtype bfloat16 --batch 1024   # on a GPU
   python -m experiments.benchmark_encode --model rn50         # OpenAI RN50 vs clip/model.py
   python -m experiments.benchmark_encode --model convnext_base --small   # tiny ConvNeXt, seconds
+  python -m experiments.benchmark_encode --model siglip_b16   # SigLIP B/16 vs transformers
 """
 
 from __future__ import annotations
@@ -71,9 +75,14 @@ def image_flops(cfg) -> float:
         return resnet.image_flops(cfg.vision, cfg.projection_dim)
     if isinstance(cfg.vision, ConvNeXtConfig):
         return convnext.image_flops(cfg.vision, cfg.projection_dim)
+    from jaxclip.models.variants import SiglipConfig
+
     v = cfg.vision
     n = v.num_patches
     patch = 2.0 * n * v.patch_size * v.patch_size * 3 * v.width
+    if isinstance(cfg, SiglipConfig):  # no class token; MAP head: one query over n keys + MLP
+        head = 2.0 * (4 * n * v.width * v.width + 2 * v.width * v.mlp_dim + 2 * n * v.width)
+        return patch + encoder_flops(v.width, v.mlp_dim, v.layers, n) + head
     return (
         patch
         + encoder_flops(v.width, v.mlp_dim, v.layers, n + 1)
@@ -102,8 +111,10 @@ def _time(fn, steps: int, sync) -> float:
 
 def small_variant(model: str) -> str:
     """The tiny variant of the same image-tower kind as `model` (the --small smoke test)."""
-    from jaxclip.models.variants import ConvNeXtConfig, ResNetConfig, get_variant
+    from jaxclip.models.variants import SIGLIP_VARIANTS, ConvNeXtConfig, ResNetConfig, get_variant
 
+    if model in SIGLIP_VARIANTS:
+        return "tiny_siglip"
     vision = get_variant(model).vision
     if isinstance(vision, ResNetConfig):
         return "tiny_resnet"
@@ -133,10 +144,25 @@ def torch_reference(cfg, seed: int):
     import torch
 
     from jaxclip.models import convert, convnext
-    from jaxclip.models.variants import ConvNeXtConfig, ResNetConfig
+    from jaxclip.models.variants import ConvNeXtConfig, ResNetConfig, SiglipConfig
 
     torch.manual_seed(seed)
     t = cfg.text
+    if isinstance(cfg, SiglipConfig):
+        from transformers import SiglipConfig as HFSiglipConfig
+        from transformers import SiglipModel
+
+        from jaxclip.models import convert_siglip
+        from jaxclip.models.variants import to_hf_siglip_config
+
+        hf_cfg = HFSiglipConfig(**to_hf_siglip_config(cfg))
+        hf_cfg._attn_implementation = "sdpa"
+        hf = SiglipModel(hf_cfg)
+        model = hf.eval()
+        params = convert_siglip.hf_torch_to_params(torch_state_dict(model, copy=False), cfg)
+        image = lambda x: model.get_image_features(pixel_values=x).pooler_output
+        text = lambda ids: model.get_text_features(input_ids=ids).pooler_output
+        return model, image, text, params
     if isinstance(cfg.vision, (ResNetConfig, ConvNeXtConfig)):
         refs = reference_modules()
         if isinstance(cfg.vision, ResNetConfig):
@@ -181,11 +207,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from jaxclip.models.clip import CLIP
+    from jaxclip.models.siglip import Siglip
     from jaxclip.models.tokenizer import Tokenizer
-    from jaxclip.models.variants import get_variant
+    from jaxclip.models.variants import SIGLIP_VARIANTS, get_variant
 
     name = small_variant(args.model) if args.small else args.model
-    cfg = get_variant(name)
+    siglip = name in SIGLIP_VARIANTS
+    cfg = SIGLIP_VARIANTS[name]() if siglip else get_variant(name)
     platform = jax.default_backend()
     on_gpu = platform == "gpu" and torch.cuda.is_available()
     torch_device = "cuda" if on_gpu else "cpu"
@@ -195,16 +223,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     tmodel, torch_image, torch_text, params = torch_reference(cfg, args.seed)
     params = jax.device_put(params)
     tmodel = tmodel.to(torch_device, torch_dtype)
-    module = CLIP(cfg, dtype=jax_dtype)
+    module = (Siglip if siglip else CLIP)(cfg, dtype=jax_dtype)
 
     s, b = cfg.vision.image_size, args.batch
     rng = np.random.default_rng(args.seed)
     pixels = rng.standard_normal((b, s, s, 3), dtype=np.float32)
     texts = [f"a photo of a {w} number {i}" for i, w in enumerate(["cat", "dog", "car"] * b)][:b]
-    ids = Tokenizer.openai(cfg.text.context_length)(texts)
+    if siglip:
+        ids = rng.integers(0, cfg.text.vocab_size, (b, cfg.text.context_length), dtype=np.int32)
+    else:
+        ids = Tokenizer.openai(cfg.text.context_length)(texts)
 
-    image_fn = jax.jit(lambda p, x: module.apply({"params": p}, x, method=CLIP.encode_image)[0])
-    text_fn = jax.jit(lambda p, t: module.apply({"params": p}, t, method=CLIP.encode_text)[0])
+    image_fn = jax.jit(lambda p, x: module.apply({"params": p}, x, method="encode_image")[0])
+    text_fn = jax.jit(lambda p, t: module.apply({"params": p}, t, method="encode_text")[0])
     x_jax, ids_jax = jax.device_put(jnp.asarray(pixels)), jax.device_put(jnp.asarray(ids))
     x_torch = torch.tensor(pixels.transpose(0, 3, 1, 2)).to(torch_device, torch_dtype)
     ids_torch = torch.tensor(ids, dtype=torch.long, device=torch_device)
@@ -299,7 +330,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument(
         "--model",
         default="vit_b32",
-        help="variant: vit_b32, vit_b16, vit_l14, rn50, convnext_base, ... (--small: tiny size)",
+        help="variant: vit_b32, vit_b16, vit_l14, rn50, convnext_base, siglip_b16, ... "
+        "(--small: tiny size)",
     )
     p.add_argument("--batch", type=int, default=32, help="images / texts per call")
     p.add_argument("--steps", type=int, default=5, help="timed calls per side")

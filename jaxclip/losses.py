@@ -24,6 +24,20 @@ its own direction: ℓ^{i→t}_j is "correct" when argmax_k L_jk = j, ℓ^{t→i
 2N terms, so ``total == (n_correct · correct + n_wrong · wrong) / (2N)``. The mean of an empty
 group is NaN.
 
+**Sigmoid loss** (SigLIP, Zhai et al. 2023, Eq. 1): every image-text pair is its own binary
+problem, with a learned scale t = exp(t') and bias b,
+
+    L_jk = t · v̂_jᵀ t̂_k + b,     z_jk = +1 if j = k else −1,
+    ℓ = −(1/N) Σ_j Σ_k log σ(z_jk L_jk)
+      = positive + negative,
+    positive = (1/N) Σ_j softplus(−L_jj)               (pull matched pairs up),
+    negative = (1/N) Σ_j Σ_{k≠j} softplus(L_jk)        (push the N² − N others down),
+
+the split playing the part alignment / uniformity play for the softmax loss. The sum runs over
+texts and the mean over images, as big_vision's trainer (`trainers/proj/image_text/siglip.py`:
+``-sum(log_sigmoid(m1_diag1 * logits), axis=-1).mean()``); the loss is symmetric in images and
+texts, so there are no directions to average.
+
 Everything is pure and jit/vmap/grad-safe. `clip_loss` is the cheap training loss;
 `clip_loss_parts` returns every part; `clip_loss_parts_blockwise` streams row blocks of logits
 (O(block · N) memory) so a whole evaluation set can be one batch.
@@ -49,6 +63,7 @@ Array = jax.Array
 __all__ = [
     "ClipLossParts",
     "PairLosses",
+    "SigmoidLossParts",
     "clip_logits",
     "clip_loss",
     "clip_loss_parts",
@@ -57,6 +72,10 @@ __all__ = [
     "clip_loss_per_pair",
     "l2_normalize",
     "logit_scale_from_temperature",
+    "sigmoid_logits",
+    "sigmoid_loss",
+    "sigmoid_loss_parts",
+    "sigmoid_loss_parts_from_logits",
 ]
 
 _EPS = 1e-12  # squared-norm floor: a zero vector normalises to zero, with a finite gradient
@@ -321,4 +340,96 @@ def clip_loss_parts(
     t_hat = l2_normalize(text_embeds)
     return clip_loss_parts_blockwise(
         lambda rows: logit_scale * (v_hat[rows] @ t_hat.T), image_embeds.shape[0], block_size
+    )
+
+
+# --- SigLIP's pairwise sigmoid loss -------------------------------------------------------------
+
+
+class SigmoidLossParts(NamedTuple):
+    """The sigmoid loss of one batch and its parts (scalars; a pytree).
+
+    ``total == positive + negative`` up to rounding (module docstring).
+    """
+
+    total: Array  # −(1/N) Σ_j Σ_k log σ(z_jk L_jk)
+    positive: Array  # (1/N) Σ_j softplus(−L_jj)
+    negative: Array  # (1/N) Σ_{j≠k} softplus(L_jk)
+    mean_positive_logit: Array  # mean_j L_jj
+    mean_negative_logit: Array  # mean_{j≠k} L_jk (NaN when N = 1)
+    accuracy: Array  # fraction of the N² pairs classified right (L > 0 exactly on the diagonal)
+
+
+def sigmoid_logits(
+    image_embeds: ArrayLike, text_embeds: ArrayLike, logit_scale: ArrayLike, logit_bias: ArrayLike
+) -> Array:
+    """L = t · v̂ t̂ᵀ + b, shape (N_images, N_texts) (transformers' `logits_per_image`).
+
+    Args:
+      image_embeds, text_embeds: (N, D) and (M, D), raw or normalised (normalised here).
+      logit_scale: scalar t (pass ``jnp.exp(t')`` for SigLIP's parameterisation).
+      logit_bias: scalar b.
+    """
+    logit_bias = jnp.asarray(logit_bias)
+    if logit_bias.ndim != 0:
+        raise ValueError(f"logit_bias must be a scalar, got shape {logit_bias.shape}")
+    return clip_logits(image_embeds, text_embeds, logit_scale) + logit_bias
+
+
+def sigmoid_loss_parts_from_logits(logits: ArrayLike) -> SigmoidLossParts:
+    """All parts of the sigmoid loss from a square (N, N) logits matrix (matched on the diagonal)."""
+    logits = jnp.asarray(logits)
+    if logits.ndim != 2 or logits.shape[0] != logits.shape[1]:
+        raise ValueError(f"logits must be square (N, N), got {logits.shape}")
+    n = logits.shape[0]
+    eye = jnp.eye(n, dtype=bool)
+    diag = jnp.diagonal(logits)
+    positive = jnp.sum(jax.nn.softplus(-diag)) / n
+    negative = jnp.sum(jnp.where(eye, 0.0, jax.nn.softplus(logits))) / n
+    n_neg = n * n - n
+    nan = jnp.asarray(jnp.nan, logits.dtype)
+    mean_neg = jnp.where(n_neg > 0, jnp.sum(jnp.where(eye, 0.0, logits)) / max(n_neg, 1), nan)
+    right = jnp.where(eye, logits > 0, logits <= 0)
+    return SigmoidLossParts(
+        total=positive + negative,
+        positive=positive,
+        negative=negative,
+        mean_positive_logit=jnp.mean(diag),
+        mean_negative_logit=mean_neg,
+        accuracy=jnp.mean(right.astype(logits.dtype)),
+    )
+
+
+def sigmoid_loss(
+    image_embeds: ArrayLike, text_embeds: ArrayLike, logit_scale: ArrayLike, logit_bias: ArrayLike
+) -> Array:
+    """SigLIP's pairwise sigmoid loss, a scalar: −(1/N) Σ_j Σ_k log σ(z_jk (t v̂_jᵀ t̂_k + b)).
+
+    Args:
+      image_embeds: (N, D) image embeddings, raw or normalised (normalised here).
+      text_embeds: (N, D); row j is the caption of image j.
+      logit_scale: scalar t > 0 (``jnp.exp(t')``; SigLIP initialises t' = log 10).
+      logit_bias: scalar b (SigLIP initialises b = −10).
+
+    Returns:
+      Scalar loss, differentiable in all four arguments.
+
+    References: Zhai et al. 2023, Eq. 1 and Algorithm 1.
+    """
+    image_embeds, text_embeds = jnp.asarray(image_embeds), jnp.asarray(text_embeds)
+    _check_pair(image_embeds, text_embeds)
+    logits = sigmoid_logits(image_embeds, text_embeds, logit_scale, logit_bias)
+    n = logits.shape[0]
+    sign = 2.0 * jnp.eye(n, dtype=logits.dtype) - 1.0
+    return jnp.sum(jax.nn.softplus(-sign * logits)) / n
+
+
+def sigmoid_loss_parts(
+    image_embeds: ArrayLike, text_embeds: ArrayLike, logit_scale: ArrayLike, logit_bias: ArrayLike
+) -> SigmoidLossParts:
+    """`sigmoid_loss` with its positive / negative split and diagnostics (`SigmoidLossParts`)."""
+    image_embeds, text_embeds = jnp.asarray(image_embeds), jnp.asarray(text_embeds)
+    _check_pair(image_embeds, text_embeds)
+    return sigmoid_loss_parts_from_logits(
+        sigmoid_logits(image_embeds, text_embeds, logit_scale, logit_bias)
     )

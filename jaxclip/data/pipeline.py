@@ -48,6 +48,7 @@ def batches(
     batch_size: int,
     *,
     image_size: int | None = None,
+    crop: bool = True,
     shard_index: int = 0,
     shard_count: int = 1,
     num_workers: int | None = None,
@@ -63,6 +64,8 @@ def batches(
         CLIP's shortest-side bicubic resize + centre crop (`preprocess.resize_crop_host`);
         images already of that size pass unchanged. If None, images pass as they are, which
         requires `source.info.image_shape` (all images one size).
+      crop: False resizes both sides to image_size without cropping (SigLIP's preprocessing,
+        `PreprocessConfig.crop`).
       shard_index, shard_count: this process and the number of processes.
       num_workers: decode threads (None: `default_num_workers()`; 0: decode in the caller).
       prefetch: batches decoded ahead of the one being consumed.
@@ -121,7 +124,7 @@ def batches(
                 )
             from jaxclip.data.preprocess import resize_crop_host
 
-            image = resize_crop_host(image, int(image_size))
+            image = resize_crop_host(image, int(image_size), crop)
         item["image"] = image
         return item
 

@@ -58,11 +58,15 @@ class PreprocessConfig:
     Attributes:
       image_size: S, the side of the square crop (also the shortest side after resizing).
       mean, std: per-channel normalisation of pixels in [0, 1] (OpenAI's CLIP values).
+      crop: True (CLIP): shortest side to S, then centre crop. False (SigLIP, transformers'
+        `SiglipImageProcessor`, big_vision `resize(S)`): both sides resized to S (the aspect
+        ratio is not kept, nothing is cropped away).
     """
 
     image_size: int = 224
     mean: tuple[float, float, float] = OPENAI_CLIP_MEAN
     std: tuple[float, float, float] = OPENAI_CLIP_STD
+    crop: bool = True
 
     def __post_init__(self):
         if self.image_size <= 0:
@@ -114,14 +118,15 @@ def to_rgb(image: Any) -> np.ndarray:
     return a
 
 
-def resize_crop_host(image: Any, size: int) -> np.ndarray:
+def resize_crop_host(image: Any, size: int, crop: bool = True) -> np.ndarray:
     """Shortest side -> `size` (PIL bicubic), then centre crop: uint8 (size, size, 3).
 
-    Same arithmetic as transformers' CLIPImageProcessor (PIL backend).
+    Same arithmetic as transformers' CLIPImageProcessor (PIL backend). With crop=False both
+    sides go to `size` (PIL bicubic), as transformers' SiglipImageProcessor (PIL backend).
     """
     rgb = to_rgb(image)
     h, w = rgb.shape[:2]
-    nh, nw = resized_shape(h, w, size)
+    nh, nw = resized_shape(h, w, size) if crop else (size, size)
     resized = np.asarray(Image.fromarray(rgb).resize((nw, nh), resample=Image.BICUBIC))
     top, left = (nh - size) // 2, (nw - size) // 2
     if top < 0 or left < 0:  # cannot happen: the short side is `size` and long >= short.
@@ -153,8 +158,9 @@ def normalize(image: np.ndarray | jax.Array, cfg: PreprocessConfig) -> np.ndarra
 
 
 def preprocess_host(image: Any, cfg: PreprocessConfig = PreprocessConfig()) -> np.ndarray:
-    """One image (PIL or uint8 HWC / HW) -> float32 (S, S, 3), as CLIPImageProcessor."""
-    return normalize(resize_crop_host(image, cfg.image_size), cfg)
+    """One image (PIL or uint8 HWC / HW) -> float32 (S, S, 3), as CLIPImageProcessor
+    (SiglipImageProcessor when cfg.crop is False)."""
+    return normalize(resize_crop_host(image, cfg.image_size, cfg.crop), cfg)
 
 
 def preprocess_host_batch(images: Any, cfg: PreprocessConfig = PreprocessConfig()) -> np.ndarray:
@@ -244,7 +250,11 @@ def preprocess_device(
     """uint8 (N, H, W, 3) -> float32 (N, S, S, 3) on device; jittable (H, W are static).
 
     Shortest side to S (long side int(S * long / short)), centre crop ((H' - S) // 2,
-    (W' - S) // 2), normalisation; no resize when H = W = S. Resizing is separable, columns then
+    (W' - S) // 2), normalisation; no resize when H = W = S. With cfg.crop False (SigLIP) both
+    sides go to S and nothing is cropped; the aspect ratio then changes, and Pillow (13) may
+    do the vertical pass first where this path does the horizontal one, so the uint8 rounding
+    between the passes can differ (exact when H <= W in our tests; use preprocess="host" for
+    bit-exact SigLIP preprocessing of tall images). Resizing is separable, columns then
     rows, each pass rounded and clipped to uint8 as Pillow does:
 
     * resize="pil" (default): Pillow's fixed-point bicubic as matmuls with its exact integer
@@ -262,7 +272,7 @@ def preprocess_device(
     n, h, w, _ = images.shape
     s = cfg.image_size
     x = images.astype(jnp.float32)
-    nh, nw = resized_shape(h, w, s)
+    nh, nw = resized_shape(h, w, s) if cfg.crop else (s, s)
     if nw != w:
         if resize == "pil":
             x = _pil_resize_axis(x, w, nw, axis=2)

@@ -337,7 +337,10 @@ def extract_images(
         "model": model.name,
         "params_sha256": model.fingerprint,
         "preprocess": preprocess,
-        "preprocess_config": dataclasses.asdict(model.preprocess),
+        # `crop` joins the key only when it is not CLIP's default, so CLIP caches keep theirs.
+        "preprocess_config": {
+            k: v for k, v in dataclasses.asdict(model.preprocess).items() if k != "crop" or not v
+        },
         "host_resize": host_size,
         "dataset": info.name,
         "split": info.split,
@@ -386,6 +389,7 @@ def extract_images(
                 source,
                 batch_size,
                 image_size=size if host_resize else None,
+                crop=model.preprocess.crop,
                 shard_index=jax.process_index(),
                 shard_count=jax.process_count(),
                 num_workers=num_workers,

@@ -7,6 +7,8 @@ OpenCLIP checkpoint file).
 The seven backbones of the sources' grid: OpenAI ViT-B/32, ViT-B/16 (transformers hub folders),
 RN50 (OpenCLIP's hub copy of OpenAI's RN50.pt, `timm/resnet50_clip.openai`, safetensors), and
 OpenCLIP ViT-B/32 LAION-2B, ViT-B/16 LAION-400M, ViT-L/14 LAION-2B, ConvNeXt-Base LAION-400M.
+The SigLIP entries (ViT-B/16 at 224 and 256 px, So400m/14 at 384 px, SigLIP 2 ViT-B/16) open
+Google's transformers `SiglipModel` hub folders.
 Some LAION hub repos hold their OpenCLIP weights only as `open_clip_pytorch_model.bin`
 (laion/CLIP-convnext_base-laion400M-s13B-b51K has nothing else), so the LAION entries opt in to
 pickle files; they are read with `torch.load(weights_only=True)`, PyTorch's restricted unpickler
@@ -151,6 +153,24 @@ MODELS.update(
             "OpenCLIP ConvNeXt-Base LAION-400M (convnext_base/laion400m_s13b_b51k: "
             "laion/CLIP-convnext_base-laion400M-s13B-b51K)",
             _hub("convnext_base/laion400m_s13b_b51k", allow_pickle=True),
+        ),
+        # SigLIP (Zhai et al. 2023) and SigLIP 2 (Tschannen et al. 2025), transformers
+        # SiglipModel folders on the hub (model.safetensors + spiece.model / tokenizer.model).
+        "siglip_b16": (
+            "SigLIP ViT-B/16 at 224 px, WebLI (google/siglip-base-patch16-224)",
+            _hub("google/siglip-base-patch16-224"),
+        ),
+        "siglip_b16_256": (
+            "SigLIP ViT-B/16 at 256 px, WebLI (google/siglip-base-patch16-256)",
+            _hub("google/siglip-base-patch16-256"),
+        ),
+        "siglip_so400m14_384": (
+            "SigLIP So400m/14 at 384 px, WebLI (google/siglip-so400m-patch14-384)",
+            _hub("google/siglip-so400m-patch14-384"),
+        ),
+        "siglip2_b16": (
+            "SigLIP 2 ViT-B/16 at 224 px, fixed resolution (google/siglip2-base-patch16-224)",
+            _hub("google/siglip2-base-patch16-224"),
         ),
     }
 )

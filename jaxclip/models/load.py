@@ -59,16 +59,21 @@ import numpy as np
 
 from jaxclip import atomic
 from jaxclip.data.preprocess import PreprocessConfig, preprocess_device, preprocess_host_batch
-from jaxclip.models import convert
+from jaxclip.models import convert, convert_siglip
 from jaxclip.models import open_clip as oc
 from jaxclip.models.clip import CLIP
+from jaxclip.models.siglip import Siglip
+from jaxclip.models.siglip_text import SiglipTextTokenizer
 from jaxclip.models.tokenizer import Tokenizer, trim_to_eos
 from jaxclip.models.variants import (
     CLIPConfig,
     ConvNeXtConfig,
+    SiglipConfig,
     from_hf_config,
+    from_hf_siglip_config,
     hf_incompatibility,
     to_hf_config,
+    to_hf_siglip_config,
 )
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -89,6 +94,10 @@ HUB_ALIASES = {
     "RN50x16": "RN50x16/openai",
     "RN50x64": "RN50x64/openai",
     "rn50": "RN50/openai",
+    "siglip_b16": "google/siglip-base-patch16-224",
+    "siglip_b16_256": "google/siglip-base-patch16-256",
+    "siglip_so400m14_384": "google/siglip-so400m-patch14-384",
+    "siglip2_b16": "google/siglip2-base-patch16-224",
 }
 SAVE_LAYOUTS = ("auto", "transformers", "open_clip")
 _PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
@@ -102,6 +111,8 @@ _HUB_META = [
     "merges.txt",
     "special_tokens_map.json",
     "open_clip_config.json",
+    "spiece.model",  # SigLIP's SentencePiece model (SiglipTokenizer)
+    "tokenizer.model",  # SigLIP 2's Gemma SentencePiece model
 ]
 
 
@@ -138,22 +149,24 @@ def _run_batched(
 
 @dataclasses.dataclass(eq=False)
 class LoadedCLIP:
-    """A CLIP model ready to encode: module, params, tokenizer and preprocessing.
+    """A CLIP or SigLIP model ready to encode: module, params, tokenizer and preprocessing.
 
     Attributes:
-      module: the Flax `CLIP` (compute dtype = `dtype`, float32 params).
+      module: the Flax `CLIP`, or `Siglip` for a `SiglipConfig` (compute dtype = `dtype`,
+        float32 params).
       params: the parameter tree in HF Flax layout (no outer {"params": ...}), on device.
-      tokenizer: `Tokenizer` (texts -> int32 (N, 77)).
-      config: the `CLIPConfig`.
+      tokenizer: `Tokenizer` (texts -> int32 (N, 77)), or `SiglipTextTokenizer` (N, 64) for
+        SigLIP; None when none is known (then only `encode_token_ids` encodes text).
+      config: the `CLIPConfig` or `SiglipConfig`.
       name: the hub id, or the resolved local path.
       preprocess: the `PreprocessConfig` (image size, mean, std).
       dtype: compute dtype name, "float32" or "bfloat16".
     """
 
-    module: CLIP
+    module: CLIP | Siglip
     params: dict[str, Any]
-    tokenizer: Tokenizer
-    config: CLIPConfig
+    tokenizer: Tokenizer | SiglipTextTokenizer | None
+    config: CLIPConfig | SiglipConfig
     name: str
     preprocess: PreprocessConfig
     dtype: str = "float32"
@@ -172,14 +185,12 @@ class LoadedCLIP:
     # Jitted apply functions, built once per object.
     @functools.cached_property
     def _image_fn(self):
-        return jax.jit(
-            lambda p, x: self.module.apply({"params": p}, x, method=CLIP.encode_image)[0]
-        )
+        return jax.jit(lambda p, x: self.module.apply({"params": p}, x, method="encode_image")[0])
 
     @functools.cached_property
     def _text_fn(self):
         return jax.jit(
-            lambda p, ids: self.module.apply({"params": p}, ids, method=CLIP.encode_text)[0]
+            lambda p, ids: self.module.apply({"params": p}, ids, method="encode_text")[0]
         )
 
     @functools.cached_property
@@ -188,7 +199,7 @@ class LoadedCLIP:
 
         def fn(p, images):
             pixels = preprocess_device(images, cfg)
-            return self.module.apply({"params": p}, pixels, method=CLIP.encode_image)[0]
+            return self.module.apply({"params": p}, pixels, method="encode_image")[0]
 
         return jax.jit(fn)
 
@@ -255,6 +266,10 @@ class LoadedCLIP:
         models), positions after the batch's last EOS cannot reach an embedding, so they are
         cut (T rounded up to a multiple of 8): exact, and several times faster for prompts.
         """
+        if self.tokenizer is None:
+            raise ValueError(
+                f"{self.name} has no tokenizer; pass token ids to encode_token_ids instead"
+            )
         ids = self.tokenizer(texts)
         vocab = self.config.text.vocab_size
         if ids.size and int(ids.max()) >= vocab:
@@ -269,7 +284,24 @@ class LoadedCLIP:
 
     def encode_text(self, texts: Sequence[str], *, batch_size: int = 256) -> np.ndarray:
         """Strings -> float32 (N, D) raw text embeddings (tokenized by `token_ids`)."""
-        ids = self.token_ids(texts)
+        return self.encode_token_ids(self.token_ids(texts), batch_size=batch_size)
+
+    def encode_token_ids(self, ids: Any, *, batch_size: int = 256) -> np.ndarray:
+        """int (N, L) token ids -> float32 (N, D) raw text embeddings, no tokenizer involved.
+
+        L <= context_length; ids must lie in [0, vocab_size). CLIP pools at each row's first
+        EOS; SigLIP pools at position L - 1 and was trained on L = 64 (pad to it).
+        """
+        ids = np.asarray(ids)
+        t_max, vocab = self.config.text.context_length, self.config.text.vocab_size
+        if ids.ndim != 2 or not 0 < ids.shape[1] <= t_max:
+            raise ValueError(f"ids must be int (N, L) with 0 < L <= {t_max}; got shape {ids.shape}")
+        if ids.size and not np.issubdtype(ids.dtype, np.integer):
+            raise TypeError(f"ids must be integers; got dtype {ids.dtype}")
+        if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= vocab):
+            bad = int(ids.min()) if int(ids.min()) < 0 else int(ids.max())
+            raise ValueError(f"token id {bad} is outside the vocabulary [0, {vocab})")
+        ids = ids.astype(np.int32, copy=False)
         fn = lambda x: self._text_fn(self.params, x)
         return _run_batched(fn, ids, batch_size, self.config.projection_dim)
 
@@ -293,9 +325,24 @@ def from_params(
     dtype: str = "float32",
     name: str = "<in memory>",
 ) -> LoadedCLIP:
-    """Wraps a config and a param tree (e.g. freshly trained) as a LoadedCLIP."""
+    """Wraps a config and a param tree (e.g. freshly trained) as a LoadedCLIP.
+
+    A `SiglipConfig` gives a `Siglip` module with SigLIP's preprocessing (no crop, mean = std =
+    0.5) and the given tokenizer (None: text only through `encode_token_ids`).
+    """
     if dtype not in DTYPES:
         raise ValueError(f"dtype={dtype!r} is not valid; choose one of {list(DTYPES)}")
+    if isinstance(config, SiglipConfig):
+        checked = convert_siglip.check_params(params, config, source=name)
+        return LoadedCLIP(
+            module=Siglip(config, dtype=DTYPES[dtype], param_dtype=jnp.float32),
+            params=jax.device_put(checked),
+            tokenizer=tokenizer,
+            config=config,
+            name=name,
+            preprocess=preprocess or siglip_preprocess(config.vision.image_size),
+            dtype=dtype,
+        )
     checked = convert.check_params(params, config, source=name)
     return LoadedCLIP(
         module=CLIP(config, dtype=DTYPES[dtype], param_dtype=jnp.float32),
@@ -517,6 +564,8 @@ def _load_folder(
 ) -> tuple[CLIPConfig, dict[str, Any], Tokenizer, PreprocessConfig]:
     cfg_file = folder / "config.json"
     hf_cfg = json.loads(cfg_file.read_text()) if cfg_file.is_file() else None
+    if hf_cfg is not None and hf_cfg.get("model_type") == "siglip":
+        return _load_siglip_folder(folder, hf_cfg, allow_pickle)
     is_hf = hf_cfg is not None and _is_hf_clip_config(hf_cfg)
     found = [folder / f for f in oc.WEIGHT_FILES if (folder / f).is_file()]
     readable = [f for f in found if allow_pickle or f.suffix == ".safetensors"]
@@ -552,9 +601,78 @@ def _load_folder(
     return config, params, tok, pre
 
 
+def siglip_preprocess(image_size: int) -> PreprocessConfig:
+    """SigLIP's image preprocessing: both sides to S (bicubic, no crop), mean = std = 0.5."""
+    return PreprocessConfig(image_size=image_size, mean=(0.5,) * 3, std=(0.5,) * 3, crop=False)
+
+
+def _siglip_preprocess_from_folder(folder: Path, config: SiglipConfig) -> PreprocessConfig:
+    default = siglip_preprocess(config.vision.image_size)
+    f = folder / "preprocessor_config.json"
+    if not f.is_file():
+        return default
+    d = json.loads(f.read_text())
+    size = d.get("size") or {}
+    side = size.get("height", config.vision.image_size) if isinstance(size, Mapping) else size
+    if isinstance(size, Mapping) and size.get("width", side) != side:
+        raise ValueError(f"{f}: non-square resize {size} is not supported")
+    return PreprocessConfig(
+        image_size=int(side),
+        mean=tuple(d.get("image_mean", default.mean)),
+        std=tuple(d.get("image_std", default.std)),
+        crop=False,
+    )
+
+
+def _load_siglip_folder(
+    folder: Path, hf_cfg: Mapping[str, Any], allow_pickle: bool
+) -> tuple[SiglipConfig, dict[str, Any], SiglipTextTokenizer | None, PreprocessConfig]:
+    """A transformers SiglipModel folder (config.json model_type "siglip" + weights)."""
+    config = from_hf_siglip_config(hf_cfg)
+    st = folder / "model.safetensors"
+    index = folder / "model.safetensors.index.json"
+    pickle_file = folder / "pytorch_model.bin"
+    if st.is_file():
+        sd, source = _read_safetensors(st), st
+    elif index.is_file():
+        sd, source = {}, index
+        for shard in sorted(set(json.loads(index.read_text())["weight_map"].values())):
+            sd.update(_read_safetensors(folder / shard))
+    elif pickle_file.is_file():
+        sd, source = _read_pickle(pickle_file, allow_pickle), pickle_file
+    else:
+        present = sorted(p.name for p in folder.iterdir())
+        raise FileNotFoundError(
+            f"{folder} has a SigLIP config.json but no weights: tried model.safetensors, "
+            f"model.safetensors.index.json, pytorch_model.bin; found {present}"
+        )
+    params = convert_siglip.hf_torch_to_params(sd, config, source=str(source))
+    tok = SiglipTextTokenizer.from_folder(folder, config.text.context_length)
+    return config, params, tok, _siglip_preprocess_from_folder(folder, config)
+
+
+def _load_big_vision(
+    path: Path,
+) -> tuple[SiglipConfig, dict[str, Any], SiglipTextTokenizer | None, PreprocessConfig]:
+    """A big_vision SigLIP .npz: a config.json beside it (transformers SiglipConfig) fixes the
+    architecture; without one it is read from the shapes (`convert_siglip.infer_config`)."""
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    cfg_file = path.parent / "config.json"
+    if cfg_file.is_file():
+        config = from_hf_siglip_config(json.loads(cfg_file.read_text()))
+    else:
+        config = convert_siglip.infer_config(arrays, source=str(path))
+    params = convert_siglip.big_vision_to_params(arrays, config, source=str(path))
+    tok = SiglipTextTokenizer.from_folder(path.parent, config.text.context_length)
+    return config, params, tok, _siglip_preprocess_from_folder(path.parent, config)
+
+
 def _load_file(
     path: Path, allow_pickle: bool, hidden_act: str | None
 ) -> tuple[CLIPConfig, dict[str, Any], Tokenizer, PreprocessConfig]:
+    if path.suffix == ".npz":
+        return _load_big_vision(path)
     if path.suffix == ".msgpack" or path.suffix not in (".safetensors", *_PICKLE_SUFFIXES):
         if (path.parent / "config.json").is_file() and path.suffix == ".msgpack":
             config = from_hf_config(json.loads((path.parent / "config.json").read_text()))
@@ -711,8 +829,9 @@ def load(
             folder, repo_id, allow_pickle, hidden_act, pretrained
         )
         name = repo_id
+    module_cls = Siglip if isinstance(config, SiglipConfig) else CLIP
     return LoadedCLIP(
-        module=CLIP(config, dtype=DTYPES[dtype], param_dtype=jnp.float32),
+        module=module_cls(config, dtype=DTYPES[dtype], param_dtype=jnp.float32),
         params=jax.device_put(params),
         tokenizer=tok,
         config=config,
@@ -764,11 +883,14 @@ def save(
     layout "auto" (default): "transformers" when the model has a transformers twin
     (`variants.hf_incompatibility`), else "open_clip" (ResNet / ConvNeXt image towers, ...).
     The tokenizer defaults to OpenAI's when the vocabulary is CLIP's 49408 tokens.
+    A `SiglipConfig` always gives a transformers `SiglipModel` folder (`_save_siglip`).
     """
     from safetensors.numpy import save as st_save
 
     if layout not in SAVE_LAYOUTS:
         raise ValueError(f"layout={layout!r} is not valid; choose one of {SAVE_LAYOUTS}")
+    if isinstance(config, SiglipConfig):
+        return _save_siglip(Path(folder), config, params, tokenizer, preprocess, layout)
     if layout == "auto":
         layout = "transformers" if hf_incompatibility(config) is None else "open_clip"
     folder = Path(folder)
@@ -793,6 +915,42 @@ def save(
         atomic.write_json(folder / oc.CONFIG_NAME, oc_config)
     if tokenizer is None and config.text.vocab_size == 49408:
         tokenizer = Tokenizer.openai(config.text.context_length)
+    if tokenizer is not None:
+        tokenizer.save(folder)
+    return folder
+
+
+def _save_siglip(
+    folder: Path,
+    config: SiglipConfig,
+    params: Mapping[str, Any],
+    tokenizer: SiglipTextTokenizer | None,
+    preprocess: PreprocessConfig | None,
+    layout: str,
+) -> Path:
+    """A transformers SiglipModel folder: config.json, model.safetensors, SiglipImageProcessor
+    preprocessor_config.json, tokenizer files (when known)."""
+    from safetensors.numpy import save as st_save
+
+    if layout == "open_clip":
+        raise ValueError("layout='open_clip' is not available for SigLIP; use 'transformers'")
+    pre = preprocess or siglip_preprocess(config.vision.image_size)
+    state_dict = convert_siglip.params_to_hf_torch(jax.device_get(params), config)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic.write_bytes(folder / "model.safetensors", st_save(state_dict, metadata={"format": "pt"}))
+    atomic.write_json(folder / "config.json", to_hf_siglip_config(config))
+    processor = {
+        "image_processor_type": "SiglipImageProcessor",
+        "do_resize": True,
+        "size": {"height": pre.image_size, "width": pre.image_size},
+        "resample": 3,  # PIL bicubic
+        "do_rescale": True,
+        "rescale_factor": 1 / 255,
+        "do_normalize": True,
+        "image_mean": list(pre.mean),
+        "image_std": list(pre.std),
+    }
+    atomic.write_json(folder / "preprocessor_config.json", processor)
     if tokenizer is not None:
         tokenizer.save(folder)
     return folder

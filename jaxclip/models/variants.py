@@ -63,14 +63,16 @@ class VisionConfig:
 
     def __post_init__(self):
         _check_tower(self, "VisionConfig")
-        if self.image_size % self.patch_size:
+        if not 0 < self.patch_size <= self.image_size:
             raise ValueError(
-                f"VisionConfig.image_size={self.image_size} is not a multiple of "
-                f"patch_size={self.patch_size}"
+                f"VisionConfig.patch_size={self.patch_size} must be in [1, image_size="
+                f"{self.image_size}]"
             )
 
     @property
     def num_patches(self) -> int:
+        """(image_size // patch_size)²: the patch conv drops a remainder (SigLIP So400m/14 at
+        384 px sees 27 x 27 patches of 378 px); CLIPConfig refuses a remainder."""
         return (self.image_size // self.patch_size) ** 2
 
 
@@ -266,6 +268,14 @@ class CLIPConfig:
             raise TypeError(
                 "CLIPConfig.vision must be a VisionConfig, ResNetConfig or ConvNeXtConfig; got "
                 f"{type(self.vision).__name__}"
+            )
+        if (
+            isinstance(self.vision, VisionConfig)
+            and self.vision.image_size % self.vision.patch_size
+        ):
+            raise ValueError(
+                f"VisionConfig.image_size={self.vision.image_size} is not a multiple of "
+                f"patch_size={self.vision.patch_size}"
             )
 
     @property
@@ -530,6 +540,229 @@ def to_hf_config(cfg: CLIPConfig) -> dict[str, Any]:
         "model_type": "clip",
         "projection_dim": cfg.projection_dim,
         "logit_scale_init_value": cfg.logit_scale_init_value,
+        "initializer_factor": 1.0,
+        "text_config": text,
+        "vision_config": vision,
+    }
+
+
+# --- SigLIP (sigmoid-loss two-tower models) -----------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class SiglipConfig:
+    """A SigLIP / SigLIP 2 (fixed resolution) two-tower model: `jaxclip.models.siglip.Siglip`.
+
+    Zhai et al. 2023, "Sigmoid Loss for Language Image Pre-Training"; Tschannen et al. 2025,
+    "SigLIP 2". The towers reuse `VisionConfig` / `TextConfig` with SigLIP's settings; the
+    differences from CLIP's `CLIPConfig` are structural and live in the module:
+
+    * image tower: no class token, no pre-LayerNorm, a biased patch conv, position embeddings
+      for the patches only; after the post-LayerNorm (applied to every token) a multi-head
+      attention-pooling head (MAP: one learned probe query, then LayerNorm + MLP residual) gives
+      the image embedding directly (no separate projection; its size is `vision.width`);
+    * text tower: no causal mask and no attention mask (padding is attended to, as trained),
+      pooled at the last position (`text.pool_type == "last"`), then a biased linear `head`
+      to `projection_dim`;
+    * logits = exp(logit_scale) · cos + logit_bias (a learned bias, initialised at -10 with
+      logit_scale at log 10, the paper's t' = log 10, b = -10).
+
+    Attributes:
+      vision: the ViT tower (`patch_size`, `width`, ...; act "gelu_pytorch_tanh", eps 1e-6).
+      text: the text tower (`pool_type="last"`, `causal=False`, `context_length` 64).
+      projection_dim: text head output size; equals `vision.width` (the image embedding size).
+      logit_scale_init_value: initial log t (log 10 = 2.302585).
+      logit_bias_init_value: initial b (-10).
+    """
+
+    vision: VisionConfig = dataclasses.field(
+        default_factory=lambda: VisionConfig(
+            patch_size=16, act="gelu_pytorch_tanh", layer_norm_eps=1e-6
+        )
+    )
+    text: TextConfig = dataclasses.field(default_factory=lambda: _siglip_text(768))
+    projection_dim: int = 768
+    logit_scale_init_value: float = 2.302585092994046
+    logit_bias_init_value: float = -10.0
+
+    def __post_init__(self):
+        if not isinstance(self.vision, VisionConfig) or not isinstance(self.text, TextConfig):
+            raise TypeError(
+                "SiglipConfig needs a VisionConfig and a TextConfig; got "
+                f"{type(self.vision).__name__} and {type(self.text).__name__}"
+            )
+        if self.projection_dim != self.vision.width:
+            raise ValueError(
+                f"SiglipConfig.projection_dim={self.projection_dim} must equal vision.width="
+                f"{self.vision.width}: the attention-pooling head outputs the image embedding at "
+                "the vision width and the text head must match it"
+            )
+        if self.text.pool_type != "last" or self.text.causal:
+            raise ValueError(
+                "SiglipConfig.text must pool at the last token without a causal mask "
+                f"(pool_type='last', causal=False); got pool_type={self.text.pool_type!r}, "
+                f"causal={self.text.causal}"
+            )
+
+    @property
+    def is_vit(self) -> bool:
+        """Always True (a ViT image tower)."""
+        return True
+
+
+def _siglip_text(
+    width: int, vocab_size: int = 32000, layers: int = 12, heads: int | None = None, **kw
+) -> TextConfig:
+    # SigLIP's SentencePiece vocabulary (c4_en) has </s> = 1 as both EOS and padding, no BOS.
+    ids = dict(bos_token_id=1, eos_token_id=1, pad_token_id=1)
+    ids.update(kw)
+    return TextConfig(
+        vocab_size=vocab_size,
+        context_length=64,
+        width=width,
+        layers=layers,
+        heads=heads or width // 64,
+        mlp_dim=4 * width,
+        act="gelu_pytorch_tanh",
+        layer_norm_eps=1e-6,
+        pool_type="last",
+        causal=False,
+        **ids,
+    )
+
+
+def siglip_b16(image_size: int = 224) -> SiglipConfig:
+    """SigLIP ViT-B/16 (google/siglip-base-patch16-224, -256 with image_size=256)."""
+    vision = VisionConfig(
+        image_size=image_size, patch_size=16, act="gelu_pytorch_tanh", layer_norm_eps=1e-6
+    )
+    return SiglipConfig(vision, _siglip_text(768), projection_dim=768)
+
+
+def siglip_so400m14_384() -> SiglipConfig:
+    """SigLIP So400m/14 at 384 px (google/siglip-so400m-patch14-384): width 1152, 27 layers."""
+    vision = VisionConfig(
+        image_size=384,
+        patch_size=14,
+        width=1152,
+        layers=27,
+        heads=16,
+        mlp_dim=4304,
+        act="gelu_pytorch_tanh",
+        layer_norm_eps=1e-6,
+    )
+    text = dataclasses.replace(
+        _siglip_text(1152, layers=27, heads=16), mlp_dim=4304, vocab_size=32000
+    )
+    return SiglipConfig(vision, text, projection_dim=1152)
+
+
+def siglip2_b16() -> SiglipConfig:
+    """SigLIP 2 ViT-B/16 at 224 px (google/siglip2-base-patch16-224): Gemma vocabulary 256000."""
+    base = siglip_b16(224)
+    text = dataclasses.replace(
+        base.text, vocab_size=256000, bos_token_id=2, eos_token_id=1, pad_token_id=0
+    )
+    return dataclasses.replace(base, text=text)
+
+
+def tiny_siglip() -> SiglipConfig:
+    """Test / demo SigLIP: width 64, 2 layers, 32 px images in 8 px patches, vocabulary 1000."""
+    vision = VisionConfig(
+        image_size=32,
+        patch_size=8,
+        width=64,
+        layers=2,
+        heads=2,
+        mlp_dim=256,
+        act="gelu_pytorch_tanh",
+        layer_norm_eps=1e-6,
+    )
+    return SiglipConfig(vision, _siglip_text(64, vocab_size=1000, layers=2, heads=2), 64)
+
+
+SIGLIP_VARIANTS: dict[str, Callable[[], SiglipConfig]] = {
+    "siglip_b16": siglip_b16,
+    "siglip_b16_256": lambda: siglip_b16(256),
+    "siglip_so400m14_384": siglip_so400m14_384,
+    "siglip2_b16": siglip2_b16,
+    "tiny_siglip": tiny_siglip,
+}
+
+# transformers' SiglipVisionConfig / SiglipTextConfig defaults, for keys a config.json leaves out.
+_HF_SIGLIP_VISION_DEFAULTS = {
+    "image_size": 224,
+    "patch_size": 16,
+    "hidden_size": 768,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "intermediate_size": 3072,
+    "hidden_act": "gelu_pytorch_tanh",
+    "layer_norm_eps": 1e-6,
+}
+_HF_SIGLIP_TEXT_DEFAULTS = {
+    "vocab_size": 32000,
+    "max_position_embeddings": 64,
+    "hidden_size": 768,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "intermediate_size": 3072,
+    "hidden_act": "gelu_pytorch_tanh",
+    "layer_norm_eps": 1e-6,
+    "pad_token_id": 1,
+}
+
+
+def from_hf_siglip_config(hf: Mapping[str, Any]) -> SiglipConfig:
+    """Builds a SiglipConfig from a transformers `SiglipConfig` dict (config.json).
+
+    transformers' text config carries CLIP's bos/eos ids (49406/49407) as inert defaults: SigLIP
+    never reads them (it pools the last position), so only `pad_token_id` is taken, and bos and
+    eos are set to it. `projection_size` (text head output) defaults to the text width.
+
+    Raises:
+      ValueError: model_type is not "siglip", a vision config without the attention-pooling
+        head (`vision_use_head=False`), or sizes that do not fit (text head != vision width).
+    """
+    model_type = hf.get("model_type")
+    if model_type != "siglip":
+        raise ValueError(f"config.json has model_type={model_type!r}; expected 'siglip'")
+    vis = {
+        **_HF_SIGLIP_VISION_DEFAULTS,
+        **{k: v for k, v in (hf.get("vision_config") or {}).items() if v is not None},
+    }
+    txt = {
+        **_HF_SIGLIP_TEXT_DEFAULTS,
+        **{k: v for k, v in (hf.get("text_config") or {}).items() if v is not None},
+    }
+    if not vis.get("vision_use_head", True):
+        raise ValueError("vision_config.vision_use_head=False: a SiglipModel needs the MAP head")
+    if vis.get("num_channels", 3) != 3:
+        raise ValueError(f"vision_config.num_channels={vis['num_channels']}; only 3 is supported")
+    vision = VisionConfig(**{ours: vis[theirs] for theirs, ours in _VISION_KEYS.items()})
+    pad = int(txt["pad_token_id"])
+    text = TextConfig(
+        **{ours: txt[theirs] for theirs, ours in _TEXT_KEYS.items() if "token_id" not in theirs},
+        bos_token_id=pad,
+        eos_token_id=pad,
+        pad_token_id=pad,
+        pool_type="last",
+        causal=False,
+    )
+    proj = int(txt.get("projection_size") or text.width)
+    return SiglipConfig(vision, text, projection_dim=proj)
+
+
+def to_hf_siglip_config(cfg: SiglipConfig) -> dict[str, Any]:
+    """A transformers-loadable SiglipModel config.json dict (`SiglipConfig(**d)` accepts it)."""
+    vision = {theirs: getattr(cfg.vision, ours) for theirs, ours in _VISION_KEYS.items()}
+    # bos / eos: transformers checks they lie in the vocabulary; SigLIP never reads them.
+    text = {theirs: getattr(cfg.text, ours) for theirs, ours in _TEXT_KEYS.items()}
+    vision.update(model_type="siglip_vision_model", num_channels=3, vision_use_head=True)
+    text.update(model_type="siglip_text_model", projection_size=cfg.projection_dim)
+    return {
+        "architectures": ["SiglipModel"],
+        "model_type": "siglip",
         "initializer_factor": 1.0,
         "text_config": text,
         "vision_config": vision,
