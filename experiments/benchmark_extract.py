@@ -23,6 +23,11 @@ inputs) and a folder of 500x375 PNGs generated here (smooth fields, shapes, blur
                function of every preprocessed pixel, so the device resize / normalisation is
                kept; reference: the DataLoader loop without the model call).
 
+The same run prints the CPU model and its AVX-512 / AMX flags, JAX's matmul ceiling in the
+run's dtype (the reference's in float32, in its process, at its thread count) and each
+model-only rate as a fraction of it (`experiments/bench_util.py`); `--threads` sets XLA:CPU's
+thread count (the reference picks the faster of 1 and that many torch threads).
+
 From these: the end-to-end ratio jaxclip / reference (target >= 2x on a CPU), our host + I/O
 cost as a fraction of our model time, model-only rate / no-op rate (target <= 10 %), and what
 end-to-end loses to model-only, (model-only time - end-to-end time) / model time, i.e. the part
