@@ -23,6 +23,11 @@ inputs) and a folder of 500x375 PNGs generated here (smooth fields, shapes, blur
                function of every preprocessed pixel, so the device resize / normalisation is
                kept; reference: the DataLoader loop without the model call).
 
+The same run prints the CPU model and its AVX-512 / AMX flags, JAX's matmul ceiling in the
+run's dtype (the reference's in float32, in its process, at its thread count) and each
+model-only rate as a fraction of it (`experiments/bench_util.py`); `--threads` sets XLA:CPU's
+thread count (the reference picks the faster of 1 and that many torch threads).
+
 From these: the end-to-end ratio jaxclip / reference (target >= 2x on a CPU), our host + I/O
 cost as a fraction of our model time, model-only rate / no-op rate (target <= 10 %), and what
 end-to-end loses to model-only, (model-only time - end-to-end time) / model time, i.e. the part
@@ -50,6 +55,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from experiments import bench_util
+from experiments.bench_util import host_cores
 
 TARGET_SPEEDUP_CPU = 2.0
 TARGET_HOST_FRACTION_CPU = 0.10
@@ -196,13 +204,6 @@ def load_average() -> tuple[float, float, float] | None:
         return None
 
 
-def host_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 # --- the benchmark ------------------------------------------------------------------------------
 
 
@@ -319,6 +320,7 @@ def reference_main(spec_path: str) -> None:
     torch.set_num_threads(best)
     out["torch_threads"] = best
     out["torch_thread_probe"] = rates
+    out["torch_ceiling_flops"] = bench_util.torch_matmul_flops("float32")  # at those threads
     for name, ds in spec["datasets"].items():
         dataset = RefDataset(processor, paths=ds.get("paths"), shapes=ds.get("shapes"))
         e2e = time_reference(tmodel, dataset, spec)
@@ -440,6 +442,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "devices": f"{jax.device_count()} x {jax.devices()[0].device_kind}",
         "host_cores": host_cores(),
         "load_before": load_before,
+        "threads": args.threads,
+        "cpu": bench_util.cpu_info(),
+        "image_flops": bench_util.image_flops(model.config),
+        # JAX's matmul ceiling in the run's dtype and threads (the reference's: its process).
+        "jax_ceiling_flops": bench_util.jax_matmul_flops(args.dtype),
     }
     s = model.preprocess.image_size
     with tempfile.TemporaryDirectory(prefix="jaxclip-bench-") as tmpdir:
@@ -498,6 +505,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             results["torch_threads"] = ref["torch_threads"]
             results["torch_thread_probe"] = ref["torch_thread_probe"]
             results["reference_imported_jax"] = ref["jax_imported"]
+            results["torch_ceiling_flops"] = ref["torch_ceiling_flops"]
             for i, (name, o) in enumerate(ours.items()):
                 row, r = o["row"], ref["datasets"][name]
                 row["reference_e2e"] = r["e2e"]
@@ -510,6 +518,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 row["parity_max_abs_diff"] = float(np.abs(o["model_out"] - ref_model).max())
                 row["e2e_embeds_rel_diff"] = float(
                     np.linalg.norm(o["embeds"] - ref_e2e) / np.linalg.norm(ref_e2e)
+                )
+    for row in rows:
+        for side, ceiling in (("jaxclip", "jax"), ("reference", "torch")):
+            if f"{side}_model" in row and f"{ceiling}_ceiling_flops" in results:
+                achieved = row[f"{side}_model"] * results["image_flops"]
+                row[f"{side}_model_fraction_of_ceiling"] = (
+                    achieved / results[f"{ceiling}_ceiling_flops"]
                 )
     results["rows"] = rows
     results["load_after"] = load_average()
@@ -530,6 +545,7 @@ def report(r: dict[str, Any]) -> str:
         f"{r['workers']} host workers, {r['backend']} ({r['devices']}), {r['host_cores']} host "
         f"cores, torch threads {r.get('torch_threads', '-')} (model img/s by threads: "
         f"{r.get('torch_thread_probe', '-')})",
+        f"{bench_util.describe_cpu(r['cpu'])}; {r['threads']} threads for XLA:CPU",
         f"load average before {_fmt_load(r['load_before'])}, after {_fmt_load(r['load_after'])} "
         "(other jobs share this machine: both sides were measured in this one run)",
         "",
@@ -581,6 +597,21 @@ def report(r: dict[str, Any]) -> str:
                 else ""
             )
         )
+    for row in r["rows"]:
+        for side, ceiling, dtype in (
+            ("jaxclip", "jax", r["dtype"]),
+            ("reference", "torch", "float32"),
+        ):
+            if f"{side}_model_fraction_of_ceiling" in row:
+                lines.append(
+                    "  "
+                    + bench_util.fraction_line(
+                        f"{row['dataset']} {side} model-only",
+                        row[f"{side}_model"] * r["image_flops"],
+                        r[f"{ceiling}_ceiling_flops"],
+                    )
+                    + f" ({bench_util.CEILING_SIZE}^2 matmul {dtype})"
+                )
     host = r["png_host_ms"]
     lines.append(
         f"PNG folder: {r['png_mean_kb']:.0f} KB per file; single-thread host cost per image: "
@@ -634,6 +665,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     p.add_argument("--steps", type=int, default=5, help="timed calls for the model-only rates")
     p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPUs for XLA:CPU's intra-op pool (default: all this process may use); the "
+        "reference picks the faster of 1 and this many torch threads",
+    )
+    p.add_argument(
         "--dtype",
         default="float32",
         choices=["float32", "bfloat16"],
@@ -665,6 +703,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.steps = min(args.steps, 2)
     if min(args.images, args.batch, args.steps) <= 0 or args.workers < 0:
         p.error("--images, --batch and --steps must be positive, --workers >= 0")
+    args.threads = bench_util.use_threads(args.threads)  # before JAX starts its CPU backend
     results = run(args)
     print(report(results))
     if args.json:
