@@ -22,7 +22,7 @@ from absl import logging
 
 from jaxclip import atomic
 from jaxclip.report import Report, to_jsonable, write_results
-from jaxclip.studies import class_agnostic, geometry, probe, prompts, retrieval, zero_shot
+from jaxclip.studies import class_agnostic, geometry, inside, probe, prompts, retrieval, zero_shot
 from jaxclip.studies.common import check_common
 from jaxclip.studies.context import RenderContext, RunContext, Section, Study, image_reader
 from jaxclip.studies.legacy import legacy_study
@@ -35,6 +35,7 @@ STUDIES: dict[str, Study] = {
     "class_agnostic": legacy_study(class_agnostic),
     "retrieval": legacy_study(retrieval),
     "geometry": legacy_study(geometry),
+    "inside": inside.STUDY,
 }
 
 ARRAYS_FILE = "arrays.npz"
