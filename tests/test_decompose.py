@@ -36,12 +36,12 @@ def _torch_model(cfg: CLIPConfig, seed: int):
     # Larger than transformers' 0.02 init, so every component matters in the sum.
     with torch.no_grad():
         for name, p in model.vision_model.named_parameters():
-            if p.ndim >= 1 and "layer_norm" not in name and "layrnorm" not in name:
-                p.mul_(4.0)
-            elif "bias" in name:
+            if name.endswith("bias"):  # transformers initialises biases to 0: make them count
                 p.add_(0.1 * torch.randn_like(p))
-            else:
+            elif "layer_norm" in name or "layrnorm" in name:
                 p.mul_(1.0 + 0.2 * torch.randn_like(p))
+            else:
+                p.mul_(4.0)
     return model.eval()
 
 
@@ -115,6 +115,8 @@ def reference(model, cfg: CLIPConfig, pixels: np.ndarray, directions: np.ndarray
         embed=through(seen["embed"].detach().numpy()[:, 0]),
         bias=beta @ proj,
         token_scores=np.stack(scores, 1),
+        cls_states=np.stack([h[:, 0].detach().numpy() for h in out.hidden_states], 1),
+        patch_means=np.stack([h[:, 1:].mean(1).detach().numpy() for h in out.hidden_states], 1),
         emb=emb,
     )
 
@@ -133,10 +135,11 @@ def test_parity_with_transformers_hooks_float64(size):
     ours = decompose_batched(params, cfg, pixels, directions=directions, batch_size=2)
     ref = reference(model, cfg, pixels, directions.astype(np.float64))
     scale = np.abs(ref["emb"]).max()
-    for key in ("heads", "mlps", "embed", "bias", "token_scores"):
+    for key in ("heads", "mlps", "embed", "bias", "token_scores", "cls_states", "patch_means"):
         got = getattr(ours, key)
         assert got.shape == ref[key].shape, (key, got.shape, ref[key].shape)
-        np.testing.assert_allclose(got, ref[key], rtol=1e-5, atol=1e-5 * scale, err_msg=key)
+        size = np.abs(ref[key]).max() if key.endswith(("states", "means")) else scale
+        np.testing.assert_allclose(got, ref[key], rtol=1e-5, atol=1e-5 * size, err_msg=key)
     # Every component matters: no part is negligible next to the tolerance.
     assert np.abs(ref["heads"]).max() > 1e-2 * scale and np.abs(ref["mlps"]).max() > 1e-2 * scale
     # The reference's own sum is PyTorch's embedding (the linearisation is exact).

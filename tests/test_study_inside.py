@@ -53,7 +53,15 @@ def planted_split(n: int, seed: int):
     for i in range(n):
         r, c = divmod(int(y["position"][i]), 3)
         ts[i, :, :, 1 + 4 * patch_of[r] + patch_of[c], y["class"][i]] += 1.0
+    # Residual states (W = 16): the class is decodable from the class token only after block 2,
+    # the colour from the patch mean from the start.
+    cls_states = 0.05 * rng.standard_normal((n, L + 1, 16))
+    cls_states[:, 2, :4] += np.eye(4)[y["class"]]
+    patch_means = 0.05 * rng.standard_normal((n, L + 1, 16))
+    patch_means[:, :, :3] += np.eye(3)[y["color"]][:, None]
     dec = Decomposition(
+        cls_states=cls_states.astype(np.float32),
+        patch_means=patch_means.astype(np.float32),
         heads=heads.astype(np.float32),
         mlps=mlps.astype(np.float32),
         embed=emb_path.astype(np.float32),
@@ -88,6 +96,8 @@ class PlantedContext(FakeContext):
             d.embed[rows],
             d.bias,
             keep(d.token_scores) if directions is not None else None,
+            d.cls_states[rows],
+            d.patch_means[rows],
         )
 
 
@@ -117,6 +127,9 @@ def test_planted_heads_labels_maps_and_ablation(tmp_path):
     # Ablating the last layer removes the class head: zero-shot falls to about chance.
     assert entry["ablation"]["last"][1]["zero_shot"] < 0.5
     assert entry["ablation"]["first"][1]["zero_shot"] == 1.0  # layer 0 holds nothing
+    lp = entry["layer_probes"]
+    assert [a == 1.0 for a in lp["class"]["cls"]] == [False, False, True]
+    assert max(lp["class"]["cls"][:2]) < 0.5 and lp["color"]["patch_mean"] == [1.0] * 3
     p = entry["pointing"]
     single = ctx.features("test").attributes["count"][:100] == 0
     assert p["num_images"] == int(single.sum()) and p["accuracy"] == 1.0
@@ -147,5 +160,6 @@ def test_smoke_run(tmp_path, shapes_data_dir):
     # The decomposition of the tiny model sums to the cached embeddings.
     assert stored["exact_sum_max_rel_error"] < 1e-5
     assert stored["layers"] == 2 and stored["heads"] == 2
+    assert len(stored["layer_probes"]["class"]["cls"]) == 3
     assert stored["pointing"]["random_cell"] > 0.11
     check_links(workdir, (workdir / "report.md").read_text())

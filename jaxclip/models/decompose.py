@@ -52,6 +52,9 @@ class Decomposition:
       bias: (D,) the final LayerNorm's beta projected by P (the same for every image).
       token_scores: (N, L, H, T, K) per-token head contributions dotted with the given
         directions (T includes the class token at 0), or None when no directions were given.
+      cls_states: (N, L + 1, W) the residual stream at the class token after the pre-LayerNorm
+        and after each block (the ViT's hidden states, for layer-wise probes).
+      patch_means: (N, L + 1, W) the same states averaged over the patch tokens.
     """
 
     heads: np.ndarray
@@ -59,6 +62,8 @@ class Decomposition:
     embed: np.ndarray
     bias: np.ndarray
     token_scores: np.ndarray | None = None
+    cls_states: np.ndarray | None = None
+    patch_means: np.ndarray | None = None
 
     def total(self) -> np.ndarray:
         """(N, D) heads + MLPs + embed + bias: the raw image embeddings."""
@@ -106,8 +111,8 @@ def decompose_vit(
       directions: optional (K, D) matrix; per-token scores are contributions dotted with its rows.
 
     Returns:
-      {"heads": (N, L, H, D), "mlps": (N, L, D), "embed": (N, D), "bias": (D,)
-      [, "token_scores": (N, L, H, T, K)]}, float32.
+      {"heads": (N, L, H, D), "mlps": (N, L, D), "embed": (N, D), "bias": (D,),
+      "cls_states", "patch_means": (N, L + 1, W) [, "token_scores": (N, L, H, T, K)]}, float32.
     """
     cfg = _vision_config(config)
     if set(params) == {"params"}:
@@ -134,6 +139,7 @@ def decompose_vit(
     x = _ln(x, vm["pre_layrnorm"], eps)
     t = x.shape[1]
     x0 = x[:, 0]
+    states = [x]
     heads, mlps, per_token = [], [], []  # raw (pre-LN) class-token components
     layers = vm["encoder"]["layers"]
     for i in range(cfg.layers):
@@ -156,6 +162,7 @@ def decompose_vit(
         )
         x = x + m
         mlps.append(m[:, 0])
+        states.append(x)
     post = vm["post_layernorm"]
     _, sigma = _stats(x[:, 0], eps)  # (N, 1)
     gamma = post["scale"]
@@ -169,6 +176,8 @@ def decompose_vit(
         "mlps": through(jnp.stack(mlps, 1)),
         "embed": through(x0),
         "bias": post["bias"] @ proj,
+        "cls_states": jnp.stack([st[:, 0] for st in states], 1),
+        "patch_means": jnp.stack([st[:, 1:].mean(1) for st in states], 1),
     }
     if directions is not None:
         u = jnp.asarray(directions, jnp.float32)

@@ -9,7 +9,9 @@ Steinhardt, ICLR 2024). On a few hundred images of each split this study
   zero-shot accuracy (class prompts) and linear-probe accuracy (a ridge classifier fitted on the
   unablated train embeddings, applied to the ablated test embeddings) beside the unablated ones;
 * probes every head's contribution for every label (the class and each attribute): a ridge
-  classifier per head, trained on the train images, accuracy on the test images;
+  classifier per head, trained on the train images, accuracy on the test images; and the same
+  probe on the residual stream after each layer (class token, and mean of the patch tokens),
+  showing where each label becomes decodable;
 * runs TextSpan on the heads of the last layers with a pool of attribute phrases (one per value
   of every label), naming which label each head's chosen texts describe;
 * draws per-patch maps of the image's own class prompt (token scores summed over layers and
@@ -49,6 +51,9 @@ class InsideResult(StudyResult):
     ablation: dict  # unablated, first (k layers from the first up), last (from the last down)
     head_probes: dict  # label -> (L, H) test accuracies; "embedding" -> label -> accuracy
     head_probe_best: list  # per label: the best head and its accuracy
+    # label -> {"cls": [L + 1], "patch_mean": [L + 1]} probe accuracy from the residual stream
+    # after the pre-LayerNorm (0) and after each block (None: states not available)
+    layer_probes: dict | None = optional()
     text_span: list  # per head of the last layers: chosen phrases, their labels, explained
     text_span_labels: dict  # label -> heads whose first TextSpan phrase names it
     pointing: dict | None = optional()  # pointing game (None: no position labels)
@@ -227,6 +232,22 @@ def analyse(ctx: Any, cfg: Any) -> InsideResult:
                 "chance": chance[k],
             }
         )
+    layer_probes = None
+    if tr.cls_states is not None and te.cls_states is not None:
+        layer_probes = {
+            k: {
+                where: inside.ridge_probe_accuracy(
+                    np.moveaxis(getattr(tr, field), 0, 1),
+                    y_tr[k],
+                    np.moveaxis(getattr(te, field), 0, 1),
+                    y_te[k],
+                    alpha=cfg.probe_alpha,
+                    num_classes=sizes[k],
+                ).tolist()
+                for where, field in (("cls", "cls_states"), ("patch_mean", "patch_means"))
+            }
+            for k in names
+        }
     seconds["head_probes"] = time.perf_counter() - t
 
     # TextSpan of the heads of the last layers over the attribute phrases.
@@ -282,6 +303,7 @@ def analyse(ctx: Any, cfg: Any) -> InsideResult:
         ablation=ablation,
         head_probes=head_probes,
         head_probe_best=best,
+        layer_probes=layer_probes,
         text_span=spans,
         text_span_labels=span_labels,
         pointing=pointing,

@@ -101,6 +101,35 @@ def _head_probes(result: Any, report: Report, out: RenderContext) -> None:
     )
 
 
+def _layer_probes(result: Any, report: Report, out: RenderContext) -> None:
+    lp = result.layer_probes
+    if not lp:
+        return
+    report.section("Where each label becomes decodable (layer-wise probes)", level=3)
+    report.text(
+        "The same ridge probe on the residual stream after the pre-LayerNorm (layer 0) and after "
+        "each block: at the class token (`cls`) and averaged over the patch tokens (`patch_mean`)."
+    )
+    n = len(next(iter(lp.values()))["cls"])
+    rows = []
+    for label in result.labels:
+        for where in ("cls", "patch_mean"):
+            row: dict[str, Any] = {"label": label, "tokens": where}
+            row.update({f"after {i}": _pct(a) for i, a in enumerate(lp[label][where])})
+            rows.append(row)
+    report.table(rows, floatfmt=".1f")
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for label in result.labels:
+        ax.plot(range(n), [_pct(a) for a in lp[label]["cls"]], "o-", label=label)
+    ax.set_xlabel("layers applied")
+    ax.set_ylabel("class-token probe accuracy (%)")
+    ax.set_xticks(range(n))
+    ax.legend(fontsize=7)
+    report.figure(
+        save_figure(fig, out.workdir, "inside_layer_probes"), "Class-token probe accuracy by layer"
+    )
+
+
 def _text_span(result: Any, report: Report) -> None:
     report.section("TextSpan of the last layers' heads", level=3)
     report.text(
@@ -165,6 +194,7 @@ def render(result: Any, out: RenderContext) -> Section:
     )
     _ablation(result, report, out)
     _head_probes(result, report, out)
+    _layer_probes(result, report, out)
     _text_span(result, report)
     _maps(result, report, out)
     return Section("inside", report)
