@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from configs import class_agnostic, common, geometry, probe, prompts, retrieval, zero_shot
+from configs import class_agnostic, common, geometry, inside, probe, prompts, retrieval, zero_shot
 
 # Study name -> its config file, in the order dissect runs them (= jaxclip.studies.runner.STUDIES).
 STUDY_CONFIGS = {
@@ -25,6 +25,7 @@ STUDY_CONFIGS = {
     "class_agnostic": class_agnostic,
     "retrieval": retrieval,
     "geometry": geometry,
+    "inside": inside,
 }
 
 

@@ -117,6 +117,9 @@ class FakeContext:
     def source(self, which: str) -> FakeSource:
         return self.src
 
+    def decompose(self, which: str, rows, directions):
+        raise AssertionError("this fake context plants no decomposition")
+
 
 def check_bad_config(
     study_config: Callable[[], ml_collections.ConfigDict],

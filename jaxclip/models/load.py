@@ -62,6 +62,7 @@ from jaxclip.data.preprocess import PreprocessConfig, preprocess_device, preproc
 from jaxclip.models import convert, convert_siglip
 from jaxclip.models import open_clip as oc
 from jaxclip.models.clip import CLIP
+from jaxclip.models.decompose import Decomposition, decompose_batched
 from jaxclip.models.siglip import Siglip
 from jaxclip.models.siglip_text import SiglipTextTokenizer
 from jaxclip.models.tokenizer import Tokenizer, trim_to_eos
@@ -258,6 +259,35 @@ class LoadedCLIP:
             pixels = preprocess_host_batch(images[start : start + b], self.preprocess)
             outs.append(self.encode_pixels(pixels, batch_size=b))
         return np.concatenate(outs)
+
+    def decompose_pixels(
+        self, pixels: np.ndarray, *, directions: np.ndarray | None = None, batch_size: int = 64
+    ) -> Decomposition:
+        """Normalised float NHWC pixels -> `Decomposition` of their image embeddings into heads,
+        MLPs, embedding path and bias (ViT towers only; `jaxclip.models.decompose`)."""
+        return decompose_batched(
+            self.params, self.config, pixels, directions=directions, batch_size=batch_size
+        )
+
+    def decompose_image(
+        self,
+        images: Any,
+        *,
+        directions: np.ndarray | None = None,
+        batch_size: int = 64,
+        preprocess: str = "host",
+    ) -> Decomposition:
+        """uint8 images (as `encode_image` takes them) -> `Decomposition` (`decompose_pixels`)."""
+        if preprocess not in PREPROCESS_MODES:
+            raise ValueError(
+                f"preprocess={preprocess!r} is not valid; choose one of {PREPROCESS_MODES}"
+            )
+        if preprocess == "device":
+            cfg = self.preprocess
+            pixels = np.asarray(jax.jit(lambda x: preprocess_device(x, cfg))(np.asarray(images)))
+        else:
+            pixels = preprocess_host_batch(images, self.preprocess)
+        return self.decompose_pixels(pixels, directions=directions, batch_size=batch_size)
 
     def token_ids(self, texts: Sequence[str]) -> np.ndarray:
         """Token ids int32 (N, T) for the text tower, T <= context_length.

@@ -66,6 +66,11 @@ class Context(Protocol):
         """Raw text embeddings, (len(texts), D)."""
         ...
 
+    def decompose(self, which: str, rows: np.ndarray, directions: np.ndarray | None) -> Any:
+        """`jaxclip.models.decompose.Decomposition` of feature rows `rows` of a split (ViT image
+        towers: per-head, per-MLP direct contributions to the image embedding)."""
+        ...
+
 
 @dataclasses.dataclass(frozen=True)
 class RenderContext:
@@ -153,6 +158,25 @@ class RunContext:
             batch_size=c.batch_size,
             dtype=c.dtype or None,
             cache_root=c.cache_dir or None,
+        )
+
+    def decompose(self, which: str, rows: np.ndarray, directions: np.ndarray | None) -> Any:
+        feats = self.features(which)
+        source = self.source(which)
+        images = []
+        for r in rows:  # feature row r is item r of the split's source
+            item = source[int(r)]
+            if "index" in item and int(item["index"]) != int(feats.indices[r]):
+                raise ValueError(
+                    f"feature row {r} is example {feats.indices[r]}, not {item['index']}"
+                )
+            images.append(np.asarray(item["image"]))
+        c = self.config
+        return self.model.decompose_image(
+            np.stack(images),
+            directions=directions,
+            batch_size=c.inside.batch_size,
+            preprocess=c.preprocess,
         )
 
     def data_summary(self) -> dict[str, Any]:

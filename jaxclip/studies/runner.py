@@ -22,7 +22,7 @@ from absl import logging
 
 from jaxclip import atomic
 from jaxclip.report import Report, to_jsonable, write_results
-from jaxclip.studies import class_agnostic, geometry, probe, prompts, retrieval, zero_shot
+from jaxclip.studies import class_agnostic, geometry, inside, probe, prompts, retrieval, zero_shot
 from jaxclip.studies.common import check_common
 from jaxclip.studies.context import RenderContext, RunContext, Section, Study, image_reader
 
@@ -34,6 +34,7 @@ STUDIES: dict[str, Study] = {
     "class_agnostic": class_agnostic.STUDY,
     "retrieval": retrieval.STUDY,
     "geometry": geometry.STUDY,
+    "inside": inside.STUDY,
 }
 
 ARRAYS_FILE = "arrays.npz"
