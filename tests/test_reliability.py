@@ -74,21 +74,24 @@ def test_rerun_of_a_finished_or_nearly_finished_training_run(shapes_data_dir, tm
     c = get_config("smoke")
     c.data_dir = str(shapes_data_dir)
     c.progress = False
+    c.checkpoint_every, c.keep_checkpoints = 1, 2  # bookkeeping: not part of the identity
     n = int(c.num_steps)
+    wd = tmp_path / "run"
+    train.train(c, wd, evaluate=False)
     # Killed after the final checkpoint, before DONE.json: the rerun runs 0 steps.
-    done = tmp_path / "done"
-    train.train(c, done, evaluate=False)
-    (done / train.DONE_FILE).unlink()
-    again = train.train(c, done, evaluate=False)
+    (wd / train.DONE_FILE).unlink()
+    again = train.train(c, wd, evaluate=False)
     assert again.start_step == n and again.timing["steps_per_s"] is None
-    assert _strict_json(done / train.DONE_FILE)["step"] == n
-    # Killed with one step left: the rerun runs 1 step (no rate after the compiling step).
-    late = tmp_path / "late"
-    train.train(c, late, stop_after=n - 1, evaluate=False)
-    last = train.train(c, late, evaluate=False)
+    assert _strict_json(wd / train.DONE_FILE)["step"] == n
+    # Killed with one step left (newest checkpoint n - 1): the rerun runs 1 step, which is
+    # the compiling one, so again there is no rate to report.
+    (wd / train.DONE_FILE).unlink()
+    shutil.rmtree(wd / train.CHECKPOINT_DIR / str(n))
+    last = train.train(c, wd, evaluate=False)
     assert last.start_step == n - 1 and last.num_steps == n
-    assert _strict_json(late / train.DONE_FILE)["steps_run"] == 1
-    assert train.is_finished(late)
+    assert last.timing["steps_per_s"] is None
+    assert _strict_json(wd / train.DONE_FILE)["steps_run"] == 1
+    assert train.is_finished(wd)
 
 
 # --- 2. every feature key holds the model config, the platform and the device count ------------

@@ -23,6 +23,7 @@ Data dirs: `data_dir` if given, else `$JAXCLIP_DATA_DIR` if set, else TFDS's def
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import importlib.util
@@ -31,7 +32,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -236,6 +237,19 @@ def not_prepared_message(name: str, tfds_name: str, data_dir: str | None, cause:
     )
 
 
+@contextlib.contextmanager
+def _absl_errors_only() -> Iterator[None]:
+    """absl logging (which TFDS uses) at ERROR level for the duration of the block."""
+    from absl import logging as absl_logging
+
+    old = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    try:
+        yield
+    finally:
+        absl_logging.set_verbosity(old)
+
+
 def open_tfds(
     name: str, tfds_name: str, split: str, *, data_dir: str | None, download: bool
 ) -> Sequence[Mapping[str, Any]]:
@@ -248,23 +262,20 @@ def open_tfds(
 
     data_dir = data_dir or _default_tfds_data_dir()
     prepare = download and _tf_installed()
-    if not prepare and not any(
-        fmt == "array_record" for _, fmt in _prepared_formats(tfds_name, data_dir)
-    ):  # nothing to read and no way to prepare it: say so without asking TFDS
-        raise DatasetNotPreparedError(
-            not_prepared_message(name, tfds_name, data_dir, "no preparation found")
-        )
     try:
         # array_record explicitly: with a data_dir, TFDS would otherwise prepare TFRecords,
-        # which have no random access.
-        return tfds.data_source(
-            tfds_name,
-            split=split,
-            data_dir=data_dir,
-            download=prepare,
-            builder_kwargs={"file_format": "array_record"},
-            try_gcs=False,
-        )
+        # which have no random access. Only reading: TFDS's warnings while it looks for a
+        # preparation ("Variant folder ... has no dataset_info.json") are dropped, since a
+        # missing one is reported below in one line.
+        with contextlib.nullcontext() if prepare else _absl_errors_only():
+            return tfds.data_source(
+                tfds_name,
+                split=split,
+                data_dir=data_dir,
+                download=prepare,
+                builder_kwargs={"file_format": "array_record"},
+                try_gcs=False,
+            )
     except Exception as e:  # diagnosed below: not prepared vs. a real error
         msg = " ".join(f"{type(e).__name__}: {e}".split())[:300]
         if isinstance(e, ValueError) and "Unknown split" in str(e):
