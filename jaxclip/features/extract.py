@@ -186,6 +186,11 @@ def feature_key(model: Any, devices: Sequence[jax.Device], **fields: Any) -> dic
     }
 
 
+# Beside the entries of a cache root: one lock file per entry (never deleted: a lock file
+# removed while another process waits on it would let a third one take a second lock).
+LOCK_DIR = ".locks"
+
+
 def _entry_lock(store: ShardStore) -> contextlib.AbstractContextManager:
     """An exclusive lock on one cache entry (a file beside its folder), so that concurrent
     extractions of the same entry encode it once: the second waits, then reads the shards.
@@ -193,7 +198,7 @@ def _entry_lock(store: ShardStore) -> contextlib.AbstractContextManager:
     Multi-process runs coordinate through their collectives instead (no lock)."""
     if jax.process_count() > 1:
         return contextlib.nullcontext()
-    return atomic.file_lock(store.path.parent / f".{store.path.name}.lock")
+    return atomic.file_lock(store.path.parent / LOCK_DIR / f"{store.path.name}.lock")
 
 
 def round_batch_size(batch_size: int, num_devices: int) -> int:
