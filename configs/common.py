@@ -37,6 +37,9 @@ def base_config(arg: str | None, *, default_dataset: str = "shapes") -> ml_colle
     c.dataset = dataset  # a jaxclip.data.datasets.DATASETS name, optionally "/config"
     c.data_dir = ""  # TFDS data dir ("" = TFDS default; shapes: ~/.cache/jaxclip/tfds)
     c.data_path = ""  # dataset folder, for image_folder / imagenet_folder
+    # Image folders, caption pairs: stop at the first undecodable image (False: skip and list
+    # them in results.json); webdatasets: stop at a truncated shard.
+    c.strict = False
     c.train_split = train_split  # split the probes train on
     c.test_split = test_split  # split everything is evaluated on
     c.max_examples = 0  # > 0: a seeded random subset of each split (0 = all)

@@ -24,7 +24,6 @@ import math
 
 import ml_collections
 
-from jaxclip import train
 from jaxclip.config_args import parse_variants
 
 # Dataset variant -> (dataset name, patch side that keeps mini's 4 x 4 token grid).
@@ -114,4 +113,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
 def check_config(config: ml_collections.ConfigDict) -> None:
     """Validates a config after --config.x overrides (`jaxclip.train.check_config`)."""
+    from jaxclip import train  # imports JAX: not needed to build a config
+
     train.check_config(config)

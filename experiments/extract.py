@@ -19,14 +19,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from experiments.models import ensure_trained
 from jaxclip import cli
-from jaxclip.features import job
 
 
 def run(config: Any, workdir: str | Path) -> dict[str, Any]:
     """Checks the config, trains the model first if it is trained here, then extracts."""
+    from experiments.models import ensure_trained
+    from jaxclip.features import job  # imports JAX: after the command line is checked
+
     job.check_config(config)
+    job.check_writable_dirs(config, workdir)  # before training the model or extracting
     ensure_trained(config)
     return job.run(config, workdir)
 

@@ -9,25 +9,34 @@ from __future__ import annotations
 
 from typing import Any
 
-from configs import train_clip as train_clip_config
-from jaxclip import train
 
-# Catalog name -> the train_clip config that produces it.
-TRAINED_HERE = {"mini": train_clip_config.mini_config}
+def _mini_recipe() -> Any:
+    from configs.train_clip import mini_config
+
+    return mini_config()
+
+
+# Catalog name -> the train_clip config that produces it (imported on use: a bad command line
+# is reported before JAX is imported).
+TRAINED_HERE = {"mini": _mini_recipe}
 
 
 def ensure_trained(config: Any) -> None:
     """Trains (or reuses) `config.model` when it is a model trained here; else nothing."""
     recipe = TRAINED_HERE.get(str(config.model))
     if recipe is not None:
+        from jaxclip import train
+
         train.train_or_reuse(recipe(), cache_dir=config.cache_dir or None)
 
 
 def run_studies(config: Any, workdir: str, names: list[str]) -> dict:
     """`jaxclip.studies.runner.run_studies` after checking the config and training the model
     if it is trained here (a bad config fails before any training)."""
+    from jaxclip.features.job import check_writable_dirs
     from jaxclip.studies import runner
 
     runner.check_config(config, names)
+    check_writable_dirs(config, workdir)  # a read-only disk fails now, not after the work
     ensure_trained(config)
     return runner.run_studies(config, workdir, names)

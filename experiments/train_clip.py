@@ -14,12 +14,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from jaxclip import cli, train
-from jaxclip.report.training import write_run
+from jaxclip import cli
 
 
 def run(config: Any, workdir: str | Path) -> dict[str, Any]:
     """Trains (or resumes) as `config` says in `workdir`; writes the results and the report."""
+    from jaxclip import train
+    from jaxclip.report.training import write_run
+
     train.check_config(config)
     return write_run(config, train.train(config, Path(workdir)), workdir)
 

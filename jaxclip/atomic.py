@@ -83,3 +83,31 @@ def file_lock(path: str | os.PathLike) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def check_writable(folder: str | os.PathLike, what: str) -> Path:
+    """Creates `folder` if needed and checks that a file can be written there.
+
+    Entry points call it before any work, so a read-only or full disk fails at once, not after
+    an hour of extraction.
+
+    Raises:
+      UserPermissionError: the folder cannot be created or written to (the message names it,
+        `what` it is, e.g. "--workdir", and why: no permission, read-only, disk full).
+    """
+    from jaxclip.errors import USER_ERRNOS, UserPermissionError
+
+    folder = Path(folder).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".jaxclip-write-check-") as f:
+            f.write(b"x")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        reason = USER_ERRNOS.get(e.errno, e.strerror or type(e).__name__)
+        raise UserPermissionError(
+            f"{what}={os.fspath(folder)!r} is not writable ({reason}); choose a folder you "
+            "can write to"
+        ) from None
+    return folder

@@ -521,7 +521,8 @@ class TrainResult:
       zero_shot: `evaluate_zero_shot_attributes` on the test split ({} if skipped).
       timing: seconds: "load" (data, tokenizer), "compile" (init or restore, compilation and
         the first step), "train" (the steps after the first),
-        "eval", "total"; "steps_per_s" (after the first step of this run).
+        "eval", "total"; "steps_per_s" (after the first step of this run; None if this call ran
+        fewer than two steps).
     """
 
     workdir: Path
@@ -532,13 +533,15 @@ class TrainResult:
     num_steps: int
     metrics: list[dict[str, Any]]
     zero_shot: dict[str, Any]
-    timing: dict[str, float]
+    timing: dict[str, float | None]
 
 
 def check_config(config: Any) -> None:
     """Rejects impossible training settings with one line (ConfigError) naming the bad value."""
     from jaxclip.config_args import ConfigError, check_choice
+    from jaxclip.data.datasets import check_dataset_name
 
+    check_dataset_name(config.dataset)
     positive = ("batch_size", "num_steps", "learning_rate", "checkpoint_every", "log_every")
     for field in positive:
         if not config[field] > 0:
@@ -574,7 +577,12 @@ def _load_data(config: Any, split: str, tokenizer: Any | None):
 
     source = load_dataset(config.dataset, split, data_dir=config.data_dir or None)
     if tokenizer is not None and not source.info.has_captions:
-        raise ValueError(f"dataset {config.dataset!r} has no captions; CLIP training needs them")
+        from jaxclip.config_args import ConfigError
+
+        raise ConfigError(
+            f"config.dataset={config.dataset!r} has no captions; CLIP training needs them "
+            "(shapes, shapes/128, shapes/32, shapes/tiny have)"
+        )
     return read_split(source)
 
 
@@ -637,7 +645,9 @@ def _write_identity(workdir: Path, config: Any, clip_config: Any) -> None:
                 if old.get("identity", {}).get(k)
                 != json.loads(json.dumps(identity.get(k), default=str))
             )
-            raise ValueError(
+            from jaxclip.errors import UserValueError
+
+            raise UserValueError(
                 f"{workdir} holds a run with a different config (fields {diff}); resume it with "
                 "its own config or use another workdir"
             )
@@ -672,6 +682,7 @@ def train(
 def _train(
     config: Any, workdir: str | os.PathLike, stop_after: int | None, evaluate: bool
 ) -> TrainResult:
+    from jaxclip.config_args import ConfigError
     from jaxclip.data.preprocess import PreprocessConfig
     from jaxclip.models.load import from_params, save
     from jaxclip.models.tokenizer import Tokenizer
@@ -683,14 +694,14 @@ def _train(
     mesh = make_mesh(int(config.num_devices))
     n_dev = mesh.devices.size
     if config.batch_size % n_dev:
-        raise ValueError(
+        raise ConfigError(
             f"config.batch_size={config.batch_size} is not divisible by the {n_dev} devices"
         )
 
     tokenizer = Tokenizer.openai(int(config.model.context_length))
     data = _load_data(config, config.train_split, tokenizer)
     if len(data) < config.batch_size:
-        raise ValueError(
+        raise ConfigError(
             f"config.batch_size={config.batch_size} exceeds the {len(data)} training examples"
         )
     tokens = trim_to_eos(tokenize_captions(data.captions, tokenizer), tokenizer.eos_token_id)
@@ -748,7 +759,9 @@ def _train(
         "load": t_loaded - t_start,
         "compile": (t_first - t_loaded) if t_first else 0.0,
         "train": (t_trained - t_first) if t_first else 0.0,
-        "steps_per_s": timed / (t_trained - t_first) if t_first and timed > 0 else float("nan"),
+        # None (JSON null), not NaN, when this call ran fewer than 2 steps (a rerun of a
+        # finished or nearly finished run): DONE.json and results.json are strict JSON.
+        "steps_per_s": timed / (t_trained - t_first) if t_first and timed > 0 else None,
     }
     records = read_metrics(metrics_path)
     if records:

@@ -27,6 +27,11 @@ def images(source):
     return np.stack([source[i]["image"] for i in range(len(source))])
 
 
+def _entry_dirs(root: Path) -> list[Path]:
+    """The cache entries under `root` (not the hidden lock folder)."""
+    return [p for p in root.iterdir() if not p.name.startswith(".")]
+
+
 def _extract(model, source, cache, **kw):
     kw.setdefault("batch_size", 32)
     return extract_images(model, source, cache_root=cache, progress=False, **kw)
@@ -73,7 +78,7 @@ def test_resume_after_interruption_is_bit_identical(tiny_model, source, tmp_path
     full = _extract(tiny_model, source, tmp_path / "full", shard_batches=1)
     with pytest.raises(KeyboardInterrupt):
         _extract(tiny_model, source, tmp_path / "cut", shard_batches=1, stop_after_shards=3)
-    (entry,) = (tmp_path / "cut").iterdir()
+    (entry,) = _entry_dirs(tmp_path / "cut")
     assert len(list(entry.glob("shard-*.npz"))) == 3 and not (entry / "complete.json").exists()
     resumed = _extract(tiny_model, source, tmp_path / "cut", shard_batches=1)
     assert np.array_equal(full.embeds, resumed.embeds)
@@ -82,7 +87,7 @@ def test_resume_after_interruption_is_bit_identical(tiny_model, source, tmp_path
 
 def test_corrupt_and_stale_shards_are_recomputed(tiny_model, source, tmp_path):
     good = _extract(tiny_model, source, tmp_path, shard_batches=1)
-    (entry,) = tmp_path.iterdir()
+    (entry,) = _entry_dirs(tmp_path)
     shard1, shard2 = entry / "shard-00001.npz", entry / "shard-00002.npz"
     data = bytearray(shard1.read_bytes())
     data[len(data) // 2] ^= 0xFF  # flip one byte in the middle of the embeddings
@@ -98,7 +103,7 @@ def test_corrupt_and_stale_shards_are_recomputed(tiny_model, source, tmp_path):
 
 
 def _entries(root: Path) -> set[str]:
-    return {p.name for p in root.iterdir()}
+    return {p.name for p in _entry_dirs(root)}
 
 
 def test_cache_key_changes_with_model_preprocessing_and_split(
@@ -128,7 +133,7 @@ def test_texts_match_model_and_are_cached(tiny_model, tmp_path):
     texts = [f"a photo of {i} red circles" for i in range(37)]
     emb = extract_texts(tiny_model, texts, batch_size=16, cache_root=tmp_path, progress=False)
     np.testing.assert_allclose(emb, tiny_model.encode_text(texts), atol=1e-5, rtol=0)
-    (entry,) = tmp_path.iterdir()
+    (entry,) = _entry_dirs(tmp_path)
     mtime = (entry / "shard-00000.npz").stat().st_mtime_ns
     again = extract_texts(tiny_model, texts, batch_size=16, cache_root=tmp_path, progress=False)
     assert np.array_equal(emb, again)
@@ -178,7 +183,7 @@ def test_survives_kill_9_mid_run(tiny_model, source, shapes_data_dir, tmp_path):
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    (entry,) = cache.iterdir()
+    (entry,) = _entry_dirs(cache)
     done = sorted(p.name for p in entry.glob("shard-*.npz"))
     assert 3 <= len(done) < 8 and not (entry / "complete.json").exists()
     # The run killed mid-write leaves at most a temp file, which is never read as a shard.

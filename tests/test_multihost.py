@@ -196,7 +196,9 @@ def _strip(results: dict) -> dict:
 
 
 def _files(root: Path) -> dict[str, Path]:
-    return {str(p.relative_to(root)): p for p in sorted(root.rglob("*")) if p.is_file()}
+    # The cache's files, not its lock files (`.locks/`: single-process runs only).
+    files = sorted(p for p in root.rglob("*") if p.is_file() and ".locks" not in p.parts)
+    return {str(p.relative_to(root)): p for p in files}
 
 
 @pytest.mark.slow  # two fresh JAX processes: ~20 s on an idle 2-core machine

@@ -23,6 +23,7 @@ Data dirs: `data_dir` if given, else `$JAXCLIP_DATA_DIR` if set, else TFDS's def
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import importlib.util
@@ -31,7 +32,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from jaxclip.data import classnames as cn
+from jaxclip.errors import UserError, UserFileNotFoundError, UserValueError
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +50,12 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
 _WNID = re.compile(r"^n\d{8}$")
 
 
-class DatasetNotPreparedError(FileNotFoundError):
+class DatasetNotPreparedError(UserError, FileNotFoundError):
     """A TFDS dataset has no array_record preparation where we looked."""
+
+
+class DatasetError(UserValueError):
+    """A bad dataset name, split, folder or file (the message names it and the valid ones)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,6 +237,19 @@ def not_prepared_message(name: str, tfds_name: str, data_dir: str | None, cause:
     )
 
 
+@contextlib.contextmanager
+def _absl_errors_only() -> Iterator[None]:
+    """absl logging (which TFDS uses) at ERROR level for the duration of the block."""
+    from absl import logging as absl_logging
+
+    old = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    try:
+        yield
+    finally:
+        absl_logging.set_verbosity(old)
+
+
 def open_tfds(
     name: str, tfds_name: str, split: str, *, data_dir: str | None, download: bool
 ) -> Sequence[Mapping[str, Any]]:
@@ -245,19 +264,22 @@ def open_tfds(
     prepare = download and _tf_installed()
     try:
         # array_record explicitly: with a data_dir, TFDS would otherwise prepare TFRecords,
-        # which have no random access.
-        return tfds.data_source(
-            tfds_name,
-            split=split,
-            data_dir=data_dir,
-            download=prepare,
-            builder_kwargs={"file_format": "array_record"},
-            try_gcs=False,
-        )
+        # which have no random access. Only reading: TFDS's warnings while it looks for a
+        # preparation ("Variant folder ... has no dataset_info.json") are dropped, since a
+        # missing one is reported below in one line.
+        with contextlib.nullcontext() if prepare else _absl_errors_only():
+            return tfds.data_source(
+                tfds_name,
+                split=split,
+                data_dir=data_dir,
+                download=prepare,
+                builder_kwargs={"file_format": "array_record"},
+                try_gcs=False,
+            )
     except Exception as e:  # diagnosed below: not prepared vs. a real error
         msg = " ".join(f"{type(e).__name__}: {e}".split())[:300]
         if isinstance(e, ValueError) and "Unknown split" in str(e):
-            raise ValueError(f"dataset {name!r}: split {split!r} is not valid ({msg})") from e
+            raise DatasetError(f"dataset {name!r}: split {split!r} is not valid ({msg})") from e
         not_ready = isinstance(e, NotImplementedError | ModuleNotFoundError | FileNotFoundError)
         not_ready |= "tensorflow" in str(e).lower() or "not prepared" in str(e).lower()
         not_ready |= not any(p[1] == "array_record" for p in _prepared_formats(tfds_name, data_dir))
@@ -380,7 +402,7 @@ def load_shapes(
     try:
         ds = builder.as_data_source(split)
     except ValueError as e:
-        raise ValueError(f"dataset 'shapes': split {split!r} is not valid ({e})") from e
+        raise DatasetError(f"dataset 'shapes': split {split!r} is not valid ({e})") from e
     cfg = builder.builder_config
     size = cfg.image_size
     return TfdsSource(
@@ -436,6 +458,46 @@ def _check_file(path: str) -> tuple[tuple[int, int] | None, str]:
         return None, f"{type(e).__name__}: {e}"
 
 
+def _list_images(root: Path, classes: Sequence[str]) -> list[tuple[str, int]]:
+    """(relative path, label) of every image file under `root/<class>/`, sorted by path.
+
+    Symlinked folders are followed, each real folder once: a link back to a folder already
+    listed (a cycle such as `cat/loop -> .` or `cat/up -> ..`, or a link into the root or
+    another class folder) is skipped with a warning, so a loop neither duplicates images nor
+    hangs the walk.
+    """
+
+    def ident(path: Path) -> tuple[int, int]:
+        st = os.stat(path)
+        return st.st_dev, st.st_ino
+
+    # The root and every class folder count as seen from the start: a link into any of them
+    # would list its images twice (or under another class).
+    seen = {ident(root)} | {ident(root / c) for c in classes}
+    entries = []
+    for label, folder in enumerate(classes):
+        for dirpath, dirnames, filenames in os.walk(root / folder, followlinks=True):
+            keep = []
+            for d in sorted(d for d in dirnames if not d.startswith(".")):
+                try:
+                    key = ident(Path(dirpath, d))
+                except OSError:  # a dangling link
+                    continue
+                if key in seen:
+                    log.warning("skipping %s: a link to a folder already listed", Path(dirpath, d))
+                    continue
+                seen.add(key)
+                keep.append(d)
+            dirnames[:] = keep
+            for fn in filenames:
+                if fn.startswith(".") or Path(fn).suffix.lower() not in IMAGE_EXTENSIONS:
+                    continue
+                rel = Path(dirpath, fn).relative_to(root).as_posix()
+                entries.append((rel, label))
+    entries.sort()
+    return entries
+
+
 _VERIFY_CACHE: dict[str, list[tuple[tuple[int, int] | None, str]]] = {}
 _VERIFY_LOCK = threading.Lock()
 
@@ -472,17 +534,13 @@ class FolderSource(DatasetSource):
         self._lock = threading.Lock()
         self._verified = False
         self.skipped = []
-        entries = []
-        for label, folder in enumerate(self.classes):
-            base = self.root / folder
-            for dirpath, dirnames, filenames in os.walk(base, followlinks=True):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                for fn in filenames:
-                    if fn.startswith(".") or Path(fn).suffix.lower() not in IMAGE_EXTENSIONS:
-                        continue
-                    rel = Path(dirpath, fn).relative_to(self.root).as_posix()
-                    entries.append((rel, label))
-        entries.sort()
+        entries = _list_images(self.root, self.classes)
+        if not entries:
+            raise DatasetError(
+                f"{name}: the class folders of {os.fspath(self.root)} ({', '.join(self.classes[:5])}"
+                f"{', ...' if len(self.classes) > 5 else ''}) hold no image files "
+                f"({', '.join(sorted(IMAGE_EXTENSIONS))})"
+            )
         self._candidates: list[tuple[str, int]] = entries
         h = hashlib.sha256(f"{name.split('/')[0]}\n{len(self.classes)}\n".encode())
         for folder in self.classes:
@@ -552,11 +610,18 @@ class FolderSource(DatasetSource):
                 if shape is None:
                     path = str(self.root / rel)
                     if self._strict:
-                        raise ValueError(f"{path}: not a readable image ({reason})")
+                        raise DatasetError(
+                            f"{path}: not a readable image ({reason}); strict mode stops at the first"
+                        )
                     skipped.append((path, reason))
                 else:
                     items.append((rel, label))
                     shapes.append(shape)
+            if not items:
+                raise DatasetError(
+                    f"{self._name}: none of the {len(skipped)} image file(s) under "
+                    f"{os.fspath(self.root)} decodes, e.g. {skipped[0][0]} ({skipped[0][1]})"
+                )
             if skipped:
                 log.warning(
                     "%s: skipped %d undecodable file(s) of %d, e.g. %s (%s)",
@@ -612,16 +677,18 @@ class FolderSource(DatasetSource):
 
 def _split_root(name: str, path: str | os.PathLike | None, split: str) -> Path:
     if path is None:
-        raise ValueError(f"dataset {name!r} needs path= (the folder of the dataset)")
+        raise DatasetError(
+            f"dataset {name!r} needs path= (config.data_path: the folder of the dataset)"
+        )
     root = Path(path).expanduser()
     if not root.is_dir():
-        raise FileNotFoundError(f"{name}: path {os.fspath(root)!r} is not a folder")
+        raise UserFileNotFoundError(f"{name}: path {os.fspath(root)!r} is not a folder")
     if (root / split).is_dir():
         return root / split
     if split == "all":
         return root
     subdirs = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    raise ValueError(
+    raise DatasetError(
         f"{name}: no split folder {split!r} in {os.fspath(root)}; found {subdirs}. Pass one of "
         f"them as split, or split='all' to read {os.fspath(root)} itself as the class folders"
     )
@@ -630,7 +697,9 @@ def _split_root(name: str, path: str | os.PathLike | None, split: str) -> Path:
 def _class_folders(root: Path) -> list[str]:
     folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not folders:
-        raise ValueError(f"{os.fspath(root)} has no class subfolders")
+        raise DatasetError(
+            f"{os.fspath(root)} has no class subfolders (expected <class>/<image> files)"
+        )
     return folders
 
 
@@ -677,14 +746,14 @@ def load_imagenet_folder(
     folders = _class_folders(root)
     bad = [f for f in folders if not _WNID.match(f)]
     if bad:
-        raise ValueError(
+        raise DatasetError(
             f"{name}: class folders must be WordNet ids like 'n01440764'; found {bad[:5]} in "
             f"{os.fspath(root)} (use 'image_folder' for folders named by class)"
         )
     names = cn.wnid_to_classname()
     unknown = [f for f in folders if f not in names]
     if unknown:
-        raise ValueError(f"{name}: {unknown[:5]} are not ImageNet-1k WordNet ids")
+        raise DatasetError(f"{name}: {unknown[:5]} are not ImageNet-1k WordNet ids")
     return FolderSource(
         root,
         name=name,
@@ -703,7 +772,7 @@ def load_imagenet_folder(
 def _tfds_loader(name: str) -> Callable[..., DatasetSource]:
     def load(split: str, *, config=None, data_dir=None, path=None, strict=False, download=True):
         if path is not None:
-            raise ValueError(f"dataset {name!r} is a TFDS dataset: use data_dir=, not path=")
+            raise DatasetError(f"dataset {name!r} is a TFDS dataset: use data_dir=, not path=")
         return load_tfds(name, split, config=config, data_dir=data_dir, download=download)
 
     load.__name__ = f"load_{name}"
@@ -715,16 +784,16 @@ def _shapes_loader(
     split: str, *, config=None, data_dir=None, path=None, strict=False, download=True
 ):
     if path is not None:
-        raise ValueError("dataset 'shapes' is generated: use data_dir=, not path=")
+        raise DatasetError("dataset 'shapes' is generated: use data_dir=, not path=")
     return load_shapes(split, config=config, data_dir=data_dir)
 
 
 def _folder_loader(fn: Callable[..., FolderSource], name: str) -> Callable[..., DatasetSource]:
     def load(split: str, *, config=None, data_dir=None, path=None, strict=False, download=True):
         if config:
-            raise ValueError(f"dataset {name!r} has no configs; got {config!r}")
+            raise DatasetError(f"dataset {name!r} has no configs; got {config!r}")
         if data_dir is not None:
-            raise ValueError(f"dataset {name!r} reads a folder: use path=, not data_dir=")
+            raise DatasetError(f"dataset {name!r} reads a folder: use path=, not data_dir=")
         return fn(split, path=path, strict=strict)
 
     load.__name__ = f"load_{name}"
@@ -820,6 +889,14 @@ def check_dataset_name(name: str) -> str:
         )
     if any(p in ("", ".", "..") for p in name.split("/")[1:]) or "\\" in name:
         raise ConfigError(f"config.dataset={name!r} is not valid: empty, '.' or '..' parts")
+    # The config part names a folder under the data dir (TFDS globs for it): no glob patterns,
+    # no absolute or home paths, no NUL, nothing but names.
+    bad = sorted({ch for ch in name if ch in "*?[]{}~\x00" or ch.isspace()})
+    if bad or name.startswith("/"):
+        raise ConfigError(
+            f"config.dataset={name!r} is not valid: {bad or ['leading /']} in a dataset name; "
+            "use letters, digits, '_', '-', '.' and '/' between parts"
+        )
     if base == "cb":
         from jaxclip.data.clip_benchmark import lookup
 
@@ -861,7 +938,7 @@ def load_dataset(
         raise TypeError(f"name and split must be str; got {name!r}, {split!r}")
     base, _, config = name.partition("/")
     if base not in DATASETS:
-        raise ValueError(
+        raise DatasetError(
             f"unknown dataset {name!r}; valid: {', '.join(DATASETS)} "
             "(a config may follow a slash, e.g. 'shapes/128', 'cb/vtab/caltech101')"
         )

@@ -437,6 +437,16 @@ def default_data_dir() -> str:
     return os.environ.get("JAXCLIP_DATA_DIR") or os.path.expanduser("~/.cache/jaxclip/tfds")
 
 
+def _remove_incomplete(version_dir: Path) -> None:
+    """Removes TFDS's `incomplete.*` folders of `version_dir` (left by a generation that was
+    killed). Only called under the preparation lock, so none of them is in use."""
+    import shutil
+
+    for leftover in version_dir.parent.glob(f"incomplete.*_{version_dir.name}"):
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
 def shapes_builder(
     config: str | ShapesConfig = "64", *, data_dir: str | os.PathLike | None = None
 ) -> Shapes:
@@ -448,7 +458,9 @@ def shapes_builder(
     """
     names = [c.name for c in Shapes.BUILDER_CONFIGS]
     if isinstance(config, str) and config not in names:
-        raise ValueError(f"shapes config {config!r} is unknown; allowed: {names}")
+        from jaxclip.errors import UserValueError
+
+        raise UserValueError(f"shapes config {config!r} is unknown; allowed: {names}")
     data_dir = os.fspath(data_dir) if data_dir is not None else default_data_dir()
     builder = Shapes(config=config, data_dir=data_dir, file_format="array_record")
     if not builder.is_prepared():
@@ -456,6 +468,7 @@ def shapes_builder(
         with atomic.file_lock(Path(data_dir) / "shapes" / f".{cfg_name}.lock"):
             builder = Shapes(config=config, data_dir=data_dir, file_format="array_record")
             if not builder.is_prepared():
+                _remove_incomplete(Path(builder.data_dir))
                 builder.download_and_prepare(
                     download_config=tfds.download.DownloadConfig(
                         compute_stats=tfds.download.ComputeStatsMode.SKIP,

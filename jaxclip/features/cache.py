@@ -8,10 +8,11 @@ Layout of one entry (one model × dataset × split × preprocessing × batch siz
         ...
         complete.json        written last: number of shards and rows
 
-`key` is a hash of everything that determines the numbers (the model's parameter fingerprint,
-the preprocessing, the dataset's content fingerprint and split, the batch size, the compute
-dtype and the jaxclip version), so a changed model, preprocessing or split never reuses stale
-features. Every shard is written to a temporary file and renamed into place (atomic), and carries
+`key` is a hash of everything that determines the numbers (built in one place,
+`jaxclip.features.extract.feature_key`: the model's parameter fingerprint and architecture
+config, the platform and device count, the preprocessing, the dataset's content fingerprint and
+split, the batch size, the compute dtype and the jaxclip version), so a changed model,
+preprocessing, split or device count never reuses stale features. Every shard is written to a temporary file and renamed into place (atomic), and carries
 the key, its row range and a SHA-256 of its arrays: a truncated, corrupted or foreign shard is
 detected on read and recomputed, never used. An interrupted run therefore resumes from the
 completed shards and, because XLA on a fixed batch size is deterministic, ends bit-identical to

@@ -12,12 +12,15 @@ is kept per model (`_cached_apply`), so further splits and prompt sets do not re
 work (decode, and on CPU backends the resize, see `host_resize`) runs in the input pipeline's
 worker threads while the device computes the previous batch.
 
-Results go to a `ShardStore` (see cache.py): re-running with the same model, data, split,
-preprocessing and batch size reads the cache; an interrupted run resumes from completed shards.
+Results go to a `ShardStore` (see cache.py) keyed by `feature_key` (model weights and config,
+platform and device count, data, split, preprocessing, batch size, dtype, version): re-running
+with the same reads the cache; an interrupted run resumes from completed shards; two concurrent
+runs of the same entry encode it once (a file lock per entry).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import itertools
@@ -35,6 +38,7 @@ from absl import logging
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
+from jaxclip import atomic
 from jaxclip.features.cache import ShardStore, default_root
 from jaxclip.version import __version__
 
@@ -145,6 +149,56 @@ def _cached_apply(
         hit = (*parts, ShardedApply(make_fn(), model.params, devices=devices))
         per_model[key] = hit
     return hit[3]
+
+
+def model_key(model: Any) -> dict[str, Any]:
+    """The model's part of every feature key: name, parameter hash and architecture config.
+
+    The config (activation, heads, LayerNorm eps, ...) changes the numbers without changing
+    the weights, e.g. `jaxclip.load(file, hidden_act="gelu")`, so the weights alone do not
+    identify the features.
+    """
+    config = model.config
+    config = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config
+    return {
+        "model": model.name,
+        "params_sha256": model.fingerprint,
+        "model_config": json.loads(json.dumps(config, sort_keys=True, default=str)),
+    }
+
+
+def feature_key(model: Any, devices: Sequence[jax.Device], **fields: Any) -> dict[str, Any]:
+    """The fields a feature-cache entry is keyed by (`ShardStore` hashes them; meta.json lists
+    them): the model (`model_key`), where it ran (platform, device and process count: results
+    differ in the last bits across device counts), the kind-specific `fields` (data, batch
+    size, dtype, preprocessing, ...) and the jaxclip version.
+
+    The one place every feature key is built: a new ingredient of every key goes here.
+    """
+    devices = list(devices)
+    return {
+        **model_key(model),
+        "platform": devices[0].platform,
+        "device_count": len(devices),
+        "process_count": jax.process_count(),
+        **fields,
+        "jaxclip": __version__,
+    }
+
+
+# Beside the entries of a cache root: one lock file per entry (never deleted: a lock file
+# removed while another process waits on it would let a third one take a second lock).
+LOCK_DIR = ".locks"
+
+
+def _entry_lock(store: ShardStore) -> contextlib.AbstractContextManager:
+    """An exclusive lock on one cache entry (a file beside its folder), so that concurrent
+    extractions of the same entry encode it once: the second waits, then reads the shards.
+
+    Multi-process runs coordinate through their collectives instead (no lock)."""
+    if jax.process_count() > 1:
+        return contextlib.nullcontext()
+    return atomic.file_lock(store.path.parent / LOCK_DIR / f"{store.path.name}.lock")
 
 
 def round_batch_size(batch_size: int, num_devices: int) -> int:
@@ -333,27 +387,26 @@ def extract_images(
         )
     resized_on = None if info.image_shape == (size, size) else ("host" if host_resize else "device")
     compute_dtype = dtype or _dtype_name(model)
-    fields = {
-        "model": model.name,
-        "params_sha256": model.fingerprint,
-        "preprocess": preprocess,
+    fields = feature_key(
+        model,
+        mesh_devices,
+        preprocess=preprocess,
         # `crop` joins the key only when it is not CLIP's default, so CLIP caches keep theirs.
-        "preprocess_config": {
+        preprocess_config={
             k: v for k, v in dataclasses.asdict(model.preprocess).items() if k != "crop" or not v
         },
-        "host_resize": host_size,
-        "dataset": info.name,
-        "split": info.split,
-        "dataset_version": str(info.version),
-        "dataset_fingerprint": info.fingerprint,
-        "num_examples": n,
-        "batch_size": batch_size,
+        host_resize=host_size,
+        dataset=info.name,
+        split=info.split,
+        dataset_version=str(info.version),
+        dataset_fingerprint=info.fingerprint,
+        num_examples=n,
+        batch_size=batch_size,
         # The shard layout is part of the key: a run with another shard size would otherwise
         # find every shard "stale" and overwrite a complete entry.
-        "rows_per_shard": batch_size * shard_batches,
-        "dtype": compute_dtype,
-        "jaxclip": __version__,
-    }
+        rows_per_shard=batch_size * shard_batches,
+        dtype=compute_dtype,
+    )
     store = ShardStore(cache_root or default_root(), "images", fields)
     rows_per_shard = batch_size * shard_batches
     num_shards = -(-n // rows_per_shard)
@@ -366,68 +419,79 @@ def extract_images(
         if arrays is not None:
             shards[s] = arrays
     missing = _agree_on_missing([s for s in range(num_shards) if s not in shards], num_shards)
-    if missing:
-        logging.info("extracting %d/%d shards into %s", len(missing), num_shards, store.path)
-        if jax.process_index() == 0:
-            store.write_meta()
-        apply = _cached_apply(
-            model,
-            ("image", preprocess, dtype),
-            lambda: image_encode_fn(model, preprocess, dtype),
-            mesh_devices,
-        )
-        written = 0
-        bar = tqdm(
-            total=sum(ranges[s][1] - ranges[s][0] for s in missing),
-            unit="img",
-            desc=f"encode {info.name}/{info.split}",
-            disable=not progress or jax.process_index() != 0,
-        )
-        t0 = time.perf_counter()
-        for run in _contiguous_runs(missing):
-            it = make_batches(
-                source,
-                batch_size,
-                image_size=size if host_resize else None,
-                crop=model.preprocess.crop,
-                shard_index=jax.process_index(),
-                shard_count=jax.process_count(),
-                num_workers=num_workers,
-                start_batch=run[0] * shard_batches,
-            )
-            results = _pipelined(apply, it)
-            try:
-                for s in run:
-                    start, stop = ranges[s]
-                    parts: list[dict[str, np.ndarray]] = []
-                    caps: list[list[str]] = []
-                    while sum(len(p["embeds"]) for p in parts) < stop - start:
-                        batch, emb = next(results)
-                        meta, batch_caps = _gather_batch(batch, info.has_captions)
-                        valid = meta.pop("valid").astype(bool)
-                        parts.append(
-                            {"embeds": emb[valid], **{k: v[valid] for k, v in meta.items()}}
-                        )
-                        if batch_caps is not None:
-                            caps.extend(c for c, ok in zip(batch_caps, valid) if ok)
-                        bar.update(int(valid.sum()))
-                    arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-                    if info.has_captions:
-                        arrays.update(_flatten_captions(caps))
-                    if jax.process_index() == 0:
-                        store.write_shard(s, start, stop, arrays, ragged=("caption_text",))
+    with contextlib.ExitStack() as stack:
+        if missing and jax.process_count() == 1:
+            stack.enter_context(_entry_lock(store))
+            # A concurrent extraction of this entry may have written them while we waited.
+            for s in missing:
+                arrays = store.read_shard(s, *ranges[s])
+                if arrays is not None:
                     shards[s] = arrays
-                    written += 1
-                    if stop_after_shards is not None and written >= stop_after_shards:
-                        raise KeyboardInterrupt(f"stopped after {written} shards (test hook)")
-            finally:
-                results.close()
-        bar.close()
-        elapsed = time.perf_counter() - t0
-        encoded = sum(ranges[s][1] - ranges[s][0] for s in missing)
-        logging.info("encoded %d images in %.1fs (%.1f img/s)", encoded, elapsed, encoded / elapsed)
-    if jax.process_index() == 0 and not store.is_complete():
-        store.mark_complete(num_shards, n)
+            missing = [s for s in missing if s not in shards]
+        if missing:
+            logging.info("extracting %d/%d shards into %s", len(missing), num_shards, store.path)
+            if jax.process_index() == 0:
+                store.write_meta()
+            apply = _cached_apply(
+                model,
+                ("image", preprocess, dtype),
+                lambda: image_encode_fn(model, preprocess, dtype),
+                mesh_devices,
+            )
+            written = 0
+            bar = tqdm(
+                total=sum(ranges[s][1] - ranges[s][0] for s in missing),
+                unit="img",
+                desc=f"encode {info.name}/{info.split}",
+                disable=not progress or jax.process_index() != 0,
+            )
+            t0 = time.perf_counter()
+            for run in _contiguous_runs(missing):
+                it = make_batches(
+                    source,
+                    batch_size,
+                    image_size=size if host_resize else None,
+                    crop=model.preprocess.crop,
+                    shard_index=jax.process_index(),
+                    shard_count=jax.process_count(),
+                    num_workers=num_workers,
+                    start_batch=run[0] * shard_batches,
+                )
+                results = _pipelined(apply, it)
+                try:
+                    for s in run:
+                        start, stop = ranges[s]
+                        parts: list[dict[str, np.ndarray]] = []
+                        caps: list[list[str]] = []
+                        while sum(len(p["embeds"]) for p in parts) < stop - start:
+                            batch, emb = next(results)
+                            meta, batch_caps = _gather_batch(batch, info.has_captions)
+                            valid = meta.pop("valid").astype(bool)
+                            parts.append(
+                                {"embeds": emb[valid], **{k: v[valid] for k, v in meta.items()}}
+                            )
+                            if batch_caps is not None:
+                                caps.extend(c for c, ok in zip(batch_caps, valid) if ok)
+                            bar.update(int(valid.sum()))
+                        arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+                        if info.has_captions:
+                            arrays.update(_flatten_captions(caps))
+                        if jax.process_index() == 0:
+                            store.write_shard(s, start, stop, arrays, ragged=("caption_text",))
+                        shards[s] = arrays
+                        written += 1
+                        if stop_after_shards is not None and written >= stop_after_shards:
+                            raise KeyboardInterrupt(f"stopped after {written} shards (test hook)")
+                finally:
+                    results.close()
+            bar.close()
+            elapsed = time.perf_counter() - t0
+            encoded = sum(ranges[s][1] - ranges[s][0] for s in missing)
+            logging.info(
+                "encoded %d images in %.1fs (%.1f img/s)", encoded, elapsed, encoded / elapsed
+            )
+        if jax.process_index() == 0 and not store.is_complete():
+            store.mark_complete(num_shards, n)
     # `encoded` rows were computed by this call in `encode_seconds` (0: all read from the cache).
     run_meta = {
         "cache": str(store.path),
@@ -531,15 +595,14 @@ def text_store(
     batch_size = round_batch_size(min(batch_size, max(1, len(texts))), len(mesh_devices))
     batch_size = round_batch_size(batch_size, jax.process_count())
     digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()
-    fields = {
-        "model": model.name,
-        "params_sha256": model.fingerprint,
-        "texts_sha256": digest,
-        "num_texts": len(texts),
-        "batch_size": batch_size,
-        "dtype": dtype or _dtype_name(model),
-        "jaxclip": __version__,
-    }
+    fields = feature_key(
+        model,
+        mesh_devices,
+        texts_sha256=digest,
+        num_texts=len(texts),
+        batch_size=batch_size,
+        dtype=dtype or _dtype_name(model),
+    )
     return ShardStore(cache_root or default_root(), "texts", fields)
 
 
@@ -555,8 +618,9 @@ def extract_texts(
 ) -> np.ndarray:
     """Raw text embeddings (len(texts), D) float32, batched data-parallel and cached.
 
-    The cache key covers the model fingerprint, the exact texts (in order), the batch size and
-    the dtype; a repeated call with the same prompts is a file read.
+    The cache key (`feature_key`) covers the model (fingerprint and config), the platform and
+    device count, the exact texts (in order), the batch size and the dtype; a repeated call
+    with the same prompts is a file read, and concurrent calls encode once (`_entry_lock`).
     """
     texts = list(texts)
     if not texts:
@@ -571,6 +635,24 @@ def extract_texts(
     # process found the cache (a process without it, e.g. on another disk, needs the result).
     if not _agree_on_missing([] if cached is not None else [0], 1):
         return cached["embeds"]
+    with _entry_lock(store):
+        if jax.process_count() == 1:  # a concurrent call may have written it meanwhile
+            cached = store.read_shard(0, 0, len(texts))
+            if cached is not None:
+                return cached["embeds"]
+        return _encode_texts(model, texts, store, batch_size, dtype, mesh_devices, progress)
+
+
+def _encode_texts(
+    model: Any,
+    texts: list[str],
+    store: ShardStore,
+    batch_size: int,
+    dtype: str | None,
+    mesh_devices: list[jax.Device],
+    progress: bool,
+) -> np.ndarray:
+    """Encodes `texts` data-parallel and writes them to `store` (process 0)."""
     ids = model.token_ids(texts)  # cut after the last EOS where that is exact (see LoadedCLIP)
     apply = _cached_apply(
         model, ("text", dtype), lambda: text_encode_fn(model, dtype), mesh_devices

@@ -89,6 +89,15 @@ def check_config(config: Any) -> tuple[list[str], list[str]]:
     return roles, texts
 
 
+def check_writable_dirs(config: Any, workdir: str | Path) -> None:
+    """Checks that the workdir and the feature cache can be written, before any work (a
+    read-only or full disk otherwise fails only after the whole extraction)."""
+    from jaxclip.features.cache import default_root
+
+    atomic.check_writable(workdir, "--workdir")
+    atomic.check_writable(config.cache_dir or default_root(), "config.cache_dir (feature cache)")
+
+
 def initialize_distributed(config: Any) -> None:
     """`jax.distributed.initialize` from the config (no-op unless config.distributed)."""
     if not config.distributed:
@@ -130,8 +139,10 @@ def run(config: Any, workdir: str | Path) -> dict[str, Any]:
     """Extracts and caches the configured splits and text sets; writes the workdir files."""
     roles, text_names = check_config(config)
     initialize_distributed(config)
-
     import jax
+
+    if jax.process_index() == 0:  # the one writer
+        check_writable_dirs(config, workdir)
 
     from jaxclip.data.datasets import load_dataset
     from jaxclip.data.subset import maybe_subset
@@ -149,7 +160,11 @@ def run(config: Any, workdir: str | Path) -> dict[str, Any]:
         split = c.train_split if role == "train" else c.test_split
         t = time.perf_counter()
         source = load_dataset(
-            c.dataset, split, data_dir=c.data_dir or None, path=c.data_path or None
+            c.dataset,
+            split,
+            data_dir=c.data_dir or None,
+            path=c.data_path or None,
+            strict=bool(c.get("strict", False)),
         )
         source = maybe_subset(source, c.max_examples, seed=c.seed)
         len(source)  # folders decode-check their files here (cached on disk afterwards)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from jaxclip import atomic
+from jaxclip.errors import UserFileNotFoundError, UserValueError
 
 # Name -> (description, opener(dtype, cache_dir) -> LoadedCLIP).
 MODELS: dict[str, tuple[str, Callable[..., Any]]] = {}
@@ -61,7 +62,7 @@ def _tiny_random(dtype: str = "float32", cache_dir: str | None = None):
     return from_params(config, params, dtype=dtype, name="tiny_random(seed=0)")
 
 
-class ModelNotTrained(FileNotFoundError):
+class ModelNotTrained(UserFileNotFoundError):
     """A catalog name of a model trained here (e.g. "mini") whose training has not run yet."""
 
 
@@ -184,7 +185,7 @@ def open_model(name: str, *, dtype: str = "float32", cache_dir: str | None = Non
         from jaxclip.models.load import load
 
         return load(name, dtype=dtype)
-    raise ValueError(
+    raise UserValueError(
         f"unknown model {name!r}; choose one of: {', '.join(MODELS)}, "
         "or give an HF hub id (owner/name), a local folder or a checkpoint file"
     )

@@ -59,6 +59,7 @@ import numpy as np
 
 from jaxclip import atomic
 from jaxclip.data.preprocess import PreprocessConfig, preprocess_device, preprocess_host_batch
+from jaxclip.errors import UserFileNotFoundError, UserPermissionError, UserValueError
 from jaxclip.models import convert, convert_siglip
 from jaxclip.models import open_clip as oc
 from jaxclip.models.clip import CLIP
@@ -413,7 +414,7 @@ def _is_torchscript(path: Path) -> bool:
 
 def _read_pickle(path: Path, allow_pickle: bool) -> dict[str, np.ndarray]:
     if not allow_pickle:
-        raise PermissionError(
+        raise UserPermissionError(
             f"{path} is a pickle file ({path.suffix}); reading it can run arbitrary code. "
             "Pass allow_pickle=True if you trust it, or convert it to .safetensors"
         )
@@ -623,7 +624,7 @@ def _load_folder(
         raise ValueError(f"{cfg_file} is not a transformers CLIPModel config")  # pragma: no cover
     else:
         present = sorted(p.name for p in folder.iterdir())
-        raise FileNotFoundError(
+        raise ModelNotFoundError(
             f"{folder} is not a CLIP checkpoint folder: tried config.json (transformers) and "
             f"{', '.join(oc.WEIGHT_FILES)} (OpenCLIP); found {present}"
         )
@@ -710,7 +711,7 @@ def _load_file(
             pre = _preprocess_from_folder(path.parent, config)
             tok = Tokenizer.from_folder(path.parent, config.text.context_length)
             return config, params, tok, pre
-        raise ValueError(
+        raise UserValueError(
             f"cannot read {path}: expected an OpenAI/OpenCLIP state dict (.safetensors, or "
             f"{'/'.join(_PICKLE_SUFFIXES)} with allow_pickle=True), or a transformers weights "
             "file beside its config.json"
@@ -723,7 +724,7 @@ def _load_file(
     if any(k.startswith(("vision_model.", "text_model.")) for k in sd):
         cfg_file = path.parent / "config.json"
         if not cfg_file.is_file():
-            raise ValueError(
+            raise UserValueError(
                 f"{path} holds transformers CLIPModel weights but there is no config.json beside "
                 "it to give the architecture (heads, activation); load its folder instead"
             )
@@ -739,7 +740,11 @@ def _load_file(
     )
 
 
-class _NoReadableWeights(FileNotFoundError):
+class ModelNotFoundError(UserFileNotFoundError):
+    """No CLIP checkpoint under that name, path or hub id (the message lists what was tried)."""
+
+
+class _NoReadableWeights(ModelNotFoundError):
     """The hub repo exists but holds no weights format we read."""
 
 
@@ -788,6 +793,37 @@ def _download(repo_id: str, allow_pickle: bool, prefer_open_clip: bool = False) 
     return Path(snapshot_download(repo_id, allow_patterns=patterns, local_files_only=True))
 
 
+def _hub_offline() -> bool:
+    """Whether the Hugging Face hub is switched off (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE)."""
+    flags = (os.environ.get(v, "").lower() for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return any(f in ("1", "true", "yes", "on") for f in flags)
+
+
+def warn_non_finite(params: Any, source: str) -> int:
+    """Warns (naming up to five tensors) if any parameter is NaN or infinite; returns the count.
+
+    Such weights load and run but every embedding they touch is NaN: a broken conversion or
+    a truncated download, never a usable model.
+    """
+    bad: list[tuple[str, int]] = []
+    for path, x in sorted(convert.flatten(params).items()):
+        a = np.asarray(x)
+        if np.issubdtype(a.dtype, np.floating):
+            n = int(a.size - np.count_nonzero(np.isfinite(a)))
+            if n:
+                bad.append(("/".join(path), n))
+    total = sum(n for _, n in bad)
+    if total:
+        named = ", ".join(f"{p} ({n})" for p, n in bad[:5])
+        warnings.warn(
+            f"{source}: {total} parameter value(s) are NaN or infinite in {len(bad)} tensor(s), "
+            f"e.g. {named}; its embeddings will be NaN",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return total
+
+
 def load(
     name_or_path: str | os.PathLike,
     *,
@@ -809,8 +845,10 @@ def load(
       LoadedCLIP with module, params, tokenizer, config, preprocess and encoders.
 
     Raises:
-      FileNotFoundError: nothing found under that name (the message lists what was tried).
-      PermissionError: a pickle file without allow_pickle=True.
+      ModelNotFoundError (a FileNotFoundError): nothing found under that name, an empty or
+        foreign folder, or a hub id while offline and not cached (the message lists what was
+        tried).
+      UserPermissionError (a PermissionError): a pickle file without allow_pickle=True.
       CheckpointError: weights that do not fit the architecture (all mismatches named).
     """
     if dtype not in DTYPES:
@@ -840,7 +878,7 @@ def load(
         if not _HUB_ID.match(repo_id) or looks_like_file:
             why = "a missing weights file" if looks_like_file else "not of the form owner/name"
             tried.append(f"hub id {repo_id!r} ({why})")
-            raise FileNotFoundError(
+            raise ModelNotFoundError(
                 f"cannot find CLIP checkpoint {raw!r}; tried: "
                 + "; ".join(tried)
                 + f". Aliases: {', '.join(HUB_ALIASES)}; OpenCLIP names: "
@@ -852,13 +890,22 @@ def load(
             raise
         except Exception as e:  # offline, not cached, no such repo, no network, ...
             tried.append(f"Hugging Face hub {repo_id!r} ({type(e).__name__}: {e})")
-            raise FileNotFoundError(
-                f"cannot find CLIP checkpoint {raw!r}; tried: " + "; ".join(tried)
+            offline = (
+                ""
+                if not _hub_offline()
+                else (
+                    "; the hub is offline (HF_HUB_OFFLINE=1) and the model is not in the local "
+                    "cache: download it once with network access, or give a local folder or file"
+                )
+            )
+            raise ModelNotFoundError(
+                f"cannot find CLIP checkpoint {raw!r}; tried: " + "; ".join(tried) + offline
             ) from e
         config, params, tok, pre = _load_folder(
             folder, repo_id, allow_pickle, hidden_act, pretrained
         )
         name = repo_id
+    warn_non_finite(params, name)
     module_cls = Siglip if isinstance(config, SiglipConfig) else CLIP
     return LoadedCLIP(
         module=module_cls(config, dtype=DTYPES[dtype], param_dtype=jnp.float32),

@@ -205,6 +205,7 @@ def open_source(config: Any, which: str):
         split_name(config, which),
         data_dir=config.data_dir or None,
         path=config.data_path or None,
+        strict=bool(config.get("strict", False)),
     )
     return maybe_subset(source, config.max_examples, seed=config.seed)
 
