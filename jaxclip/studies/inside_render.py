@@ -10,10 +10,7 @@ import numpy as np
 from jaxclip.report import Report
 from jaxclip.report.plots import save_figure
 from jaxclip.studies.context import RenderContext, Section
-
-
-def _pct(x: float | None) -> float | None:
-    return None if x is None else 100.0 * float(x)
+from jaxclip.studies.shared import pct
 
 
 def _ablation(result: Any, report: Report, out: RenderContext) -> None:
@@ -24,7 +21,7 @@ def _ablation(result: Any, report: Report, out: RenderContext) -> None:
         "Each ablated layer's attention heads (and MLP, unless marked attention only) have their "
         "direct contribution replaced by its mean over the test images. The probe is a ridge "
         "classifier fitted on the unablated train embeddings. Unablated: zero-shot "
-        f"{_pct(base['zero_shot']):.1f}%, probe {_pct(base['probe']):.1f}% "
+        f"{pct(base['zero_shot']):.1f}%, probe {pct(base['probe']):.1f}% "
         f"({result.num_test} test images)."
     )
     rows = []
@@ -39,8 +36,8 @@ def _ablation(result: Any, report: Report, out: RenderContext) -> None:
                 {
                     "ablated": label,
                     "k": r["layers"],
-                    "zero_shot": _pct(r["zero_shot"]),
-                    "probe": _pct(r["probe"]),
+                    "zero_shot": pct(r["zero_shot"]),
+                    "probe": pct(r["probe"]),
                 }
             )
     report.table(rows, ["ablated", "k", "zero_shot", "probe"], floatfmt=".1f")
@@ -49,14 +46,14 @@ def _ablation(result: Any, report: Report, out: RenderContext) -> None:
     if last1 is not None and first_all_but is not None:
         report.text(
             f"Ablating only the last layer takes zero-shot accuracy from "
-            f"{_pct(base['zero_shot']):.1f}% to {_pct(last1['zero_shot']):.1f}%; ablating every "
-            f"layer but the last leaves {_pct(first_all_but['zero_shot']):.1f}%."
+            f"{pct(base['zero_shot']):.1f}% to {pct(last1['zero_shot']):.1f}%; ablating every "
+            f"layer but the last leaves {pct(first_all_but['zero_shot']):.1f}%."
         )
     fig, ax = plt.subplots(figsize=(5, 3.2))
     for key, style in (("first", "o-"), ("last", "s-")):
         ks = [r["layers"] for r in ab[key]]
-        ax.plot(ks, [_pct(r["zero_shot"]) for r in ab[key]], style, label=f"zero-shot, {key} k")
-    ax.axhline(_pct(base["zero_shot"]), color="grey", ls="--", label="unablated")
+        ax.plot(ks, [pct(r["zero_shot"]) for r in ab[key]], style, label=f"zero-shot, {key} k")
+    ax.axhline(pct(base["zero_shot"]), color="grey", ls="--", label="unablated")
     ax.set_xlabel("layers mean-ablated (k)")
     ax.set_ylabel("zero-shot top-1 (%)")
     ax.legend(fontsize=7)
@@ -76,9 +73,9 @@ def _head_probes(result: Any, report: Report, out: RenderContext) -> None:
         {
             "label": b["label"],
             "best head": f"L{b['layer']}H{b['head']}",
-            "accuracy": _pct(b["accuracy"]),
-            "embedding": _pct(result.head_probes["embedding"][b["label"]]),
-            "chance": _pct(b["chance"]),
+            "accuracy": pct(b["accuracy"]),
+            "embedding": pct(result.head_probes["embedding"][b["label"]]),
+            "chance": pct(b["chance"]),
         }
         for b in result.head_probe_best
     ]
@@ -115,12 +112,12 @@ def _layer_probes(result: Any, report: Report, out: RenderContext) -> None:
     for label in result.labels:
         for where in ("cls", "patch_mean"):
             row: dict[str, Any] = {"label": label, "tokens": where}
-            row.update({f"after {i}": _pct(a) for i, a in enumerate(lp[label][where])})
+            row.update({f"after {i}": pct(a) for i, a in enumerate(lp[label][where])})
             rows.append(row)
     report.table(rows, floatfmt=".1f")
     fig, ax = plt.subplots(figsize=(5, 3.2))
     for label in result.labels:
-        ax.plot(range(n), [_pct(a) for a in lp[label]["cls"]], "o-", label=label)
+        ax.plot(range(n), [pct(a) for a in lp[label]["cls"]], "o-", label=label)
     ax.set_xlabel("layers applied")
     ax.set_ylabel("class-token probe accuracy (%)")
     ax.set_xticks(range(n))
@@ -163,8 +160,8 @@ def _maps(result: Any, report: Report, out: RenderContext) -> None:
         report.text(
             f"Per-patch scores of each image's own class prompt (summed over layers and heads), "
             f"pooled from {p['patches']}x{p['patches']} patches onto the {p['grid']}x{p['grid']} "
-            f"position grid: the peak cell holds the object in {_pct(p['accuracy']):.1f}% of "
-            f"{p['num_images']} single-object test images, against {_pct(p['random_cell']):.1f}% "
+            f"position grid: the peak cell holds the object in {pct(p['accuracy']):.1f}% of "
+            f"{p['num_images']} single-object test images, against {pct(p['random_cell']):.1f}% "
             "for a random cell."
         )
     maps = result.maps
