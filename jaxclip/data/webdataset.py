@@ -195,6 +195,8 @@ def hub_snapshot(repo: str, split: str, *, cache_dir: str | os.PathLike | None =
     from huggingface_hub import constants, snapshot_download
 
     patterns = [f"{split}/*.tar", f"{split}/nshards.txt", *META_FILES]
+    # HF_HUB_CACHE read now, not when huggingface_hub was imported (it may have been set since).
+    cache_dir = cache_dir or os.environ.get("HF_HUB_CACHE") or None
     kwargs = {"repo_type": "dataset", "allow_patterns": patterns, "cache_dir": cache_dir}
     cached: Path | None = None
     try:

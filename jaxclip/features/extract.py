@@ -169,9 +169,10 @@ def model_key(model: Any) -> dict[str, Any]:
 
 def feature_key(model: Any, devices: Sequence[jax.Device], **fields: Any) -> dict[str, Any]:
     """The fields a feature-cache entry is keyed by (`ShardStore` hashes them; meta.json lists
-    them): the model (`model_key`), where it ran (platform, device and process count: results
-    differ in the last bits across device counts), the kind-specific `fields` (data, batch
-    size, dtype, preprocessing, ...) and the jaxclip version.
+    them): the model (`model_key`), where it ran (platform and global device count: results
+    differ in the last bits across device counts; not the process count, so N processes and one
+    process over the same N devices write the same entries), the kind-specific `fields` (data,
+    batch size, dtype, preprocessing, ...) and the jaxclip version.
 
     The one place every feature key is built: a new ingredient of every key goes here.
     """
@@ -180,7 +181,6 @@ def feature_key(model: Any, devices: Sequence[jax.Device], **fields: Any) -> dic
         **model_key(model),
         "platform": devices[0].platform,
         "device_count": len(devices),
-        "process_count": jax.process_count(),
         **fields,
         "jaxclip": __version__,
     }
