@@ -380,3 +380,26 @@ def test_config_errors_name_the_value():
         VisionConfig(act="swish")
     with pytest.raises(ValueError, match="not divisible"):
         dataclasses.replace(tiny().vision, heads=3)
+
+
+def test_patch_matmul_is_the_strided_patch_convolution():
+    """The patch embedding's matmul form against PyTorch's conv2d in float64, including an image
+    whose sides are not multiples of the patch (VALID drops the remainder)."""
+    import torch
+
+    from jaxclip.models.clip import patch_matmul
+
+    rng = np.random.default_rng(0)
+    pixels = rng.standard_normal((2, 70, 48, 3))
+    kernel = rng.standard_normal((16, 16, 3, 5))
+    ours = np.asarray(
+        patch_matmul(jnp.asarray(pixels, jnp.float32), jnp.asarray(kernel, jnp.float32))
+    )
+    ref = torch.nn.functional.conv2d(
+        torch.from_numpy(pixels).permute(0, 3, 1, 2),
+        torch.from_numpy(kernel).permute(3, 2, 0, 1),
+        stride=16,
+    )  # (N, D, H // P, W // P)
+    ref = ref.permute(0, 2, 3, 1).reshape(2, -1, 5).numpy()
+    assert ours.shape == (2, 4 * 3, 5)
+    np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-4)

@@ -221,6 +221,45 @@ class Encoder(nn.Module):
         )(x)
 
 
+def patch_matmul(pixels: jax.Array, kernel: jax.Array) -> jax.Array:
+    """A stride-P, P x P "VALID" convolution as one matmul: (N, H, W, C) pixels and an HWIO
+    (P, P, C, D) kernel -> (N, (H // P) * (W // P), D) patch embeddings in row-major patch order.
+
+    The same numbers as `lax.conv_general_dilated` (up to summation order), computed as a
+    (N * patches, P * P * C) by (P * P * C, D) product: XLA:CPU runs this 4x faster than its
+    convolution (ViT-B/32 at batch 32: the patch conv alone took about 15 % of the image encode).
+    """
+    n, h, w, c = pixels.shape
+    p = kernel.shape[0]
+    gh, gw = h // p, w // p
+    x = pixels[:, : gh * p, : gw * p].reshape(n, gh, p, gw, p, c)
+    x = x.transpose(0, 1, 3, 2, 4, 5).reshape(n, gh * gw, p * p * c)
+    return x @ kernel.reshape(p * p * c, -1)
+
+
+class PatchEmbedding(nn.Module):
+    """Non-overlapping PxP patches -> width (`patch_matmul`), with nn.Conv's parameter layout:
+    `kernel` (P, P, C, width) HWIO and, when `use_bias`, `bias` (width,)."""
+
+    features: int
+    patch_size: int
+    use_bias: bool = True
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+    kernel_init: Any = nn.initializers.lecun_normal()
+
+    @nn.compact
+    def __call__(self, pixels: jax.Array) -> jax.Array:
+        p = self.patch_size
+        shape = (p, p, pixels.shape[-1], self.features)
+        kernel = self.param("kernel", self.kernel_init, shape, self.param_dtype)
+        y = patch_matmul(pixels.astype(self.dtype), kernel.astype(self.dtype))
+        if self.use_bias:
+            bias = self.param("bias", nn.initializers.zeros, (self.features,), self.param_dtype)
+            y = y + bias.astype(self.dtype)
+        return y
+
+
 class VisionEmbeddings(nn.Module):
     """[class token; bias-free PxP patch conv of the pixels] + learned position embedding."""
 
@@ -233,11 +272,9 @@ class VisionEmbeddings(nn.Module):
         cfg = self.cfg
         w = cfg.width
         cls = self.param("class_embedding", nn.initializers.normal(w**-0.5), (w,), self.param_dtype)
-        patches = nn.Conv(
+        patches = PatchEmbedding(
             w,
-            kernel_size=(cfg.patch_size, cfg.patch_size),
-            strides=(cfg.patch_size, cfg.patch_size),
-            padding="VALID",
+            cfg.patch_size,
             use_bias=False,
             dtype=self.dtype,
             param_dtype=self.param_dtype,
@@ -245,7 +282,6 @@ class VisionEmbeddings(nn.Module):
             name="patch_embedding",
         )(pixels)
         b = patches.shape[0]
-        patches = patches.reshape(b, -1, w)
         cls = jnp.broadcast_to(cls.astype(self.dtype), (b, 1, w))
         x = jnp.concatenate([cls, patches], axis=1)
         pos = nn.Embed(

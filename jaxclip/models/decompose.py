@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxclip.models.clip import _activation
+from jaxclip.models.clip import _activation, patch_matmul
 from jaxclip.models.variants import CLIPConfig, VisionConfig
 
 FIELDS = ("heads", "mlps", "embed", "token_scores")
@@ -127,13 +127,7 @@ def decompose_vit(
     pixels = pixels.astype(jnp.float32)
     n = pixels.shape[0]
     emb = vm["embeddings"]
-    patches = jax.lax.conv_general_dilated(
-        pixels,
-        emb["patch_embedding"]["kernel"],
-        window_strides=(cfg.patch_size, cfg.patch_size),
-        padding="VALID",
-        dimension_numbers=("NHWC", "HWIO", "NHWC"),
-    ).reshape(n, -1, w)
+    patches = patch_matmul(pixels, emb["patch_embedding"]["kernel"])
     cls = jnp.broadcast_to(emb["class_embedding"], (n, 1, w))
     x = jnp.concatenate([cls, patches], 1) + emb["position_embedding"]["embedding"][None]
     x = _ln(x, vm["pre_layrnorm"], eps)

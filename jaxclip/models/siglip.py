@@ -43,7 +43,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxclip.models.clip import MLP, Encoder, TextEmbeddings, _layer_norm
+from jaxclip.models.clip import MLP, Encoder, PatchEmbedding, TextEmbeddings, _layer_norm
 from jaxclip.models.variants import SiglipConfig, TextConfig, VisionConfig
 
 Dtype = Any
@@ -60,18 +60,14 @@ class SiglipVisionEmbeddings(nn.Module):
     def __call__(self, pixels: jax.Array) -> jax.Array:
         cfg = self.cfg
         p = cfg.patch_size
-        patches = nn.Conv(
+        x = PatchEmbedding(
             cfg.width,
-            kernel_size=(p, p),
-            strides=(p, p),
-            padding="VALID",
+            p,
             dtype=self.dtype,
             param_dtype=self.param_dtype,
             kernel_init=nn.initializers.lecun_normal(),
             name="patch_embedding",
         )(pixels)
-        b = patches.shape[0]
-        x = patches.reshape(b, -1, cfg.width)
         pos = nn.Embed(
             cfg.num_patches,
             cfg.width,
