@@ -1,8 +1,10 @@
 """`jaxclip.load` by catalog name, and hub ids without a network: a cached repo opens, an
 uncached one fails at once (not after huggingface_hub's ~25 s of retries) in one line."""
 
+import importlib.util
 import socket
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +13,8 @@ import jaxclip
 from jaxclip import hub
 from jaxclip.models import catalog
 from jaxclip.models.load import ModelNotFoundError
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _closed_port() -> int:
@@ -99,7 +103,15 @@ def test_mini_not_trained_says_how_to_train_it(monkeypatch, tmp_path):
     with pytest.raises(catalog.ModelNotTrained) as e:
         jaxclip.load("mini")
     message = str(e.value)
-    assert "\n" not in message and "python -m experiments.train_clip" in message
+    assert "\n" not in message and "--config.model=mini" in message
+    # The experiment it names does train "mini" on first use: its default model is "mini".
+    zero_shot = importlib.util.spec_from_file_location("_zs", ROOT / "configs" / "zero_shot.py")
+    module = importlib.util.module_from_spec(zero_shot)
+    zero_shot.loader.exec_module(module)
+    assert "python -m experiments.zero_shot" in message and module.get_config().model == "mini"
+    from experiments.models import TRAINED_HERE
+
+    assert "mini" in TRAINED_HERE
 
 
 def test_mini_opens_the_trained_model(monkeypatch, tmp_path, tiny_model):

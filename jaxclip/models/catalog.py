@@ -115,9 +115,9 @@ def trained_model_dir(name: str, cache_dir=None) -> Path:
         if (path / "config.json").is_file():
             return path
     raise ModelNotTrained(
-        f"model {name!r} is not trained yet (nothing under {root}): run "
-        "`python -m experiments.train_clip` (a few minutes on a CPU), or any experiment with "
-        f"--config.model={name}, which trains it on first use"
+        f"model {name!r} is not trained yet (nothing under {root}): any experiment run with "
+        f"--config.model={name} trains it on first use and records it there (a few minutes on "
+        "a CPU), e.g. `python -m experiments.zero_shot`, whose default model it is"
     )
 
 
