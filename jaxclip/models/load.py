@@ -942,11 +942,15 @@ def load(
             raise
         except Exception as e:  # offline, not cached, no such repo, no network, ...
             if why_offline:
+                tried.append(
+                    f"Hugging Face hub {repo_id!r} (not in the local hub cache, and the hub is "
+                    f"offline or unreachable: {why_offline})"
+                )
                 raise ModelNotFoundError(
-                    f"cannot open {raw!r}: the Hugging Face hub cannot be reached ({why_offline}) "
-                    f"and {repo_id} is not in the local hub cache; download it once with network "
-                    "access (same HF_HOME / HF_HUB_CACHE), or give a local folder: "
-                    'jaxclip.load("/path/to/folder")'
+                    f"cannot find CLIP checkpoint {raw!r}; tried: "
+                    + "; ".join(tried)
+                    + ". Download it once with network access (same HF_HOME / HF_HUB_CACHE as "
+                    'here), or give a local folder: jaxclip.load("/path/to/folder")'
                 ) from None
             tried.append(f"Hugging Face hub {repo_id!r} ({type(e).__name__}: {one_line(e)})")
             raise ModelNotFoundError(
