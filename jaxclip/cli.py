@@ -7,9 +7,9 @@ error contract live here once, so the experiments stay thin.
 Flags may come in any order: `--config.<field>=...` before `--config=...` works as after it
 (`config_first` moves --config to the front before absl parses; ml_collections would stop at an
 override that comes before the file defining it). `--help` (also `-h`, `--helpshort`) prints
-the entry point's usage, the variants of its config file (models and datasets with what they
-are), the other model and dataset names and every config field with its default, all read from
-the config file and the tables (`help_text`); `--helpfull` adds absl's own flags.
+the entry point's usage, the variants of its config file, the models (each with what it is) and
+datasets, and every config field with its default, all read from the config file and the tables
+(`help_text`); `--helpfull` is absl's list of every flag, its own included.
 
 The error contract: a user error (a `jaxclip.errors.UserError`, which `ConfigError` is; an
 unknown or mistyped `--config.<key>`; an OSError of `jaxclip.errors.USER_ERRNOS`: permissions,
@@ -212,7 +212,7 @@ def help_text(name: str, argv: list[str], doc: str | None = None) -> str:
     groups = spec.groups if spec is not None else {}
     example = (spec.flags or [v for vs in groups.values() for v in vs] or [""])[0] if spec else ""
     shown = _config_flag(argv) or default_file
-    lines = [(doc or "").strip(), ""] if doc and doc.strip() else []
+    lines = [doc.strip(), ""] if doc and doc.strip() else []
     lines += [
         f"usage: python -m experiments.{name} [--config={default_file}[:variants]] "
         f"[--workdir=DIR] [--config.<field>=value ...]",
