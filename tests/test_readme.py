@@ -53,7 +53,7 @@ def test_quick_start_is_install_then_main_job_then_tests_and_ci_runs_the_same():
 def test_python_example_runs_offline_as_printed(tmp_path, monkeypatch):
     """The first python block, executed unchanged in an empty folder: its printed cosines match
     transformers' PyTorch CLIP opened from the folder the example saves, and the model loaded
-    back from that folder encodes exactly as the one that saved it."""
+    back from that folder has exactly the parameters of the one that saved it."""
     (example,) = _blocks("python")[:1]
     assert 'jaxclip.load("tiny_random")' in example
     monkeypatch.chdir(tmp_path)
@@ -65,11 +65,12 @@ def test_python_example_runs_offline_as_printed(tmp_path, monkeypatch):
     saved = tmp_path / "my_clip"
     assert (saved / "config.json").is_file() and (saved / "model.safetensors").is_file()
     np.testing.assert_allclose(np.reshape(values, (2, 2)), _reference_cosines(saved), atol=2e-4)
+    from jaxclip.models.catalog import open_model
+
     reloaded = namespace["model"]  # the example ends by loading its saved folder back
     assert reloaded.name == str(saved.resolve())
-    again = reloaded.encode_text(["a photo of a cat", "a photo of a dog"])
-    again /= np.linalg.norm(again, axis=-1, keepdims=True)
-    np.testing.assert_allclose(again, namespace["text_emb"], rtol=0, atol=1e-6)
+    # The same parameters (hash of every tensor's bytes), compared without compiling again.
+    assert reloaded.fingerprint == open_model("tiny_random").fingerprint
 
 
 def _reference_cosines(folder: Path) -> np.ndarray:
