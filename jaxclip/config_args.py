@@ -7,7 +7,10 @@ unknown with one line naming the bad token and every valid choice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import contextlib
+import contextvars
+import dataclasses
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from jaxclip.errors import UserError
@@ -15,6 +18,38 @@ from jaxclip.errors import UserError
 
 class ConfigError(UserError, ValueError):
     """A config value or variant that is not allowed; the message lists the valid choices."""
+
+
+@dataclasses.dataclass(frozen=True)
+class VariantSpec:
+    """What one `parse_variants` call accepted: group -> values, the defaults, the flags."""
+
+    groups: dict[str, list[str]]
+    defaults: dict[str, str]
+    flags: list[str]
+
+
+_RECORDING: contextvars.ContextVar[list[VariantSpec] | None] = contextvars.ContextVar(
+    "jaxclip_variant_recording", default=None
+)
+
+
+@contextlib.contextmanager
+def recording_variants() -> Iterator[list[VariantSpec]]:
+    """Collects the `VariantSpec` of every `parse_variants` call made inside the block, e.g.
+
+        with recording_variants() as specs:
+            module.get_config()
+        # specs[0].groups == {"model": [...], "dataset": [...]}
+
+    so `--help` lists a config file's variants from the file itself, not from a copy.
+    """
+    specs: list[VariantSpec] = []
+    token = _RECORDING.set(specs)
+    try:
+        yield specs
+    finally:
+        _RECORDING.reset(token)
 
 
 def parse_variants(
@@ -39,6 +74,9 @@ def parse_variants(
     """
     groups = {g: list(v) for g, v in groups.items()}
     flags = list(flags)
+    recording = _RECORDING.get()
+    if recording is not None:
+        recording.append(VariantSpec(groups, dict(defaults), flags))
     out: dict[str, Any] = dict(defaults)
     out.update({f: False for f in flags})
     seen: dict[str, str] = {}

@@ -570,6 +570,7 @@ class _FakeHub:
         monkeypatch.setattr(huggingface_hub, "HfApi", Api)
         monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
         monkeypatch.setattr(huggingface_hub, "hf_hub_download", hf_hub_download)
+        monkeypatch.setattr("jaxclip.hub.unavailable", lambda *a, **k: "")  # the fake answers
         return self
 
 

@@ -438,7 +438,7 @@ def test_train_or_reuse_resumes_then_reuses(data_dir, tmp_path, monkeypatch):
 
 def test_catalog_opens_only_a_trained_mini(tmp_path):
     """The library never trains: `mini` without a finished run is one clear error."""
-    with pytest.raises(catalog.ModelNotTrained, match=r"'mini'.*python -m experiments\.train_clip"):
+    with pytest.raises(catalog.ModelNotTrained, match=r"'mini'.*--config\.model=mini"):
         catalog.open_model("mini", cache_dir=str(tmp_path))
     probe = "import sys, jaxclip.models.catalog; print('jaxclip.train' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)

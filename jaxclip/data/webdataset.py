@@ -35,16 +35,15 @@ import json
 import logging
 import os
 import re
-import socket
 import tarfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import numpy as np
 
+from jaxclip import hub
 from jaxclip.data.datasets import (
     IMAGE_EXTENSIONS,
     DatasetInfo,
@@ -160,21 +159,6 @@ def hub_repo(path: str) -> str | None:
     return m.group(1)
 
 
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def _reachable(url: str, timeout: float = 3.0) -> str:
-    """ "" if a TCP connection to `url`'s host opens within `timeout` s, else why not."""
-    parsed = urlparse(url)
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    try:
-        with socket.create_connection((parsed.hostname, port), timeout=timeout):
-            return ""
-    except OSError as e:
-        return f"{parsed.hostname}:{port} unreachable: {type(e).__name__}: {e}"
-
-
 def download_hint(repo: str, split: str) -> str:
     """How to get `repo`'s `split` onto this machine (the offline error's advice)."""
     return (
@@ -192,7 +176,7 @@ def hub_snapshot(repo: str, split: str, *, cache_dir: str | os.PathLike | None =
     hub answers within 3 s, `snapshot_download` fetches what is missing. Otherwise raises
     `HubUnavailableError` at once, in one line.
     """
-    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub import snapshot_download
 
     patterns = [f"{split}/*.tar", f"{split}/nshards.txt", *META_FILES]
     # HF_HUB_CACHE read now, not when huggingface_hub was imported (it may have been set since).
@@ -205,8 +189,7 @@ def hub_snapshot(repo: str, split: str, *, cache_dir: str | os.PathLike | None =
         cached = None
     if cached is not None and _tars_in(cached / split):
         return cached
-    why = "HF_HUB_OFFLINE is set" if _offline() or constants.HF_HUB_OFFLINE else ""
-    why = why or _reachable(constants.ENDPOINT)
+    why = hub.unavailable(timeout=3.0)
     if not why:
         try:
             return Path(snapshot_download(repo, etag_timeout=10, **kwargs))

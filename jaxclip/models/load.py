@@ -12,11 +12,15 @@ Accepted `name_or_path` (tried in this order):
    allow_pickle=True, read with `torch.load(weights_only=True)`, or, for OpenAI's TorchScript
    archives, `torch.jit.load(...).state_dict()`), or a transformers weights file beside its
    config.json;
-3. an OpenCLIP pretrained name ("ViT-B-32/laion2b_s34b_b79k", "RN50/openai", "convnext_base/
+3. a short name of the catalog (`jaxclip.models.catalog.MODELS`: "tiny_random", "mini", ...),
+   opened as `catalog.open_model` opens it;
+4. an OpenCLIP pretrained name ("ViT-B-32/laion2b_s34b_b79k", "RN50/openai", "convnext_base/
    laion400m_s13b_b51k", ... see `jaxclip.models.open_clip.PRETRAINED`; also "open_clip:<name>"),
    an alias (`ViT-B/32`, `vit_b32`, `RN50`, ... see HUB_ALIASES) or a Hugging Face hub id
    ("hf-hub:" prefix accepted), fetched with `huggingface_hub.snapshot_download` (only the
    weights format it will read, plus metadata; OpenCLIP files first when the repo has them).
+   When the hub cannot be reached (HF_HUB_OFFLINE, or no connection within about a second),
+   only the local hub cache is read, and a repo not in it fails at once with one line.
 
 Image towers: ViT, OpenAI's ModifiedResNet (RN50, RN101, RN50x4, ...) and OpenCLIP's timm
 ConvNeXt, read from the weights' shapes (`convert.infer_openai_config`). Options the weights do
@@ -57,9 +61,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxclip import atomic
+from jaxclip import atomic, hub
 from jaxclip.data.preprocess import PreprocessConfig, preprocess_device, preprocess_host_batch
-from jaxclip.errors import UserFileNotFoundError, UserPermissionError, UserValueError
+from jaxclip.errors import UserFileNotFoundError, UserPermissionError, UserValueError, one_line
 from jaxclip.models import convert, convert_siglip
 from jaxclip.models import open_clip as oc
 from jaxclip.models.clip import CLIP
@@ -748,14 +752,20 @@ class _NoReadableWeights(ModelNotFoundError):
     """The hub repo exists but holds no weights format we read."""
 
 
-def _download(repo_id: str, allow_pickle: bool, prefer_open_clip: bool = False) -> Path:
+def _download(
+    repo_id: str, allow_pickle: bool, prefer_open_clip: bool = False, *, online: bool = True
+) -> Path:
     """Fetches only metadata + the one weights format `load` will read; cache-only offline.
 
     OpenCLIP weights come first when the repo has OpenCLIP files (or `prefer_open_clip`); HF
     CLIPModel weights are used otherwise, or when the only OpenCLIP weights are a pickle and
-    `allow_pickle` is False and the repo's config.json is a CLIPModel config.
+    `allow_pickle` is False and the repo's config.json is a CLIPModel config. With
+    `online=False` (the hub cannot be reached) only the local hub cache is read, so nothing
+    waits on huggingface_hub's connection retries. The hub cache is HF_HUB_CACHE as set now.
     """
     from huggingface_hub import HfApi, hf_hub_download, snapshot_download
+
+    cache_dir = os.environ.get("HF_HUB_CACHE") or None
 
     preference = [
         ["model.safetensors"],
@@ -764,39 +774,57 @@ def _download(repo_id: str, allow_pickle: bool, prefer_open_clip: bool = False) 
     ]
     if allow_pickle:
         preference += [["pytorch_model.bin"]]
-    try:
-        files = set(HfApi().list_repo_files(repo_id))
-    except Exception:  # offline (HF_HUB_OFFLINE) or unreachable: use what the cache holds.
-        files = None
+    files, listing_error = None, None
+    if online:
+        try:
+            files = set(HfApi().list_repo_files(repo_id))
+        except Exception as e:  # no such repo, no access, a dropped connection: try the cache.
+            listing_error = e
     if files is not None:
         oc_files = [f for f in oc.WEIGHT_FILES if f in files]
         oc_readable = [f for f in oc_files if allow_pickle or f.endswith(".safetensors")]
         if oc_readable and (
             prefer_open_clip or oc.CONFIG_NAME in files or "config.json" not in files
         ):
-            return Path(snapshot_download(repo_id, allow_patterns=_HUB_META + oc_readable[:1]))
+            return Path(
+                snapshot_download(
+                    repo_id, allow_patterns=_HUB_META + oc_readable[:1], cache_dir=cache_dir
+                )
+            )
         for patterns in preference:
             if patterns[0] in files:
                 if oc_files or oc.CONFIG_NAME in files:  # a dual-use repo: is config.json CLIP's?
-                    cfg = json.loads(Path(hf_hub_download(repo_id, "config.json")).read_text())
+                    cfg_path = hf_hub_download(repo_id, "config.json", cache_dir=cache_dir)
+                    cfg = json.loads(Path(cfg_path).read_text())
                     if not _is_hf_clip_config(cfg):
                         break
-                return Path(snapshot_download(repo_id, allow_patterns=_HUB_META + patterns))
+                return Path(
+                    snapshot_download(
+                        repo_id, allow_patterns=_HUB_META + patterns, cache_dir=cache_dir
+                    )
+                )
         if oc_readable:
-            return Path(snapshot_download(repo_id, allow_patterns=_HUB_META + oc_readable[:1]))
+            return Path(
+                snapshot_download(
+                    repo_id, allow_patterns=_HUB_META + oc_readable[:1], cache_dir=cache_dir
+                )
+            )
         weights = sorted(f for f in files if f.endswith((".safetensors", ".msgpack", ".bin")))
         raise _NoReadableWeights(
             f"hub repo {repo_id} has no weights jaxclip can read; it has {weights}"
             + ("" if allow_pickle else " (pickle .bin files need allow_pickle=True)")
         )
     patterns = _HUB_META + [p for group in preference for p in group] + list(oc.WEIGHT_FILES)
-    return Path(snapshot_download(repo_id, allow_patterns=patterns, local_files_only=True))
-
-
-def _hub_offline() -> bool:
-    """Whether the Hugging Face hub is switched off (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE)."""
-    flags = (os.environ.get(v, "").lower() for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
-    return any(f in ("1", "true", "yes", "on") for f in flags)
+    try:
+        return Path(
+            snapshot_download(
+                repo_id, allow_patterns=patterns, local_files_only=True, cache_dir=cache_dir
+            )
+        )
+    except Exception:
+        if listing_error is not None:  # the hub's answer says more than "not in the cache"
+            raise listing_error from None
+        raise
 
 
 def warn_non_finite(params: Any, source: str) -> int:
@@ -824,6 +852,14 @@ def warn_non_finite(params: Any, source: str) -> int:
     return total
 
 
+def _catalog_names() -> list[str]:
+    """Short names of `jaxclip.models.catalog.MODELS` that `load` opens through the catalog
+    (those that are not also `HUB_ALIASES`: "mini", "tiny_random", the LAION entries, ...)."""
+    from jaxclip.models.catalog import MODELS
+
+    return [n for n in MODELS if n not in HUB_ALIASES]
+
+
 def load(
     name_or_path: str | os.PathLike,
     *,
@@ -834,8 +870,12 @@ def load(
     """Opens a CLIP checkpoint (see the module docstring for the accepted formats).
 
     Args:
-      name_or_path: local folder or file, OpenCLIP pretrained name ("ViT-B-32/laion2b_s34b_b79k"),
-        alias (HUB_ALIASES) or Hugging Face hub id.
+      name_or_path: local folder or file, a short name of `jaxclip.models.catalog.MODELS`
+        ("tiny_random", "mini", "vit_b32", "laion_vit_b32", ...), OpenCLIP pretrained name
+        ("ViT-B-32/laion2b_s34b_b79k"), alias (HUB_ALIASES) or Hugging Face hub id. A catalog
+        name opens as the configs open it (`catalog.open_model`): "mini" is the mini-CLIP
+        trained here, or ModelNotTrained saying how to train it; the LAION entries allow their
+        pickle files.
       dtype: compute dtype, "float32" or "bfloat16" (params stay float32; outputs float32).
       allow_pickle: allow reading pickle files (.bin / .pt), which can run code.
       hidden_act: override the MLP activation ("quick_gelu", "gelu"); needed for OpenCLIP GELU
@@ -846,8 +886,9 @@ def load(
 
     Raises:
       ModelNotFoundError (a FileNotFoundError): nothing found under that name, an empty or
-        foreign folder, or a hub id while offline and not cached (the message lists what was
-        tried).
+        foreign folder (the message lists what was tried), or a hub id that is not in the local
+        hub cache while the hub cannot be reached (HF_HUB_OFFLINE, or no connection within
+        about a second: `jaxclip.hub.unavailable`); one line, within about a second.
       UserPermissionError (a PermissionError): a pickle file without allow_pickle=True.
       CheckpointError: weights that do not fit the architecture (all mismatches named).
     """
@@ -862,6 +903,10 @@ def load(
     elif path.is_file():
         config, params, tok, pre = _load_file(path, allow_pickle, hidden_act)
         name = str(path.resolve())
+    elif raw in _catalog_names():
+        from jaxclip.models.catalog import MODELS
+
+        return MODELS[raw][1](dtype=dtype)
     else:
         tried.append(f"local path {path.resolve()} (does not exist)")
         target = HUB_ALIASES.get(raw, raw)
@@ -881,25 +926,35 @@ def load(
             raise ModelNotFoundError(
                 f"cannot find CLIP checkpoint {raw!r}; tried: "
                 + "; ".join(tried)
-                + f". Aliases: {', '.join(HUB_ALIASES)}; OpenCLIP names: "
+                + f". Catalog names: {', '.join(_catalog_names())}; aliases: "
+                + f"{', '.join(HUB_ALIASES)}; OpenCLIP names: "
                 + ", ".join(oc.PRETRAINED)
             )
+        why_offline = hub.unavailable()  # about a second at most, instead of ~25 s of retries
         try:
-            folder = _download(repo_id, allow_pickle, prefer_open_clip=pretrained is not None)
+            folder = _download(
+                repo_id,
+                allow_pickle,
+                prefer_open_clip=pretrained is not None,
+                online=not why_offline,
+            )
         except _NoReadableWeights:
             raise
         except Exception as e:  # offline, not cached, no such repo, no network, ...
-            tried.append(f"Hugging Face hub {repo_id!r} ({type(e).__name__}: {e})")
-            offline = (
-                ""
-                if not _hub_offline()
-                else (
-                    "; the hub is offline (HF_HUB_OFFLINE=1) and the model is not in the local "
-                    "cache: download it once with network access, or give a local folder or file"
+            if why_offline:
+                tried.append(
+                    f"Hugging Face hub {repo_id!r} (not in the local hub cache, and the hub is "
+                    f"offline or unreachable: {why_offline})"
                 )
-            )
+                raise ModelNotFoundError(
+                    f"cannot find CLIP checkpoint {raw!r}; tried: "
+                    + "; ".join(tried)
+                    + ". Download it once with network access (same HF_HOME / HF_HUB_CACHE as "
+                    'here), or give a local folder: jaxclip.load("/path/to/folder")'
+                ) from None
+            tried.append(f"Hugging Face hub {repo_id!r} ({type(e).__name__}: {one_line(e)})")
             raise ModelNotFoundError(
-                f"cannot find CLIP checkpoint {raw!r}; tried: " + "; ".join(tried) + offline
+                f"cannot find CLIP checkpoint {raw!r}; tried: " + "; ".join(tried)
             ) from e
         config, params, tok, pre = _load_folder(
             folder, repo_id, allow_pickle, hidden_act, pretrained
