@@ -191,7 +191,7 @@ class Task:
         if self._tty:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=None, desc=self.name, bar_format="{desc}: {elapsed} {postfix}")
+            self._bar = tqdm(total=None, desc=self.name, bar_format="{desc}: {elapsed}{postfix}")
         self._thread = threading.Thread(target=self._beat, name=f"progress {self.name}")
         self._thread.daemon = True
         self._thread.start()
