@@ -79,7 +79,7 @@ def mini_config() -> ml_collections.ConfigDict:
     c.checkpoint_every = 100  # save a checkpoint every this many steps (and at the end)
     c.keep_checkpoints = 3  # keep this many newest checkpoints
     c.log_every = 10  # append a metrics line every this many steps
-    c.progress = True  # tqdm progress bar with loss and in-batch accuracy
+    c.progress = True  # progress with loss and in-batch accuracy (a bar on a terminal, else lines)
     c.eval_batch_size = 256  # images per encoder call in the zero-shot evaluation
     return c
 

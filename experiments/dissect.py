@@ -6,7 +6,8 @@ With no flags it runs the offline default: the mini-CLIP trained on the built-in
 (trained on first use, about 3 minutes on a 2-core CPU, then cached) dissected on shapes:
 extraction, zero-shot, prompt study, probes, class-agnostic features with the temperature sweep,
 retrieval and geometry. Outputs in DIR (default runs/dissect): report.md, results.json,
-metrics.csv, timings.json and the PNGs the report shows.
+metrics.csv, timings.json, config.json and the PNGs the report shows; the console ends with the
+report's "At a glance" table and its absolute path.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ and the valid choices, and exit code 2. Anything else is a bug and keeps its tra
 from __future__ import annotations
 
 import importlib.util
+import logging as pylogging
 import os
 import sys
 import textwrap
@@ -36,6 +37,76 @@ from jaxclip.errors import UserError, one_line, user_oserror
 
 REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 USER_ERROR_EXIT = 2
+CONFIG_FILE = "config.json"
+
+# Third-party log lines that say nothing to a user of jaxclip: (logger, module file, message
+# start). JAX probes every backend it knows at start-up and logs each one missing ("Unable to
+# initialize backend 'tpu'"); TFDS warns that a dataset folder being generated has no
+# dataset_info.json yet and that OpenCV is missing (PIL decodes our PNGs).
+QUIET_RECORDS = (
+    ("jax._src.xla_bridge", "xla_bridge.py", "Unable to initialize backend"),
+    ("absl", "file_utils.py", "Variant folder"),
+    ("absl", "image_feature.py", "OpenCV is not installed"),
+)
+# Environment defaults for the libraries' own C++ logging (a user's setting wins).
+QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "GRPC_VERBOSITY": "ERROR"}
+
+
+class _DropRecords(pylogging.Filter):
+    """Drops the records of one logger that come from `filename` and start with `prefix`."""
+
+    def __init__(self, filename: str, prefix: str):
+        super().__init__()
+        self.filename, self.prefix = filename, prefix
+
+    def filter(self, record: pylogging.LogRecord) -> bool:
+        if record.levelno >= pylogging.ERROR or os.path.basename(record.pathname) != self.filename:
+            return True
+        return not str(record.msg).startswith(self.prefix)
+
+
+def quiet_third_party() -> None:
+    """Silences the third-party lines of `QUIET_RECORDS` and sets `QUIET_ENV` defaults.
+
+    Targeted: only those messages are dropped (an error of the same modules still shows), and
+    nothing is caught. Called once by `main` before any library is imported; idempotent.
+    """
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+    for logger_name, filename, prefix in QUIET_RECORDS:
+        logger = pylogging.getLogger(logger_name)
+        if not any(
+            isinstance(f, _DropRecords) and (f.filename, f.prefix) == (filename, prefix)
+            for f in logger.filters
+        ):
+            logger.addFilter(_DropRecords(filename, prefix))
+
+
+def write_config(config: Any, workdir: str | os.PathLike) -> Path:
+    """Writes the run's config to `workdir/config.json` (atomically); returns its absolute path."""
+    from jaxclip.atomic import write_json
+
+    path = Path(workdir).resolve() / CONFIG_FILE
+    config_dict = config.to_dict() if hasattr(config, "to_dict") else dict(config)
+    write_json(path, config_dict)
+    return path
+
+
+def summary(name: str, results: Any, workdir: str | os.PathLike) -> str:
+    """What the console shows at the end of a run: the "At a glance" table of a study run
+    (the report's rows) and the absolute path of the report (or of the workdir)."""
+    lines = []
+    if isinstance(results, dict) and "config" in results:
+        from jaxclip.studies.runner import STUDIES, glance_text
+
+        if any(k in STUDIES for k in results):
+            table = glance_text(results)
+            if table:
+                lines.append(table)
+    workdir = Path(workdir).resolve()
+    report = workdir / "report.md"
+    lines.append(f"{name}: report {report}" if report.exists() else f"{name}: wrote {workdir}")
+    return "\n".join(lines)
 
 
 def fail(message: str) -> NoReturn:
@@ -287,12 +358,44 @@ def precheck_variant(argv: list[str], name: str | None = None) -> None:
             )
 
 
+def _is_secondary_process() -> bool:
+    """True in processes other than 0 of a multi-process JAX run (they print no summary)."""
+    jax = sys.modules.get("jax")
+    return jax is not None and jax.process_count() > 1 and jax.process_index() != 0
+
+
 def _parse_flags(argv: list[str]) -> list[str]:
     """absl's flag parsing, with a bad value (e.g. --config.batch_size=abc) as one line."""
     try:
         return flags.FLAGS(argv)
     except flags.Error as e:
         fail(f"flag error: {e}")
+
+
+def run_and_report(run: Callable[[Any, str], dict], name: str, config: Any, workdir: str) -> Any:
+    """What `main` does once the flags are parsed: writes the config to WORKDIR/config.json
+    (one line on stdout says where), runs `run(config, workdir)` (its progress on stderr), then
+    prints the summary (`summary`) on stdout. User errors end the program as the module
+    docstring says.
+    """
+    quiet_third_party()
+    try:
+        check_writable(workdir, "--workdir")
+        # stdout: a user error stays the one line on stderr.
+        print(f"{name}: config in {write_config(config, workdir)}", flush=True)
+        results = run(config, workdir)
+    except ConfigError as e:  # one line, not a traceback: the message names the fix
+        fail(f"config error: {e}")
+    except UserError as e:
+        fail(f"error: {e}")
+    except OSError as e:
+        line = user_oserror(e)
+        if line is None:
+            raise
+        fail(f"error: {line}")
+    if not _is_secondary_process():
+        print(summary(name, results, workdir), flush=True)
+    return results
 
 
 def define_flags(
@@ -340,7 +443,9 @@ def main(run: Callable[[Any, str], dict], name: str) -> None:
 
     `--help` prints `help_text` and exits; flags may come in any order (`config_first`).
     User errors (see the module docstring) end the program with one line and exit code 2.
+    See `run_and_report` for what the console shows.
     """
+    quiet_third_party()
     argv = config_first(sys.argv)
     if wants_help(argv):
         print(help_text(name, argv, getattr(sys.modules.get("__main__"), "__doc__", None)))
@@ -353,23 +458,8 @@ def main(run: Callable[[Any, str], dict], name: str) -> None:
             fail(f"unexpected arguments: {' '.join(argv[1:])}; flags are --config=, --workdir=")
         if not flags.FLAGS["verbosity"].present:
             # Warnings and errors only on stderr by default (`--verbosity=0` shows the INFO
-            # logs: the config, the cache folders), so a user error is the one line there.
+            # logs: the cache folders, each study), so a user error is the one line there.
             logging.set_verbosity(logging.WARNING)
-        workdir = workdir_flag.value
-        try:
-            check_writable(workdir, "--workdir")
-            logging.info("config:\n%s", config_flag.value)
-            run(config_flag.value, workdir)
-        except ConfigError as e:  # one line, not a traceback: the message names the fix
-            fail(f"config error: {e}")
-        except UserError as e:
-            fail(f"error: {e}")
-        except OSError as e:
-            line = user_oserror(e)
-            if line is None:
-                raise
-            fail(f"error: {line}")
-        report = Path(workdir) / "report.md"
-        print(f"{name}: wrote {report if report.exists() else workdir}", file=sys.stderr)
+        run_and_report(run, name, config_flag.value, workdir_flag.value)
 
     app.run(_main, argv=argv, flags_parser=_parse_flags)

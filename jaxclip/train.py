@@ -816,19 +816,15 @@ def _run_steps(
 ) -> tuple[Any, float | None, float]:
     """Steps `start`..`end` of the training loop: batches, metrics lines, checkpoints, the
     progress bar. Returns (state, time after the first step or None, time after the last)."""
-    from tqdm.auto import tqdm
+    from jaxclip import progress
 
     num_steps = int(config.num_steps)
     n_caps = tokens.shape[1]
     pending: list[dict[str, jax.Array]] = []
     t_first = None
     last_log_t, last_log_step = time.perf_counter(), start
-    bar = tqdm(
-        total=num_steps,
-        initial=start,
-        desc="train_clip",
-        disable=not config.progress,
-        dynamic_ncols=True,
+    bar = progress.bar(
+        total=num_steps, initial=start, desc="train_clip", unit="step", disable=not config.progress
     )
     try:
         for step in range(start, end):
@@ -948,6 +944,11 @@ def is_finished(workdir: str | os.PathLike) -> bool:
     return (workdir / DONE_FILE).is_file() and (workdir / MODEL_DIR / "config.json").is_file()
 
 
+def run_folder(config: Any, cache_dir: str | os.PathLike | None = None) -> Path:
+    """The folder `train_or_reuse` trains `config` into (finished when `is_finished`)."""
+    return models_root(cache_dir) / f"train_clip-{identity_hash(config)}"
+
+
 def train_or_reuse(config: Any, cache_dir: str | os.PathLike | None = None) -> Path:
     """The model folder of a finished run of `config`, training it first if needed.
 
@@ -965,7 +966,7 @@ def train_or_reuse(config: Any, cache_dir: str | os.PathLike | None = None) -> P
     Returns:
       the model folder (open it with `jaxclip.load`).
     """
-    workdir = models_root(cache_dir) / f"train_clip-{identity_hash(config)}"
+    workdir = run_folder(config, cache_dir)
     if not is_finished(workdir):
         with atomic.file_lock(workdir.parent / f".{workdir.name}.lock"):
             if not is_finished(workdir):

@@ -25,6 +25,7 @@ tests).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import os
@@ -425,11 +426,28 @@ class Shapes(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         }
 
     def _generate_examples(self, split: str, num: int):
+        from jaxclip.progress import bar
+
         seed, s = SPLIT_SEEDS[split], self.builder_config.image_size
-        for i in range(num):
+        name = f"shapes/{self.builder_config.name}"
+        for i in bar(range(num), desc=f"generate {name} {split}", unit="img"):
             ex = render_example(i, seed, s)
             ex["image"] = _png_bytes(ex["image"])
             yield i, ex
+
+    # TFDS prints "Downloading and preparing dataset ..." and "... downloaded and prepared"
+    # on stdout; nothing is downloaded here, so one line says what is generated, and where.
+    def _log_download_bytes(self) -> None:
+        from jaxclip.progress import say
+
+        cfg = self.builder_config
+        say(
+            f"generating shapes/{cfg.name} once ({cfg.num_train} train / {cfg.num_test} test "
+            f"images) into {self.data_dir}"
+        )
+
+    def _log_download_done(self) -> None:
+        pass
 
 
 def default_data_dir() -> str:
@@ -445,6 +463,19 @@ def _remove_incomplete(version_dir: Path) -> None:
     for leftover in version_dir.parent.glob(f"incomplete.*_{version_dir.name}"):
         if leftover.is_dir():
             shutil.rmtree(leftover, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _without_tfds_bars() -> Iterator[None]:
+    """TFDS's own progress bars (splits, examples, shuffling) off, then back as they were."""
+    from tensorflow_datasets.core.utils import tqdm_utils
+
+    before = getattr(tqdm_utils, "_active", True)
+    tfds.display_progress_bar(False)
+    try:
+        yield
+    finally:
+        tfds.display_progress_bar(before)
 
 
 def shapes_builder(
@@ -469,11 +500,12 @@ def shapes_builder(
             builder = Shapes(config=config, data_dir=data_dir, file_format="array_record")
             if not builder.is_prepared():
                 _remove_incomplete(Path(builder.data_dir))
-                builder.download_and_prepare(
-                    download_config=tfds.download.DownloadConfig(
-                        compute_stats=tfds.download.ComputeStatsMode.SKIP,
-                        try_download_gcs=False,
+                with _without_tfds_bars():  # `_generate_examples` shows its own progress
+                    builder.download_and_prepare(
+                        download_config=tfds.download.DownloadConfig(
+                            compute_stats=tfds.download.ComputeStatsMode.SKIP,
+                            try_download_gcs=False,
+                        )
                     )
-                )
                 builder = Shapes(config=config, data_dir=data_dir, file_format="array_record")
     return builder

@@ -36,10 +36,10 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
-from tqdm.auto import tqdm
 
 from jaxclip import atomic
 from jaxclip.features.cache import ShardStore, default_root
+from jaxclip.progress import bar as progress_bar
 from jaxclip.version import __version__
 
 PREPROCESS_MODES = ("device", "host")
@@ -439,7 +439,7 @@ def extract_images(
                 mesh_devices,
             )
             written = 0
-            bar = tqdm(
+            bar = progress_bar(
                 total=sum(ranges[s][1] - ranges[s][0] for s in missing),
                 unit="img",
                 desc=f"encode {info.name}/{info.split}",
@@ -658,7 +658,7 @@ def _encode_texts(
         model, ("text", dtype), lambda: text_encode_fn(model, dtype), mesh_devices
     )
     out = np.empty((len(texts), model.config.projection_dim), np.float32)
-    bar = tqdm(
+    bar = progress_bar(
         total=len(texts),
         unit="txt",
         desc="encode texts",

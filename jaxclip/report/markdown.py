@@ -52,6 +52,31 @@ def markdown_table(
     return "\n".join(lines) + "\n"
 
 
+def text_table(
+    rows: Sequence[Mapping[str, Any]],
+    columns: Sequence[str] | None = None,
+    floatfmt: str = ".2f",
+) -> str:
+    """Renders `rows` as a plain-text table with aligned columns (for the console); cells as in
+    `markdown_table`, numbers right-aligned."""
+    if not rows:
+        return "(no rows)\n"
+    columns = list(columns or rows[0].keys())
+    cells = [[_cell(row.get(c), floatfmt) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    numeric = [
+        all(isinstance(row.get(c), (int, float)) or row.get(c) is None for row in rows)
+        for c in columns
+    ]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(
+            v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)
+        ).rstrip()
+
+    return "\n".join([line(columns), line(["-" * w for w in widths]), *map(line, cells)]) + "\n"
+
+
 class Report:
     """An ordered markdown document written to `workdir/report.md`.
 

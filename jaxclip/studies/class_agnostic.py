@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxclip import progress
 from jaxclip.analysis import logits as lg
 from jaxclip.config_args import ConfigError, check_choice
 from jaxclip.data.prompts import PROMPT_SETS
@@ -212,7 +213,10 @@ def analyse(ctx: Context, cfg: Any) -> ClassAgnosticResult:
     )
 
 
-def _timed(seconds: dict[str, float], part: str, fn: Any) -> Any:
+def _timed(seconds: dict[str, float], part: str, fn: Any, note: str | None = None) -> Any:
+    """`fn()`, its wall time recorded as `seconds[part]`; `note` (default `part`) is shown as
+    the study's progress meanwhile."""
+    progress.step(note or part)
     t0 = time.perf_counter()
     out = fn()
     seconds[part] = time.perf_counter() - t0
@@ -263,12 +267,13 @@ def _sweeps(
     data: Any, feats: cap.Features, taus: np.ndarray, scale: float, cfg: Any, seconds: dict
 ) -> dict[str, lg.TemperatureSweep]:
     sweeps = {}
-    for scaling in cfg.sweeps:
+    for i, scaling in enumerate(cfg.sweeps):
+        note = f"tau sweep {i + 1}/{len(cfg.sweeps)} ({scaling}, {len(taus)} taus)"
         sweeps[scaling] = _timed(seconds, f"sweep_{scaling}", lambda s=scaling: lg.temperature_sweep(
             feats.z_train, data.y_train, feats.z_test, data.y_test, taus,
             l2=float(cfg.sweep_l2), standardize=s == "standardized", logit_scale=scale,
             max_iter=int(cfg.sweep_max_iter), tol=float(cfg.sweep_tol),
-        ))  # fmt: skip
+        ), note)  # fmt: skip
     return sweeps
 
 
@@ -299,7 +304,7 @@ def _equivalence(
     rows = _timed(seconds, "equivalence", lambda: lg.tau_l2_equivalence(
         feats.z_train[sub], data.y_train[sub], feats.z_test, data.y_test,
         taus=tuple(float(t) for t in cfg.equivalence_taus), l2=float(cfg.sweep_l2),
-    ))  # fmt: skip
+    ), f"x/tau vs L2 check over {len(cfg.equivalence_taus)} taus")  # fmt: skip
     return {"num_train": int(sub.size), "rows": rows}
 
 
@@ -311,6 +316,7 @@ def _prompt_count(
     dropped = sorted({int(s) for s in cfg.prompt_counts} - set(sizes))
     if not sizes:
         return None, dropped
+    progress.step(f"prompt-count sweep over {len(sizes)} set sizes")
     t0 = time.perf_counter()
     ptr = np.asarray(lg.prompt_logits(data.x_train, t_count))
     pte = np.asarray(lg.prompt_logits(data.x_test, t_count))

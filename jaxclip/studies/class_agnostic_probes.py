@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxclip import progress
 from jaxclip.analysis import logits as lg
 from jaxclip.probes import baselines
 from jaxclip.probes.protocol import (
@@ -75,6 +76,7 @@ def fit_probes(
         _svc(data, feats, cfg, fname, fits)
     ftr, fte, ytr = feats.f_train, feats.f_test, data.y_train
     split = (ftr[fit_idx], ytr[fit_idx], ftr[val_idx], ytr[val_idx])
+    progress.step(f"jax_logistic over {len(cfg.l2_grid)} L2 values")
     t0 = time.perf_counter()
     lprobe, _, _ = jax_logistic(
         *split, fte, data.y_test, tuple(float(v) for v in cfg.l2_grid),
@@ -92,6 +94,7 @@ def fit_probes(
         "chosen": f"L2 = {lprobe.l2:.3g} (C = {1 / lprobe.l2:.3g}, by validation)",
     }
     if cfg.mlp:
+        progress.step(f"mlp over widths {tuple(int(w) for w in cfg.mlp_widths)}")
         mprobe, fits.mlp_grid, fits.seconds["mlp"] = fit_mlp_grid(*split, mlp_grid(cfg), seed)
         sc = score_probe(mprobe.decision_function(fte), data.y_test, mprobe.classes)
         conf = mprobe.config
@@ -115,6 +118,7 @@ def _scores(sc: dict[str, Any]) -> dict[str, Any]:
 
 def _svc(data: LabelledSplits, feats: Features, cfg: Any, fname: str, fits: Fits) -> None:
     """The thesis's SVC on the features, and on logits / τ for each of `cfg.svc_taus`."""
+    progress.step("svc_linear")
     r = baselines.svc_linear(
         feats.f_train, data.y_train, feats.f_test, data.y_test,
         C=float(cfg.svc_c), standardize=bool(cfg.svc_standardize),
@@ -129,7 +133,8 @@ def _svc(data: LabelledSplits, feats: Features, cfg: Any, fname: str, fits: Fits
         "chosen": f"C = {cfg.svc_c:g} (fixed, as the thesis)",
     }
     fits.seconds["svc_linear"] = r.fit_seconds
-    for tau in cfg.svc_taus:
+    for i, tau in enumerate(cfg.svc_taus):
+        progress.step(f"svc on logits / tau {i + 1}/{len(cfg.svc_taus)}")
         rt = baselines.svc_linear(
             feats.z_train / float(tau), data.y_train, feats.z_test / float(tau), data.y_test,
             C=float(cfg.svc_c), standardize=False,
@@ -155,6 +160,7 @@ def _references(
         }
     if not cfg.ceiling:
         return
+    progress.step("ceiling: jax_logistic on the embeddings")
     t0 = time.perf_counter()
     xn_tr, xn_te, ytr = normalize_rows(data.x_train), normalize_rows(data.x_test), data.y_train
     cprobe, _, _ = jax_logistic(

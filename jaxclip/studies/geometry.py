@@ -30,6 +30,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
+from jaxclip import progress
 from jaxclip.analysis import geometry_summary as gs
 from jaxclip.analysis.pairs import PairPlan, Pairs, make_pairs, parse_caption, plan_pairs
 from jaxclip.config_args import ConfigError, check_choice
@@ -219,23 +220,29 @@ def _parts(pairs: Pairs, cfg: ml_collections.ConfigDict, scale: float, seed: int
     """Every part's results.json entry and arrays, as `GeometryResult` keyword arguments."""
     xi, xt = pairs.image, pairs.text
     alphas = alpha_grid(cfg)
+    progress.step("separability")
     sep = gs.separability_summary(
         xi, xt, top_k=int(cfg.top_k), hist_features=int(cfg.hist_features),
         kl_bins=int(cfg.feature_kl_bins), smoothing=cfg.kl_smoothing,
     )  # fmt: skip
     top = sep.entry["top"]
+    progress.step("svm on the two most separating features")
     svm = gs.svm_summary(
         xi, xt, (top[0]["feature"], top[1]["feature"]), C=cfg.svm_c,
         max_points=int(cfg.max_scatter_points), seed=seed,
     )  # fmt: skip
+    progress.step("thin shell, spectrum")
     shell = gs.shell_summary(xi, xt)
     spectrum = gs.spectrum_summary(xi, xt)
+    progress.step(f"loss sweep over {len(alphas)} alphas")
     loss = gs.loss_summary(
         pairs.pair_image, pairs.pair_text, alphas, cfg.sides, logit_scale=scale,
         budget_bytes=int(cfg.loss_memory_mb) * 2**20,
     )  # fmt: skip
     examples = int(cfg.examples) if pairs.source == "captions" else 0
+    progress.step("conformity")
     conformity = gs.conformity_summary(xi, xt, pairs.texts, examples=examples)
+    progress.step(f"conformity KL sweep over {len(alphas)} alphas")
     kl = gs.kl_summary(
         xi, xt, alphas, cfg.sides, method=cfg.kl_method, bins=int(cfg.kl_bins),
         smoothing=float(cfg.kl_smoothing),

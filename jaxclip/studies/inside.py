@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxclip import progress
 from jaxclip.analysis import inside
 from jaxclip.config_args import ConfigError
 from jaxclip.studies.context import Study
@@ -109,6 +110,7 @@ def _accuracy(emb: np.ndarray, weights: np.ndarray, y: np.ndarray) -> float:
 def analyse(ctx: Any, cfg: Any) -> InsideResult:
     """The study (see the module docstring); `cfg` is config.inside."""
     seconds: dict[str, float] = {}
+    progress.step("decompose the embeddings")
     t0 = time.perf_counter()
     train_f, test_f = ctx.features("train"), ctx.features("test")
     classnames = tuple(str(c) for c in test_f.classnames)
@@ -138,6 +140,7 @@ def analyse(ctx: Any, cfg: Any) -> InsideResult:
     }
 
     # Mean-ablation of whole layers (means over the test images).
+    progress.step("ablation")
     t = time.perf_counter()
     probe_tr = _normalise(tr.total())
     onehot = np.where(np.arange(sizes["class"])[None] == y_tr["class"][:, None], 1.0, -1.0)
@@ -177,6 +180,7 @@ def analyse(ctx: Any, cfg: Any) -> InsideResult:
     seconds["ablation"] = time.perf_counter() - t
 
     # Ridge probe of every head, and of the whole embedding, for every label.
+    progress.step("head probes")
     t = time.perf_counter()
     head_probes: dict[str, Any] = {"embedding": {}}
     best = []
@@ -229,6 +233,7 @@ def analyse(ctx: Any, cfg: Any) -> InsideResult:
     seconds["head_probes"] = time.perf_counter() - t
 
     # TextSpan of the heads of the last layers over the attribute phrases.
+    progress.step("text span")
     t = time.perf_counter()
     phrases, owner = _phrases(cfg, classnames, values)
     pool = embed_texts(ctx, phrases)
@@ -252,6 +257,7 @@ def analyse(ctx: Any, cfg: Any) -> InsideResult:
     seconds["text_span"] = time.perf_counter() - t
 
     # Per-patch maps of the image's own class prompt, and the pointing game.
+    progress.step("maps")
     t = time.perf_counter()
     own = te.token_scores.sum((1, 2))[np.arange(len(rows["test"])), :, y_te["class"]]  # (N, T)
     side = math.isqrt(own.shape[1] - 1)

@@ -136,7 +136,9 @@ def analyse(ctx: Context, cfg: Any) -> ProbeResult:
     parts = probe_fits.Parts(data, fit_idx, val_idx, cfg, seed)
     fits = probe_fits.fit_all(parts)
     zero_shot = _zero_shot(ctx, data, cfg.zero_shot_template)
-    curve, skipped_shots = parts.timed("few_shot", lambda: _shot_curve(parts, fits))
+    curve, skipped_shots = parts.timed(
+        "few_shot", lambda: _shot_curve(parts, fits), f"few_shot at {len(cfg.shots)} shot counts"
+    )
     attr_rows = _attributes(ctx, parts) if cfg.attributes and data.attributes_train else []
     chance, majority = chance_and_majority(data.y_test, data.classes)
     saved, saved_file = _saved_probe(fits) if cfg.save_probe else (None, None)
@@ -219,6 +221,7 @@ def _attributes(ctx: Context, parts: probe_fits.Parts) -> list[dict[str, Any]]:
             l2_grid=tuple(float(v) for v in parts.cfg.l2_grid),
             max_iter=int(parts.cfg.max_iter),
         ),
+        f"attribute probes ({len(data.attributes_train)} attributes)",
     )
 
 

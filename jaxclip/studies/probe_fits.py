@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
+from jaxclip import progress
 from jaxclip.probes import baselines, linear, mlp
 from jaxclip.probes.protocol import LabelledSplits, fit_mlp_grid, jax_logistic, score_probe
 from jaxclip.studies.probe_common import fmt_c, mlp_grid, svc_skip_reason
@@ -34,8 +35,10 @@ class Parts:
         """(x_fit, y_fit, x_val, y_val) of train-split rows `x`, `y`."""
         return x[self.fit_idx], y[self.fit_idx], x[self.val_idx], y[self.val_idx]
 
-    def timed(self, part: str, fn: Callable[[], T]) -> T:
-        """`fn()`, its wall time recorded as `seconds[part]`."""
+    def timed(self, part: str, fn: Callable[[], T], note: str | None = None) -> T:
+        """`fn()`, its wall time recorded as `seconds[part]`; `note` (default `part`) is shown
+        as the study's progress meanwhile."""
+        progress.step(note or part)
         t0 = time.perf_counter()
         out = fn()
         self.seconds[part] = time.perf_counter() - t0
@@ -85,7 +88,8 @@ def fit_all(parts: Parts) -> Fits:
     """The baselines the config asks for, the JAX logistic probe, then the MLP grid."""
     methods: dict[str, dict[str, Any]] = {}
     svc_skipped, sklearn_val = _baselines(parts, methods)
-    logistic, path, best = parts.timed("jax_logistic", lambda: _jax_logistic(parts))
+    note = f"jax_logistic over {len(parts.cfg.l2_grid)} L2 values"
+    logistic, path, best = parts.timed("jax_logistic", lambda: _jax_logistic(parts), note)
     methods["jax_logistic"] = _logistic_entry(parts, logistic, path, best)
     mprobe, grid_rows = None, None
     if parts.cfg.mlp:
@@ -103,11 +107,13 @@ def _baselines(
     train_test = (d.x_train, d.y_train, d.x_test, d.y_test)
     why = svc_skip_reason(len(d.y_train), int(cfg.svc_max_train))
     if why is None:
+        progress.step("svc_linear")
         r = baselines.svc_linear(*train_test, C=float(cfg.svc_c))
         methods["svc_linear"] = _baseline_entry(r, "StandardScaler + SVC(linear)", "train")
         methods["svc_linear"]["chosen"] = f"C = {fmt_c(r.C)} (fixed)"
         parts.seconds["svc_linear"] = r.fit_seconds
     if cfg.linear_svc:
+        progress.step("linear_svc")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=ConvergenceWarning)
             r = baselines.linear_svc(*train_test, C=float(cfg.linear_svc_c))
@@ -117,6 +123,7 @@ def _baselines(
     if not cfg.sklearn_logistic:
         return why, None
     x_fit, y_fit, x_val, y_val = parts.fit_val(d.x_train, d.y_train)
+    progress.step(f"sklearn_logistic over {len(cfg.sklearn_cs)} C values")
     with warnings.catch_warnings():  # hitting max_iter is reported in the table instead
         warnings.simplefilter("ignore", category=ConvergenceWarning)
         r = baselines.logistic_regression_clip(
@@ -186,6 +193,7 @@ def _logistic_entry(
 
 def _mlp(parts: Parts) -> tuple[mlp.MLPProbe, list[dict[str, Any]]]:
     d = parts.data
+    progress.step(f"mlp over widths {tuple(int(w) for w in parts.cfg.mlp_widths)}")
     probe, rows, parts.seconds["mlp"] = fit_mlp_grid(
         *parts.fit_val(d.x_train, d.y_train), mlp_grid(parts.cfg), parts.seed
     )

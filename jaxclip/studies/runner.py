@@ -20,8 +20,8 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from jaxclip import atomic
-from jaxclip.report import Report, to_jsonable, write_results
+from jaxclip import atomic, progress
+from jaxclip.report import Report, text_table, to_jsonable, write_results
 from jaxclip.studies import class_agnostic, geometry, inside, probe, prompts, retrieval, zero_shot
 from jaxclip.studies.common import check_common
 from jaxclip.studies.context import RenderContext, RunContext, Section, Study, image_reader
@@ -37,6 +37,7 @@ STUDIES: dict[str, Study] = {
     "inside": inside.STUDY,
 }
 
+GLANCE_COLUMNS = ["study", "method", "top1", "top5", "macro_f1"]  # the "At a glance" table
 ARRAYS_FILE = "arrays.npz"
 TIMINGS_FILE = "timings.json"
 
@@ -61,28 +62,45 @@ def report_title(config: Any, names: list[str]) -> str:
     return f"{', '.join(names)}: {config.model} on {config.dataset}"
 
 
-def run_studies(config: Any, workdir: str | Path, names: list[str], *, model=None) -> dict:
-    """Runs `names` in order; returns the results dict that was written to results.json."""
+def run_studies(
+    config: Any,
+    workdir: str | Path,
+    names: list[str],
+    *,
+    model=None,
+    t0: float | None = None,
+    before: Mapping[str, float] | None = None,
+) -> dict:
+    """Runs `names` in order; returns the results dict that was written to results.json.
+
+    `t0` (a `time.perf_counter()` value) and `before` (seconds of steps run before this call,
+    e.g. `{"train_model": 180.2}` when the model was trained on first use) let an entry point
+    count its own steps into the Timings table; the total runs from `t0` (default: now).
+    """
     from jaxclip.models.catalog import open_model
 
+    t0 = time.perf_counter() if t0 is None else t0
     check_config(config, names)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
+    timings: dict[str, Any] = {k: round(float(v), 3) for k, v in (before or {}).items()}
+    t = time.perf_counter()
     if model is None:
-        model = open_model(config.model, dtype=config.dtype, cache_dir=config.cache_dir or None)
+        with progress.task(f"open model {config.model}"):
+            model = open_model(config.model, dtype=config.dtype, cache_dir=config.cache_dir or None)
+    timings["open_model"] = round(time.perf_counter() - t, 3)
     ctx = RunContext(model, config)
     results: dict[str, Any] = {
         "config": config.to_dict(),
         "model": {"name": model.name, "params_sha256": model.fingerprint},
     }
-    timings: dict[str, Any] = {}
     parts: dict[str, Any] = {}
     arrays: dict[str, np.ndarray] = {}
-    for name in names:
+    for i, name in enumerate(names):
         t = time.perf_counter()
         logging.info("study %s ...", name)
-        result = STUDIES[name].analyse(ctx, config[name])
+        with progress.task(f"{name} [{i + 1}/{len(names)}]"):
+            result = STUDIES[name].analyse(ctx, config[name])
         if STUDIES[name].write_files is not None:
             STUDIES[name].write_files(result, workdir)
         timings[name] = round(time.perf_counter() - t, 3)
@@ -90,12 +108,13 @@ def run_studies(config: Any, workdir: str | Path, names: list[str], *, model=Non
         arrays.update({f"{name}.{k}": v for k, v in result.arrays().items()})
         if result.timings():
             parts[name] = result.timings()
+    t = time.perf_counter()
     results["data"] = ctx.data_summary()
     write_results(workdir, results)
     _write_arrays(workdir / ARRAYS_FILE, arrays)
-    t = time.perf_counter()
-    render_run(workdir, timings={**timings, "parts": parts}, t0=t0)
-    logging.info("report drawn in %.1f s", time.perf_counter() - t)
+    timings["write_results"] = round(time.perf_counter() - t, 3)
+    with progress.task("report"):
+        render_run(workdir, timings={**timings, "parts": parts}, t0=t0)
     return results
 
 
@@ -124,13 +143,17 @@ def render_run(
         saved = dict(timings)
     parts = saved.get("parts", {})
     out = RenderContext(config, workdir, image_reader(config))
+    t_render = time.perf_counter()
     sections = []
     for name in names:
         own = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith(name + ".")}
         result = STUDIES[name].result.from_json(results[name], own, parts.get(name))
         sections.append(STUDIES[name].render(result, out))
     if timings is not None:
-        saved["total"] = round(time.perf_counter() - (t0 or time.perf_counter()), 3)
+        now = time.perf_counter()
+        saved["report"] = round(now - t_render, 3)
+        saved["total"] = round(now - (t0 or t_render), 3)
+        saved = add_other(saved)
         atomic.write_json(workdir / TIMINGS_FILE, to_jsonable(saved))
     report = _assemble(config, names, results, sections, saved)
     return report.write(workdir)
@@ -157,13 +180,49 @@ def _assemble(
             "Classification accuracy of the same image embeddings (test split) by every method "
             "this run used: zero-shot needs no labels, probes train on the train split."
         )
-        report.table(headlines, ["study", "method", "top1", "top5", "macro_f1"], floatfmt=".2f")
+        report.table(headlines, GLANCE_COLUMNS, floatfmt=".2f")
     for section in sections:
         report.extend(section.report)
     report.section("Timings")
-    rows = [{"study": k, "seconds": v} for k, v in timings.items() if k != "parts"]
-    report.table(rows, floatfmt=".1f")
+    report.text(
+        "Wall-clock seconds of each step of this run; the steps add up to the total (`other`: "
+        "the time between them)."
+        + (
+            " `train_model`: the model was trained on first use."
+            if "train_model" in timings
+            else ""
+        )
+    )
+    report.table(timing_rows(timings), floatfmt=".1f")
     return report
+
+
+def add_other(timings: Mapping[str, Any]) -> dict[str, Any]:
+    """`timings` (step -> seconds, "total", "parts") with "other" = total minus the steps, so
+    the rows add up to the total. A saved "other" is recomputed; without "total", unchanged."""
+    out = {k: v for k, v in timings.items() if k not in ("other", "total")}
+    if "total" not in timings:
+        return dict(timings)
+    steps = sum(float(v) for k, v in out.items() if k != "parts")
+    out["other"] = round(float(timings["total"]) - steps, 3)
+    out["total"] = timings["total"]
+    return out
+
+
+def timing_rows(timings: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The Timings table: one row per step, "other" (the remainder), then "total"."""
+    full = add_other(timings)
+    return [{"step": k, "seconds": v} for k, v in full.items() if k != "parts"]
+
+
+def glance_text(results: Mapping[str, Any]) -> str:
+    """The report's "At a glance" rows as a plain-text table for the console ("" when the run
+    has no headline, e.g. geometry alone)."""
+    rows = collect_headlines(results, [n for n in results if n in STUDIES])
+    if not rows:
+        return ""
+    title = "At a glance (accuracy in % on the test split; zero-shot needs no labels):"
+    return title + "\n" + text_table(rows, GLANCE_COLUMNS, floatfmt=".2f").rstrip("\n")
 
 
 def collect_headlines(results: Mapping[str, Any], names: list[str]) -> list[dict[str, Any]]:
