@@ -24,7 +24,14 @@ from jaxclip import atomic
 from jaxclip.report import Report, to_jsonable, write_results
 from jaxclip.studies import class_agnostic, geometry, inside, probe, prompts, retrieval, zero_shot
 from jaxclip.studies.common import check_common
-from jaxclip.studies.context import RenderContext, RunContext, Section, Study, image_reader
+from jaxclip.studies.context import (
+    RenderContext,
+    RunContext,
+    Section,
+    Study,
+    check_split_overlap,
+    image_reader,
+)
 
 # Study name -> its functions, in the order `dissect` runs them. Explicit, no registry.
 STUDIES: dict[str, Study] = {
@@ -66,6 +73,10 @@ def run_studies(config: Any, workdir: str | Path, names: list[str], *, model=Non
     from jaxclip.models.catalog import open_model
 
     check_config(config, names)
+    # Train / test overlap matters to studies that fit on one and score on the other:
+    # refused unless config.allow_split_overlap (None: no such study, not checked).
+    fits = any(STUDIES[n].fits_on_train for n in names)
+    shared = check_split_overlap(config) if fits else None
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -91,6 +102,8 @@ def run_studies(config: Any, workdir: str | Path, names: list[str], *, model=Non
         if result.timings():
             parts[name] = result.timings()
     results["data"] = ctx.data_summary()
+    if shared is not None:
+        results["data"]["train_test_shared"] = shared
     write_results(workdir, results)
     _write_arrays(workdir / ARRAYS_FILE, arrays)
     t = time.perf_counter()
@@ -150,6 +163,12 @@ def _assemble(
         + (f", {config.max_examples} examples per split" if config.max_examples else "")
         + ")."
     )
+    shared = results.get("data", {}).get("train_test_shared") or 0
+    if shared:
+        report.text(
+            f"**Warning: train and test share {shared} image{'s' if shared != 1 else ''}: "
+            "accuracies are not held-out** (`allow_split_overlap`)."
+        )
     headlines = collect_headlines(results, names)
     if len(headlines) > 1:
         report.section("At a glance")
