@@ -7,6 +7,7 @@ another seed another split), not against our own output.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -20,7 +21,7 @@ from jaxclip.data.datasets import DatasetError, load_dataset
 from jaxclip.data.splits import example_keys, shared_examples, stratified_split
 from jaxclip.studies.common import check_common
 from jaxclip.studies.context import check_split_overlap
-from jaxclip.studies.runner import run_studies
+from jaxclip.studies.runner import STUDIES, run_studies
 
 # Class folder -> number of images: sizes that exercise the rounding rule and its clipping.
 CLASS_SIZES = {"cat": 10, "dog": 7, "red_car": 3, "tree": 2, "zebra": 1}
@@ -159,19 +160,36 @@ def test_overlapping_splits_are_refused_before_any_work(folder, tmp_path):
         run_studies(config, tmp_path / "run", ["probe"], model=object())
 
 
-def test_allowed_overlap_is_marked_in_report_and_results(folder, tmp_path, tiny_model, caplog):
-    config = _config(folder, tmp_path, train_split="all", test_split="all")
+def _with_zero_shot(config):
+    from configs.zero_shot import study_config
+
+    config.unlock()
+    config.zero_shot = study_config()
+    return config
+
+
+def test_allowed_overlap_is_marked_in_report_and_results(
+    folder, tmp_path, tiny_model, caplog, monkeypatch
+):
+    """The runner's marking, end to end; the zero-shot study (seconds) stands in the place of
+    a probe by carrying the probes' `fits_on_train` flag, so the runner checks its splits."""
+    assert all(STUDIES[n].fits_on_train for n in ("probe", "class_agnostic", "inside"))
+    assert not STUDIES["zero_shot"].fits_on_train
+    monkeypatch.setitem(
+        STUDIES, "zero_shot", dataclasses.replace(STUDIES["zero_shot"], fits_on_train=True)
+    )
+    config = _with_zero_shot(_config(folder, tmp_path, train_split="all", test_split="all"))
     config.allow_split_overlap = True
     workdir = tmp_path / "run"
     with caplog.at_level("WARNING"):
-        run_studies(config, workdir, ["probe"], model=tiny_model)
+        run_studies(config, workdir, ["zero_shot"], model=tiny_model)
     n = sum(CLASS_SIZES.values())
     assert any(
         f"share {n} images: accuracies are not held-out" in r.getMessage() for r in caplog.records
     )
     saved = json.loads((workdir / "results.json").read_text())
     assert saved["data"]["train_test_shared"] == n
-    assert saved["data"]["train"]["num_examples"] == saved["data"]["test"]["num_examples"] == n
+    assert saved["data"]["test"]["num_examples"] == n
     assert saved["config"]["allow_split_overlap"] is True
     head = (workdir / "report.md").read_text().splitlines()[:6]
     assert any(f"train and test share {n} images: accuracies are not held-out" in x for x in head)
@@ -183,11 +201,7 @@ def test_held_out_split_shares_nothing(folder, tmp_path):
 
 def test_studies_that_fit_nothing_may_use_one_split(folder, tmp_path, tiny_model):
     """Zero-shot alone on every image: no train split is fitted, nothing to refuse."""
-    config = _config(folder, tmp_path, train_split="all", test_split="all")
-    from configs.zero_shot import study_config
-
-    config.unlock()
-    config.zero_shot = study_config()
+    config = _with_zero_shot(_config(folder, tmp_path, train_split="all", test_split="all"))
     workdir = tmp_path / "zs"
     run_studies(config, workdir, ["zero_shot"], model=tiny_model)
     saved = json.loads((workdir / "results.json").read_text())
