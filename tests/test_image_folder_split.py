@@ -51,7 +51,8 @@ def class_of(key: str) -> str:
 
 
 @pytest.fixture()
-def folder(tmp_path):
+def folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("JAXCLIP_DATA_DIR", str(tmp_path / "data_dir"))  # folder check cache
     return make_folder(tmp_path / "pics")
 
 
@@ -207,3 +208,13 @@ def test_studies_that_fit_nothing_may_use_one_split(folder, tmp_path, tiny_model
     saved = json.loads((workdir / "results.json").read_text())
     assert "train_test_shared" not in saved["data"]
     assert "not held-out" not in (workdir / "report.md").read_text()
+
+
+def test_identical_splits_of_other_datasets_are_refused(shapes_data_dir, tmp_path):
+    config = get_config("smoke")
+    config.data_dir, config.cache_dir = str(shapes_data_dir), str(tmp_path / "cache")
+    assert check_split_overlap(config) == 0  # "train" and "test" of shapes/tiny
+    config.train_split = config.test_split = "test"
+    n = len(load_dataset("shapes/tiny", "test", data_dir=shapes_data_dir))
+    with pytest.raises(ConfigError, match=f"are the same split: they share {min(n, 64)} images"):
+        check_split_overlap(config)
