@@ -42,6 +42,12 @@ def base_config(arg: str | None, *, default_dataset: str = "shapes") -> ml_colle
     c.strict = False
     c.train_split = train_split  # split the probes train on
     c.test_split = test_split  # split everything is evaluated on
+    # Folder datasets with no split folders (DATA_PATH/<class>/<images>): the share of each
+    # class held out as the test split ("val"); a seeded stratified split (seed below).
+    c.test_fraction = 0.2
+    # True: run even if the train and test splits share images (e.g. both "all"); the report,
+    # the console and results.json then say accuracies are not held-out. False: refuse.
+    c.allow_split_overlap = False
     c.max_examples = 0  # > 0: a seeded random subset of each split (0 = all)
     c.batch_size = 256  # global batch for extraction (rounded to a multiple of the devices)
     c.preprocess = "device"  # device: resize/crop/normalise on the accelerator; host: exact PIL

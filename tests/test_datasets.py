@@ -313,8 +313,8 @@ def test_image_folder_class_names_and_order(tmp_path):
     assert [src[i]["label"] for i in range(3)] == [0, 1, 1]
     assert src[1]["image"][0, 0].tolist() == [0, 255, 0]
     assert src.skipped == []
-    with pytest.raises(ValueError, match="no split folder 'train'"):
-        load_dataset("image_folder", "train", path=tmp_path)
+    with pytest.raises(ValueError, match=r"split='nosuch' is not allowed .* 'train' or 'val'"):
+        load_dataset("image_folder", "nosuch", path=tmp_path)
 
 
 def _folder_with_bad_files(root: Path) -> dict[str, str]:

@@ -286,7 +286,7 @@ def _cases(b: Path, data_dir: Path) -> dict[str, tuple[list[str], list[str]]]:
         ),
         "image_folder without split folders": (
             [*EXTRACT, *folder, f"--config.data_path={b}/no_splits"],
-            ["no split folder 'test'", "cat"],
+            ["no_splits", "split 'test'", "is empty", "one"],
         ),
         "image_folder empty": (
             [*EXTRACT, *folder, f"--config.data_path={b}/empty_split"],

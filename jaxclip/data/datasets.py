@@ -9,7 +9,9 @@ TFDS datasets are read with `tfds.data_source` from an array_record preparation,
 needs no TensorFlow (images are decoded by tfds with PIL). Preparing most public TFDS datasets
 does need TensorFlow (`pip install -e .[tf]`); without it an unprepared dataset raises
 `DatasetNotPreparedError` saying how to prepare it. The built-in `shapes` dataset is generated
-offline on first use. Folder datasets (`imagenet_folder`, `image_folder`) read class subfolders;
+offline on first use. Folder datasets (`imagenet_folder`, `image_folder`) read class subfolders,
+either in split folders (`DIR/train/<class>`, `DIR/val/<class>`) or in one folder (`DIR/<class>`)
+split per class by a test fraction and a seed (`folder_split`, `jaxclip.data.splits`);
 files that do not decode are skipped (listed in `source.skipped`) or, with `strict=True`, raise.
 `webdataset` reads tar shards (`jaxclip.data.webdataset`), `caption_pairs` a CSV / TSV / JSONL
 of image, caption rows (`jaxclip.data.caption_pairs`), and `cb/<name>` any dataset of
@@ -40,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from jaxclip.data import classnames as cn
+from jaxclip.data.splits import TEST_PARTS, TRAIN_PARTS
 from jaxclip.errors import UserError, UserFileNotFoundError, UserValueError
 
 log = logging.getLogger(__name__)
@@ -675,22 +678,73 @@ class FolderSource(DatasetSource):
         return {"image": image, "label": label, "index": i}
 
 
-def _split_root(name: str, path: str | os.PathLike | None, split: str) -> Path:
-    if path is None:
+# Folder names that make DIR a split layout (DIR/train/<class>, DIR/val/<class>).
+SPLIT_FOLDER_NAMES = ("train", "val", "validation", "test")
+DEFAULT_TEST_FRACTION = 0.2
+
+
+def _subfolders(root: Path) -> list[str]:
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def folder_split(
+    path: str | os.PathLike | None,
+    split: str,
+    *,
+    name: str = "image_folder",
+    path_arg: str | None = None,
+    split_arg: str | None = None,
+) -> tuple[Path, str | None]:
+    """Where split `split` of a folder dataset at `path` is: (root of its class folders, part).
+
+    Two layouts: split folders (`path/train/<class>`, `path/val/<class>`: `split` names one of
+    `path`'s folders, part None) or one folder of class subfolders (`path/<class>`, none of them
+    named train / val / validation / test): "train" is the train part of a seeded stratified
+    split, "val" and "test" its held-out part (part "train" / "test"; `jaxclip.data.splits`).
+    `split="all"` reads `path` itself as the class folders in either layout, unless `path` has a
+    folder named "all".
+
+    Args:
+      path_arg, split_arg: how errors name the two arguments (default `path='...'`,
+        `split='...'`; the studies pass their flags, `--config.data_path='...'`).
+
+    Raises:
+      DatasetError / UserFileNotFoundError: one line naming the bad value and what is allowed.
+    """
+    split_arg = split_arg or f"split={split!r}"
+    if path is None or os.fspath(path) == "":
         raise DatasetError(
-            f"dataset {name!r} needs path= (config.data_path: the folder of the dataset)"
+            f"dataset {name!r} reads a folder: {path_arg or 'path='} must name it "
+            "(DIR/<class>/<images>, or DIR/train/<class> and DIR/val/<class>)"
         )
     root = Path(path).expanduser()
+    path_arg = path_arg or f"path={os.fspath(path)!r}"
     if not root.is_dir():
-        raise UserFileNotFoundError(f"{name}: path {os.fspath(root)!r} is not a folder")
+        raise UserFileNotFoundError(f"{name}: {path_arg} is not a folder")
     if (root / split).is_dir():
-        return root / split
+        return root / split, None
     if split == "all":
-        return root
-    subdirs = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        return root, None
+    found = _subfolders(root)
+    if not found:
+        raise DatasetError(
+            f"{name}: {path_arg} has no subfolders; expected one folder per class "
+            "(DIR/<class>/<images>) or DIR/train/<class> and DIR/val/<class>"
+        )
+    split_folders = [f for f in found if f in SPLIT_FOLDER_NAMES]
+    if split_folders:
+        raise DatasetError(
+            f"{name}: {split_arg} is not a folder of {path_arg}; its split folders are "
+            f"{', '.join(found)} (or 'all' to read the folder itself as the class folders)"
+        )
+    if split in TRAIN_PARTS:
+        return root, "train"
+    if split in TEST_PARTS:
+        return root, "test"
     raise DatasetError(
-        f"{name}: no split folder {split!r} in {os.fspath(root)}; found {subdirs}. Pass one of "
-        f"them as split, or split='all' to read {os.fspath(root)} itself as the class folders"
+        f"{name}: {split_arg} is not allowed for {path_arg}, a folder of class subfolders "
+        f"({', '.join(found[:5])}{', ...' if len(found) > 5 else ''}): use 'train' or 'val' "
+        "(a stratified split by test fraction) or 'all' (every image)"
     )
 
 
@@ -715,34 +769,66 @@ def load_image_folder(
     path: str | os.PathLike | None = None,
     strict: bool = False,
     name: str = "image_folder",
-) -> FolderSource:
+    test_fraction: float = DEFAULT_TEST_FRACTION,
+    seed: int = 0,
+) -> DatasetSource:
     """Any folder of class subfolders; class names from folder names (underscores -> spaces).
 
-    `path/split` holds the class folders (or `path` itself with split="all").
+    `path/split/<class>` (split folders), or `path/<class>` split by `test_fraction` per class
+    with `seed` ("train", "val" / "test"; see `folder_split` and `jaxclip.data.splits`), or
+    `path` itself with split="all".
     """
-    root = _split_root(name, path, split)
+    root, part = folder_split(path, split, name=name)
     folders = _class_folders(root)
-    return FolderSource(
+    source = FolderSource(
         root,
         name=name,
-        split=split,
+        split=split if part is None else "all",
         classes=folders,
         classnames=[cn.folder_classname(f) for f in folders],
         strict=strict,
         cache_dir=_folder_cache_dir(),
     )
+    return _fraction_part(source, part, split, test_fraction, seed)
+
+
+def _fraction_part(
+    source: FolderSource, part: str | None, split: str, test_fraction: float, seed: int
+) -> DatasetSource:
+    """`source` itself (part None) or its seeded stratified train / test part."""
+    if part is None:
+        return source
+    from jaxclip.data.splits import stratified_split
+    from jaxclip.data.subset import SubsetSource
+
+    source.verify()
+    labels = np.array([label for _, label in source._items], np.int64)
+    train, test = stratified_split(labels, test_fraction, seed)
+    indices = train if part == "train" else test
+    if not len(indices):
+        raise DatasetError(
+            f"{source.info.name}: split {split!r} of {os.fspath(source.root)} is empty: a class "
+            "is split only if it has two or more images, and every class here has one"
+        )
+    split_name = f"{split}[stratified test_fraction={test_fraction:g} seed={seed}]"
+    return SubsetSource(source, indices, split=split_name)
 
 
 def load_imagenet_folder(
-    split: str, *, path: str | os.PathLike | None = None, strict: bool = False
-) -> FolderSource:
+    split: str,
+    *,
+    path: str | os.PathLike | None = None,
+    strict: bool = False,
+    test_fraction: float = DEFAULT_TEST_FRACTION,
+    seed: int = 0,
+) -> DatasetSource:
     """An ImageNet-style folder (e.g. ImageNet-mini): class folders named by WordNet ids.
 
     Labels index the class folders present (sorted wnids); class names are CLIP's clean
     ImageNet names of those wnids (`classnames.wnid_to_classname`).
     """
     name = "imagenet_folder"
-    root = _split_root(name, path, split)
+    root, part = folder_split(path, split, name=name)
     folders = _class_folders(root)
     bad = [f for f in folders if not _WNID.match(f)]
     if bad:
@@ -754,15 +840,16 @@ def load_imagenet_folder(
     unknown = [f for f in folders if f not in names]
     if unknown:
         raise DatasetError(f"{name}: {unknown[:5]} are not ImageNet-1k WordNet ids")
-    return FolderSource(
+    source = FolderSource(
         root,
         name=name,
-        split=split,
+        split=split if part is None else "all",
         classes=folders,
         classnames=[names[f] for f in folders],
         strict=strict,
         cache_dir=_folder_cache_dir(),
     )
+    return _fraction_part(source, part, split, test_fraction, seed)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -788,13 +875,23 @@ def _shapes_loader(
     return load_shapes(split, config=config, data_dir=data_dir)
 
 
-def _folder_loader(fn: Callable[..., FolderSource], name: str) -> Callable[..., DatasetSource]:
-    def load(split: str, *, config=None, data_dir=None, path=None, strict=False, download=True):
+def _folder_loader(fn: Callable[..., DatasetSource], name: str) -> Callable[..., DatasetSource]:
+    def load(
+        split: str,
+        *,
+        config=None,
+        data_dir=None,
+        path=None,
+        strict=False,
+        download=True,
+        test_fraction=DEFAULT_TEST_FRACTION,
+        seed=0,
+    ):
         if config:
             raise DatasetError(f"dataset {name!r} has no configs; got {config!r}")
         if data_dir is not None:
             raise DatasetError(f"dataset {name!r} reads a folder: use path=, not data_dir=")
-        return fn(split, path=path, strict=strict)
+        return fn(split, path=path, strict=strict, test_fraction=test_fraction, seed=seed)
 
     load.__name__ = f"load_{name}"
     load.__doc__ = fn.__doc__
@@ -835,7 +932,8 @@ def _clip_benchmark_loader(
     )
 
 
-# Name -> loader(split, *, config, data_dir, path, strict, download) -> DatasetSource.
+# Name -> loader(split, *, config, data_dir, path, strict, download) -> DatasetSource; the
+# FOLDER_DATASETS loaders also take test_fraction= and seed= (a folder with no split folders).
 DATASETS: dict[str, Callable[..., DatasetSource]] = {
     "shapes": _shapes_loader,
     "cifar10": _tfds_loader("cifar10"),
@@ -853,6 +951,8 @@ DATASETS: dict[str, Callable[..., DatasetSource]] = {
     # "cb/<CLIP_benchmark name>", e.g. "cb/vtab/caltech101" (jaxclip.data.clip_benchmark).
     "cb": _clip_benchmark_loader,
 }
+
+FOLDER_DATASETS = ("imagenet_folder", "image_folder")
 
 # Conventional (train, test) splits per dataset. EuroSAT has only "train" in TFDS.
 DEFAULT_SPLITS: dict[str, tuple[str, str]] = {
@@ -915,13 +1015,17 @@ def load_dataset(
     path: str | os.PathLike | None = None,
     strict: bool = False,
     download: bool = True,
+    test_fraction: float = DEFAULT_TEST_FRACTION,
+    seed: int = 0,
 ) -> DatasetSource:
     """Opens split `split` of dataset `name` (a key of `DATASETS`, optionally "/config").
 
     Args:
       name: e.g. "cifar100", "shapes", "shapes/128", "imagenette/320px-v2", "image_folder".
       split: split name; TFDS slicing is allowed ("train[:10%]"); for folders the subfolder
-        of `path` ("train", "val"), or "all" for `path` itself (if it has no "all" folder).
+        of `path` ("train", "val"), or "all" for `path` itself (if it has no "all" folder);
+        for a folder of class subfolders with no split folders, "train" or "val" / "test",
+        the parts of a stratified split (`folder_split`).
       data_dir: TFDS data dir (TFDS datasets and shapes).
       path: dataset folder (image folders); shards (webdataset: a folder, a pattern such as
         "DIR/{000..009}.tar" or a hub repo); a pairs file (caption_pairs); a local copy of the
@@ -929,6 +1033,8 @@ def load_dataset(
       strict: image folders and caption pairs: raise on the first undecodable file instead of
         skipping it; webdatasets: raise on a truncated shard.
       download: TFDS datasets: let TFDS download and prepare if TensorFlow is installed.
+      test_fraction, seed: folder datasets without split folders: the share of each class
+        held out as "val" / "test" and the seed choosing it (`jaxclip.data.splits`).
 
     Raises:
       ValueError: unknown name (the message lists the valid ones) or split.
@@ -943,6 +1049,7 @@ def load_dataset(
             "(a config may follow a slash, e.g. 'shapes/128', 'cb/vtab/caltech101')"
         )
     check_dataset_name(name)
+    options = {"test_fraction": test_fraction, "seed": seed} if base in FOLDER_DATASETS else {}
     return DATASETS[base](
         split,
         config=config or None,
@@ -950,4 +1057,5 @@ def load_dataset(
         path=path,
         strict=strict,
         download=download,
+        **options,
     )

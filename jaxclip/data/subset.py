@@ -13,10 +13,11 @@ class SubsetSource:
     """The examples `indices` of `source`, in that order, as a source of its own.
 
     `info.fingerprint` names the subset, so cached features of a subset never mix with the
-    full split's. Item dicts keep the parent's `index` (so rows can be traced back).
+    full split's. Item dicts keep the parent's `index` (so rows can be traced back). `split`
+    renames `info.split` (default: the parent's).
     """
 
-    def __init__(self, source: Any, indices: np.ndarray):
+    def __init__(self, source: Any, indices: np.ndarray, *, split: str | None = None):
         indices = np.asarray(indices, np.int64)
         n = len(source)
         if indices.ndim != 1 or (len(indices) and (indices.min() < 0 or indices.max() >= n)):
@@ -28,7 +29,11 @@ class SubsetSource:
         self.skipped = getattr(source, "skipped", [])
         parent = source.info
         sub = hashlib.sha256(indices.tobytes()).hexdigest()[:12]
-        self._info = dataclasses.replace(parent, fingerprint=f"{parent.fingerprint}|subset:{sub}")
+        self._info = dataclasses.replace(
+            parent,
+            fingerprint=f"{parent.fingerprint}|subset:{sub}",
+            split=parent.split if split is None else split,
+        )
 
     @property
     def info(self):

@@ -165,6 +165,8 @@ def run(config: Any, workdir: str | Path) -> dict[str, Any]:
             data_dir=c.data_dir or None,
             path=c.data_path or None,
             strict=bool(c.get("strict", False)),
+            test_fraction=c.get("test_fraction", 0.2),
+            seed=c.seed,
         )
         source = maybe_subset(source, c.max_examples, seed=c.seed)
         len(source)  # folders decode-check their files here (cached on disk afterwards)

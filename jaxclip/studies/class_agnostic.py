@@ -346,4 +346,4 @@ def _prompt_count(
     return entry, dropped
 
 
-STUDY = Study(analyse, render, ClassAgnosticResult, check_config)
+STUDY = Study(analyse, render, ClassAgnosticResult, check_config, fits_on_train=True)

@@ -8,7 +8,14 @@ from __future__ import annotations
 import ml_collections
 
 from jaxclip.config_args import ConfigError, check_choice
-from jaxclip.data.datasets import DATASETS, check_dataset_name
+from jaxclip.data.datasets import (
+    DATASETS,
+    DEFAULT_TEST_FRACTION,
+    FOLDER_DATASETS,
+    check_dataset_name,
+    folder_split,
+)
+from jaxclip.errors import UserError
 from jaxclip.features.extract import DTYPES, PREPROCESS_MODES
 from jaxclip.models.catalog import MODELS
 
@@ -29,6 +36,29 @@ def check_common(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"config.batch_size={config.batch_size} must be >= 1")
     if config.max_examples < 0:
         raise ConfigError(f"config.max_examples={config.max_examples} must be >= 0 (0 = all)")
+    check_folder_splits(config)
+
+
+def check_folder_splits(config: ml_collections.ConfigDict) -> None:
+    """A folder dataset: `data_path` is a folder and both splits are in it (ConfigError in
+    flag terms otherwise); `test_fraction` is in (0, 1)."""
+    fraction = config.get("test_fraction", DEFAULT_TEST_FRACTION)
+    if not isinstance(fraction, int | float) or not 0.0 < fraction < 1.0:
+        raise ConfigError(f"--config.test_fraction={fraction!r} must be > 0 and < 1 (e.g. 0.2)")
+    base = config.dataset.split("/")[0]
+    if base not in FOLDER_DATASETS:
+        return
+    for key in ("train_split", "test_split"):
+        try:
+            folder_split(
+                config.data_path,
+                config[key],
+                name=base,
+                path_arg=f"--config.data_path={config.data_path!r}",
+                split_arg=f"--config.{key}={config[key]!r}",
+            )
+        except UserError as e:
+            raise ConfigError(str(e)) from None
 
 
 def _exists(path: str) -> bool:

@@ -98,6 +98,8 @@ class Study:
       result: the result's class (`from_json` rebuilds it from a saved run).
       check_config: validates the study's config section, one line per problem.
       write_files: optional; files a study leaves besides the report (e.g. a trained probe).
+      fits_on_train: the study fits something (a probe) on the train split and scores it on
+        the test split, so the two must not share images (`check_split_overlap`).
     """
 
     analyse: Callable[[Any, Any], StudyResult]
@@ -105,6 +107,7 @@ class Study:
     result: type[StudyResult]
     check_config: Callable[[Any], None]
     write_files: Callable[[Any, Path], None] | None = None
+    fits_on_train: bool = False
 
 
 class RunContext:
@@ -206,8 +209,47 @@ def open_source(config: Any, which: str):
         data_dir=config.data_dir or None,
         path=config.data_path or None,
         strict=bool(config.get("strict", False)),
+        test_fraction=config.get("test_fraction", 0.2),
+        seed=config.seed,
     )
     return maybe_subset(source, config.max_examples, seed=config.seed)
+
+
+def check_split_overlap(config: Any) -> int:
+    """How many examples the train and test splits share (`jaxclip.data.splits`); a
+    ConfigError if any, unless `config.allow_split_overlap`, which logs a warning instead.
+
+    Folder datasets are compared file by file; other datasets by split name (identical
+    names share every example, different ones are taken to be disjoint, unopened).
+    """
+    from jaxclip.config_args import ConfigError
+    from jaxclip.data.datasets import FOLDER_DATASETS
+    from jaxclip.data.splits import shared_examples
+
+    folders = config.dataset.split("/")[0] in FOLDER_DATASETS
+    if not folders and config.train_split != config.test_split:
+        return 0
+    shared = shared_examples(open_source(config, "train"), open_source(config, "test"))
+    if not shared:
+        return 0
+    what = "are the same split" if config.train_split == config.test_split else "overlap"
+    if not config.get("allow_split_overlap", False):
+        raise ConfigError(
+            f"--config.train_split={config.train_split!r} and --config.test_split="
+            f"{config.test_split!r} {what}: they share {shared} images, so probes would be "
+            "tested on their own training images; choose disjoint splits (a folder of class "
+            "subfolders: 'train' and 'val', split by --config.test_fraction) or pass "
+            "--config.allow_split_overlap=True"
+        )
+    from absl import logging
+
+    logging.warning(
+        "train split %r and test split %r share %d images: accuracies are not held-out",
+        config.train_split,
+        config.test_split,
+        shared,
+    )
+    return shared
 
 
 def image_reader(config: Any) -> Callable[[str, Sequence[int]], list[np.ndarray]]:

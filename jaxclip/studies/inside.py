@@ -300,7 +300,7 @@ def analyse(ctx: Any, cfg: Any) -> InsideResult:
 def _study() -> Study:
     from jaxclip.studies.inside_render import render
 
-    return Study(analyse, render, InsideResult, check_config)
+    return Study(analyse, render, InsideResult, check_config, fits_on_train=True)
 
 
 STUDY = _study()

@@ -245,4 +245,4 @@ def write_files(result: ProbeResult, workdir: Path) -> None:
         atomic.write_bytes(Path(workdir) / result.saved_probe["file"], data)
 
 
-STUDY = Study(analyse, render, ProbeResult, check_config, write_files)
+STUDY = Study(analyse, render, ProbeResult, check_config, write_files, fits_on_train=True)

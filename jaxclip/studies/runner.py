@@ -24,7 +24,14 @@ from jaxclip import atomic, progress
 from jaxclip.report import Report, text_table, to_jsonable, write_results
 from jaxclip.studies import class_agnostic, geometry, inside, probe, prompts, retrieval, zero_shot
 from jaxclip.studies.common import check_common
-from jaxclip.studies.context import RenderContext, RunContext, Section, Study, image_reader
+from jaxclip.studies.context import (
+    RenderContext,
+    RunContext,
+    Section,
+    Study,
+    check_split_overlap,
+    image_reader,
+)
 
 # Study name -> its functions, in the order `dissect` runs them. Explicit, no registry.
 STUDIES: dict[str, Study] = {
@@ -81,6 +88,10 @@ def run_studies(
 
     t0 = time.perf_counter() if t0 is None else t0
     check_config(config, names)
+    # Train / test overlap matters to studies that fit on one and score on the other:
+    # refused unless config.allow_split_overlap (None: no such study, not checked).
+    fits = any(STUDIES[n].fits_on_train for n in names)
+    shared = check_split_overlap(config) if fits else None
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     timings: dict[str, Any] = {k: round(float(v), 3) for k, v in (before or {}).items()}
@@ -110,6 +121,8 @@ def run_studies(
             parts[name] = result.timings()
     t = time.perf_counter()
     results["data"] = ctx.data_summary()
+    if shared is not None:
+        results["data"]["train_test_shared"] = shared
     write_results(workdir, results)
     _write_arrays(workdir / ARRAYS_FILE, arrays)
     timings["write_results"] = round(time.perf_counter() - t, 3)
@@ -173,6 +186,12 @@ def _assemble(
         + (f", {config.max_examples} examples per split" if config.max_examples else "")
         + ")."
     )
+    shared = results.get("data", {}).get("train_test_shared") or 0
+    if shared:
+        report.text(
+            f"**Warning: train and test share {shared} image{'s' if shared != 1 else ''}: "
+            "accuracies are not held-out** (`allow_split_overlap`)."
+        )
     headlines = collect_headlines(results, names)
     if len(headlines) > 1:
         report.section("At a glance")
