@@ -120,6 +120,20 @@ def topk_accuracy(
     return {f"top{int(k)}": float(np.mean(rank < k)) for k in ks}
 
 
+def informative_topk(
+    logits: Any, labels: Any, ks: Sequence[int] = (1, 5), ties: str = "first"
+) -> dict[str, float | None]:
+    """`topk_accuracy`, with None for every k >= C (jaxclip's top-k rule).
+
+    With k >= C classes every sample is correct by definition, so the 1.0 says nothing about
+    the model; results.json writes null and tables and plots leave it out (CLIP_benchmark's
+    `accuracy` gives NaN for top-5 with fewer than 5 classes, scikit-learn 1.0).
+    """
+    num_classes = np.asarray(logits).shape[-1]
+    acc = topk_accuracy(logits, labels, ks, ties)
+    return {key: (None if int(k) >= num_classes else acc[key]) for k, key in zip(ks, acc)}
+
+
 def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int) -> np.ndarray:
     """Counts M[i, j] = #{n : y_true[n] = i and y_pred[n] = j}; rows true, columns predicted.
 
