@@ -40,6 +40,7 @@ from jaxclip.analysis.torch_topk import topk_contains
 #: Values of the common config field `metrics_protocol`.
 PROTOCOLS = ("jaxclip", "clip_benchmark")
 _EPS = 1e-12
+_BLOCK_ELEMENTS = 1 << 22  # scores per block (32 MiB as float64)
 
 
 def normalize(x: Any) -> np.ndarray:
@@ -140,21 +141,37 @@ def retrieval(
         raise ValueError(f"text_to_image must lie in [0, {ni}); got {t2i.min()}..{t2i.max()}")
     if ni == 0 or nt == 0:
         raise ValueError(f"retrieval needs images and captions; got {ni} images, {nt} captions")
-    scores = _dot(txt, img)  # (Nt, Ni)
-    if not np.all(np.isfinite(scores)):
+    if not (np.all(np.isfinite(img)) and np.all(np.isfinite(txt))):
         raise ValueError("image_embeds or text_embeds contain NaN or infinity")
-    positive = t2i[:, None] == np.arange(ni)[None, :]
+    ks = tuple(int(k) for k in ks)
+    if any(k < 1 for k in ks):
+        raise ValueError(f"ks must be positive; got {ks}")
+    # Image retrieval: caption rows ranked over images; text retrieval: image rows over texts.
+    found_images = _found(txt, img, lambda r: t2i[r][:, None] == np.arange(ni), ks)
+    found_texts = _found(img, txt, lambda r: r[:, None] == t2i[None, :], ks)
     out: dict[str, float | None] = {}
     for k in ks:
-        k = int(k)
-        if k < 1:
-            raise ValueError(f"ks must be positive; got {k}")
-        # Image retrieval: caption rows ranked over images; text retrieval: image rows over texts.
-        images_found = topk_contains(scores, positive, k) if k <= ni else None
-        texts_found = topk_contains(scores.T, positive.T, k) if k <= nt else None
-        out[f"image_retrieval_recall@{k}"] = _float32_mean(images_found)
-        out[f"text_retrieval_recall@{k}"] = _float32_mean(texts_found)
+        out[f"image_retrieval_recall@{k}"] = _float32_mean(found_images[k])
+        out[f"text_retrieval_recall@{k}"] = _float32_mean(found_texts[k])
     return out
+
+
+def _found(
+    queries: np.ndarray, gallery: np.ndarray, positives: Any, ks: tuple[int, ...]
+) -> dict[int, np.ndarray | None]:
+    """k -> (Q,) bool "a positive is in torch.topk's top k", None for k > gallery; row blocks
+    of about 2**22 scores, positives(rows) -> (len(rows), G) bool."""
+    q, g = len(queries), len(gallery)
+    block = max(1, _BLOCK_ELEMENTS // max(g, 1))
+    out: dict[int, list[np.ndarray] | None] = {k: ([] if k <= g else None) for k in ks}
+    for lo in range(0, q, block):
+        rows = np.arange(lo, min(q, lo + block))
+        scores = _dot(queries[rows], gallery)
+        pos = positives(rows)
+        for k, parts in out.items():
+            if parts is not None:
+                parts.append(topk_contains(scores, pos, k))
+    return {k: None if v is None else np.concatenate(v) for k, v in out.items()}
 
 
 def _float32_mean(hits: np.ndarray | None) -> float | None:
