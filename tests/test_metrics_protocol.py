@@ -217,3 +217,163 @@ def test_retrieval_equals_clip_benchmark(ni, per_image, dup_captions, captionles
         assert ours[f"image_retrieval_recall@{k}"] is None or k <= ni
     if captionless:  # the image -> text recall counts the captionless images as misses
         assert ours["text_retrieval_recall@1"] <= (ni - captionless) / ni + 1e-6
+
+
+# ---------------------------------------------------------------- studies, config, run file
+
+
+def _word_embed(d: int = 12):
+    """A planted text encoder: the sum of a fixed random vector per word (same text, same row)."""
+    table: dict[str, np.ndarray] = {}
+
+    def embed(text: str) -> np.ndarray:
+        v = np.zeros(d, np.float32)
+        for w in text.lower().replace(".", " ").split():
+            if w not in table:
+                table[w] = np.random.default_rng(len(table) + 7).normal(size=d).astype(np.float32)
+            v += table[w]
+        return v
+
+    return embed
+
+
+def _features(x, labels, classnames, captions=None):
+    from jaxclip.features.extract import ImageFeatures
+
+    return ImageFeatures(
+        embeds=np.asarray(x, np.float32),
+        labels=np.asarray(labels),
+        indices=np.arange(len(x)),
+        attributes=None,
+        captions=captions,
+        classnames=tuple(classnames),
+        meta={"dataset": "planted"},
+    )
+
+
+@pytest.mark.parametrize("protocol", ["jaxclip", "clip_benchmark"])
+@pytest.mark.filterwarnings("ignore:y_pred contains classes")
+def test_zero_shot_study_follows_the_protocol(protocol, tmp_path, monkeypatch):
+    """Duplicate class names (as ImageNet's two "crane"s) give tied class rows."""
+    from configs.zero_shot import study_config
+    from jaxclip.analysis import metrics
+    from jaxclip.studies import zero_shot as study
+    from tests.study_fakes import FakeContext
+
+    names = ("crane", "crane", "dog", "cat", "maillot", "maillot", "fox")
+    embed = _word_embed()
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, len(names), size=28)
+    x = np.stack([embed(f"a photo of a {names[c]}.") for c in labels])
+    x = x + 0.05 * rng.normal(size=x.shape).astype(np.float32)
+    cfg = study_config()
+    cfg.attributes = False
+    cfg.templates = "a photo of a {}."
+    ctx = FakeContext(
+        _features(x, labels, names), tmp_path, embed=embed, config={"metrics_protocol": protocol}
+    )
+    results = study.analyse(ctx, cfg).to_json()  # the report: the test below
+    text = np.stack([embed(f"a photo of a {n}.") for n in names])[:, None, :]
+    ref = _nan_to_none(reference_zero_shot(x, text, labels, monkeypatch))
+    assert results["metrics_protocol"] == protocol
+    assert results["clip_benchmark"] == ref
+    if protocol == "clip_benchmark":
+        got = [results[k] for k in ("top1", "top5", "mean_per_class_recall")]
+        assert got == [ref["acc1"], ref["acc5"], ref["mean_per_class_recall"]]
+    else:  # jaxclip: ties to the lower class index
+        logits = np.asarray(x / np.linalg.norm(x, axis=1, keepdims=True)) @ np.asarray(
+            cb.classifier(text)
+        ).T.astype(np.float64)
+        assert results["top1"] == metrics.topk_accuracy(logits, labels, (1,))["top1"]
+
+
+def test_zero_shot_study_top5_is_null_below_six_classes(tmp_path):
+    from configs.zero_shot import study_config
+    from jaxclip.studies import zero_shot as study
+    from tests.study_fakes import FakeContext, run_study
+
+    names = ("red", "green", "blue")
+    embed = _word_embed()
+    labels = np.arange(9) % 3
+    x = np.stack([embed(f"a photo of a {names[c]}.") for c in labels])
+    cfg = study_config()
+    cfg.attributes = False
+    cfg.templates = "a photo of a {}."
+    for protocol in ("jaxclip", "clip_benchmark"):
+        ctx = FakeContext(
+            _features(x, labels, names), tmp_path / protocol, embed=embed,
+            config={"metrics_protocol": protocol},
+        )  # fmt: skip
+        results, section = run_study(study.STUDY, ctx, cfg, study.NAME)
+        assert results["top1"] == 1.0 and results["top5"] is None
+        assert results["headline"]["top5"] is None
+        assert results["clip_benchmark"]["acc5"] is None
+        md = section.report.markdown()
+        assert "| top-5 accuracy" not in md and "top-1 accuracy" in md
+        assert ("CLIP_benchmark" in md) == (protocol == "clip_benchmark")
+
+
+def test_retrieval_study_follows_the_protocol(tmp_path):
+    """Duplicate captions and captionless images: CLIP_benchmark's recalls, from its evaluate."""
+    from configs.retrieval import study_config
+    from jaxclip.studies import retrieval as study
+    from tests.study_fakes import FakeContext
+
+    embed = _word_embed()
+    words = ["red circle", "red circle", "blue star", "green square", "blue star", "pink heart"]
+    captions = [[w] for w in words] + [[], []] + [["red circle", "small red circle"]]
+    x = np.stack([embed(c[0]) if c else embed("grey") for c in captions])
+    x = x + 0.3 * np.random.default_rng(0).normal(size=x.shape).astype(np.float32)
+    labels = np.zeros(len(x), np.int64)
+    feats = _features(x, labels, ("thing", "other"), captions)
+    texts, t2i = feats.caption_arrays()
+    cfg = study_config()
+    cfg.ks = (1, 2, 20)
+    cfg.queries, cfg.chains, cfg.examples, cfg.score_queries = ("a red circle",), (), 0, False
+    ref = reference_retrieval(x, np.stack([embed(t) for t in texts]), t2i, (1, 2))
+    for protocol in ("jaxclip", "clip_benchmark"):
+        ctx = FakeContext(feats, tmp_path / protocol, embed=embed,
+                          config={"metrics_protocol": protocol})  # fmt: skip
+        results = study.analyse(ctx, cfg).to_json()
+        caps = results["captions"]
+        assert caps["metrics_protocol"] == protocol
+        assert {k: caps["clip_benchmark"][k] for k in ref} == ref
+        assert caps["clip_benchmark"]["image_retrieval_recall@20"] is None  # 20 > 9 images
+        if protocol == "clip_benchmark":
+            assert caps["text_to_image"]["R@1"] == ref["image_retrieval_recall@1"]
+            assert caps["image_to_text"]["R@2"] == ref["text_retrieval_recall@2"]
+        else:  # exact ranks over captioned images; K >= gallery: null
+            assert caps["image_to_text"]["R@1"] != ref["text_retrieval_recall@1"]
+            assert caps["text_to_image"]["R@20"] is None
+
+
+def test_bad_protocol_is_one_line_config_error():
+    from configs.common import base_config
+    from jaxclip.config_args import ConfigError
+    from jaxclip.studies.common import check_common
+
+    c = base_config("smoke")
+    assert c.metrics_protocol == "jaxclip"
+    c.metrics_protocol = "torchmetrics"
+    with pytest.raises(ConfigError, match=r"^config.metrics_protocol='torchmetrics' is not valid;"
+                       r" choose one of: jaxclip, clip_benchmark$"):  # fmt: skip
+        check_common(c)
+
+
+def test_clip_benchmark_records_have_the_cli_keys():
+    from jaxclip.studies.runner import clip_benchmark_records
+
+    results = {
+        "config": {"dataset": "shapes/tiny", "model": "tiny_random"},
+        "model": {"name": "tiny"},
+        "zero_shot": {"clip_benchmark": {"acc1": 0.5, "acc5": None, "mean_per_class_recall": 0.4}},
+        "retrieval": {"captions": {"clip_benchmark": {"image_retrieval_recall@1": 0.25}}},
+    }
+    recs = clip_benchmark_records(results)
+    # clip_benchmark/cli.py: dump = {dataset, model, pretrained, task, metrics, language}
+    assert [list(r) for r in recs] == [
+        ["dataset", "model", "pretrained", "task", "metrics", "language"]
+    ] * 2
+    assert [r["task"] for r in recs] == ["zeroshot_classification", "zeroshot_retrieval"]
+    assert recs[0]["metrics"] == results["zero_shot"]["clip_benchmark"]
+    assert clip_benchmark_records({**results, "zero_shot": {}, "retrieval": {}}) == []

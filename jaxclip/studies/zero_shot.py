@@ -73,7 +73,7 @@ class ZeroShotResult(StudyResult):
     unlabelled_dropped: int | None = optional()
     metrics_protocol: str | None = optional()  # whose definitions top1/top5/recall follow
     top1: float | None = optional()
-    top5: float | None = optional()
+    top5: float | None = optional(null_with="top1")  # null: top-5 undefined (<= 5 classes)
     mean_per_class_recall: float | None = optional()
     macro_f1: float | None = optional()
     chance: float | None = optional()
