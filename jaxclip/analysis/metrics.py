@@ -21,6 +21,10 @@ scikit-learn's `top_k_accuracy_score` sorts with `np.argsort(kind="mergesort")` 
 reverses, so among tied scores the HIGHEST class index comes first: "last wins", the mirror image
 of our "first". Without ties all rules and scikit-learn agree; with ties,
 sklearn(scores, y) == topk_accuracy(scores[:, ::-1], C - 1 - y, ties="first") (tested).
+CLIP_benchmark ranks with `torch.topk`, whose tie order is neither (`jaxclip.analysis.clip_benchmark`
+reproduces it; the common config field `metrics_protocol` picks whose numbers a run reports).
+For k >= C every sample is trivially correct: `informative_topk` returns None there, and the
+studies write null and leave it out of tables and plots.
 
 Zero-division rules (per class, from the confusion matrix with rows = true, columns = predicted):
 precision = tp / (tp + fp), 0 when the class is never predicted; recall = tp / (tp + fn), 0 when
