@@ -14,6 +14,11 @@ Binds `jaxclip.analysis.retrieval` and `jaxclip.analysis.queries` to a model × 
   white bird"; noun and style swaps): top-k overlap, Jaccard and score shifts per step
   (`retrieval.refinement_study`), one grid per chain.
 
+Recall@K follows the common field `metrics_protocol`: jaxclip's exact ranks (R@K null for K >=
+the gallery size; image -> text over captioned images) or CLIP_benchmark's
+image_retrieval_recall@K / text_retrieval_recall@K (`jaxclip.analysis.clip_benchmark`), which
+`captions.clip_benchmark` holds either way (the record of `WORKDIR/clip_benchmark.json`).
+
 Where the dataset labels what an image shows, queries are also scored against the labels
 (`jaxclip.analysis.queries`: precision@k beside the gallery's base rate, and a ceiling for
 captions). The config section is `configs/retrieval.py: study_config`.

@@ -14,6 +14,11 @@ Binds `jaxclip.analysis.zero_shot` to a model × dataset (`analyse`); the report
   optionally "class-marginal" prompts that replace the generic noun ("shape") by every class
   name and average the embeddings, so the prompt names the object as the training captions do.
 
+Top-1, top-5 and mean per-class recall follow the common field `metrics_protocol`: jaxclip's
+definitions (`jaxclip.analysis.metrics`; top-5 null with at most 5 classes) or CLIP_benchmark's
+(`jaxclip.analysis.clip_benchmark`); CLIP_benchmark's three numbers are kept in `clip_benchmark`
+either way (the record of `WORKDIR/clip_benchmark.json`).
+
 The results carry a `headline` dict (top-1, top-5, split, sample count, templates) so a joint
 report can set zero-shot beside a linear probe of the same features. The config section is
 `configs/zero_shot.py: study_config`.
