@@ -52,6 +52,13 @@ def base_config(arg: str | None, *, default_dataset: str = "shapes") -> ml_colle
     c.batch_size = 256  # global batch for extraction (rounded to a multiple of the devices)
     c.preprocess = "device"  # device: resize/crop/normalise on the accelerator; host: exact PIL
     c.cache_dir = ""  # feature cache ("" = $JAXCLIP_CACHE or ~/.cache/jaxclip/features)
+    # Whose definitions zero-shot top-1/top-5/mean per-class recall and retrieval Recall@K use:
+    #   "jaxclip": exact (float64) ranks, ties to the lower class index (argmax), top-k with
+    #     k >= #classes null, image -> text recall over captioned images only;
+    #   "clip_benchmark": CLIP_benchmark 1.6.2's numbers (float32 scores, torch.topk's CPU tie
+    #     order, top-5 null below 5 classes, captionless images count as image -> text misses).
+    # WORKDIR/clip_benchmark.json holds CLIP_benchmark's numbers either way.
+    c.metrics_protocol = "jaxclip"
     c.seed = 0  # every random choice (subsets, probes, plots) derives from it
     c.smoke = parsed["smoke"]  # tiny model, tiny data: seconds, for tests
     if c.smoke:

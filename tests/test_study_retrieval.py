@@ -379,3 +379,6 @@ def test_end_to_end_smoke(tmp_path, shapes_data_dir):
     md = (workdir / "report.md").read_text()
     assert len(check_links(workdir, md)) == len(stored["figures"]) == 3 + len(study.SHAPES_CHAINS)
     assert "retrieval/captions/text_to_image/R@1" in (workdir / "metrics.csv").read_text()
+    (record,) = json.loads((workdir / "clip_benchmark.json").read_text())
+    assert record["task"] == "zeroshot_retrieval" and record["metrics"] == cap["clip_benchmark"]
+    assert list(record["metrics"])[:2] == ["image_retrieval_recall@1", "text_retrieval_recall@1"]

@@ -319,6 +319,10 @@ def test_end_to_end_smoke(tmp_path, shapes_data_dir):
     md = (workdir / "report.md").read_text()
     assert len(check_links(workdir, md)) == len(zs["figures"]) == 4
     assert "zero_shot/top1" in (workdir / "metrics.csv").read_text()
+    (record,) = json.loads((workdir / "clip_benchmark.json").read_text())
+    assert record["task"] == "zeroshot_classification" and record["dataset"] == config.dataset
+    assert record["metrics"] == zs["clip_benchmark"]
+    assert list(record["metrics"]) == ["acc1", "acc5", "mean_per_class_recall"]
 
 
 def test_attributes_only_when_the_split_has_no_class_labels(tmp_path):

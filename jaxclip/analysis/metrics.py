@@ -21,6 +21,10 @@ scikit-learn's `top_k_accuracy_score` sorts with `np.argsort(kind="mergesort")` 
 reverses, so among tied scores the HIGHEST class index comes first: "last wins", the mirror image
 of our "first". Without ties all rules and scikit-learn agree; with ties,
 sklearn(scores, y) == topk_accuracy(scores[:, ::-1], C - 1 - y, ties="first") (tested).
+CLIP_benchmark ranks with `torch.topk`, whose tie order is neither (`jaxclip.analysis.clip_benchmark`
+reproduces it; the common config field `metrics_protocol` picks whose numbers a run reports).
+For k >= C every sample is trivially correct: `informative_topk` returns None there, and the
+studies write null and leave it out of tables and plots.
 
 Zero-division rules (per class, from the confusion matrix with rows = true, columns = predicted):
 precision = tp / (tp + fp), 0 when the class is never predicted; recall = tp / (tp + fn), 0 when
@@ -118,6 +122,20 @@ def topk_accuracy(
     if rank.size == 0:
         raise ValueError("topk_accuracy needs at least one sample; got N = 0")
     return {f"top{int(k)}": float(np.mean(rank < k)) for k in ks}
+
+
+def informative_topk(
+    logits: Any, labels: Any, ks: Sequence[int] = (1, 5), ties: str = "first"
+) -> dict[str, float | None]:
+    """`topk_accuracy`, with None for every k >= C (jaxclip's top-k rule).
+
+    With k >= C classes every sample is correct by definition, so the 1.0 says nothing about
+    the model; results.json writes null and tables and plots leave it out (CLIP_benchmark's
+    `accuracy` gives NaN for top-5 with fewer than 5 classes, scikit-learn 1.0).
+    """
+    num_classes = np.asarray(logits).shape[-1]
+    acc = topk_accuracy(logits, labels, ks, ties)
+    return {key: (None if int(k) >= num_classes else acc[key]) for k, key in zip(ks, acc)}
 
 
 def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int) -> np.ndarray:

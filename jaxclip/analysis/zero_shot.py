@@ -8,7 +8,8 @@ and the prompt-ensembling notebook of openai/CLIP):
   2. w_c = normalise(mean_t normalise(e_ct))      -- `class_text_embeddings`;
   3. logits_nc = s * <normalise(x_n), w_c>        -- `zero_shot_logits`, s = exp(logit_scale);
   4. prediction = argmax_c logits_nc, top-k with the tie rule of `jaxclip.analysis.metrics`
-     ("first": ties go to the lower class index, as argmax).
+     ("first": ties go to the lower class index, as argmax); top-k for k >= C is None
+     (`metrics.informative_topk`: every sample is trivially correct there).
 
 The logit scale s (= exp of the model's learned `logit_scale`, 100 for the OpenAI models) is a
 positive factor: it changes softmax probabilities, never argmax, top-k or any metric here.
@@ -108,7 +109,7 @@ class ZeroShotResult:
     """Zero-shot evaluation of one classifier on one labelled embedding set (fractions in [0, 1]).
 
     Attributes:
-      top1, top5: top-k accuracy (tie rule "first"; k >= C gives 1.0).
+      top1, top5: top-k accuracy (tie rule "first"); top5 is None with C <= 5 classes.
       mean_per_class_recall: balanced accuracy over classes with samples.
       macro_f1: mean F1 over classes seen in labels or predictions.
       confusion: (C, C) int64 counts, rows true, columns predicted.
@@ -119,7 +120,7 @@ class ZeroShotResult:
     """
 
     top1: float
-    top5: float
+    top5: float | None
     mean_per_class_recall: float
     macro_f1: float
     confusion: np.ndarray
@@ -130,7 +131,7 @@ class ZeroShotResult:
     num_samples: int
     num_classes: int
 
-    def summary(self) -> dict[str, float]:
+    def summary(self) -> dict[str, float | None]:
         """The scalar metrics only (for metrics.csv and tables)."""
         return {
             "top1": self.top1,
@@ -170,7 +171,7 @@ def evaluate_zero_shot(
     _check_finite("image_embeds", image_embeds)
     logits = np.asarray(zero_shot_logits(image_embeds, w, logit_scale))
     labels = np.asarray(labels)
-    acc = metrics.topk_accuracy(logits, labels, ks=(1, 5), ties="first")
+    acc = metrics.informative_topk(logits, labels, ks=(1, 5), ties="first")
     num_classes = logits.shape[1]
     predictions = np.argmax(logits, axis=1).astype(np.int64)
     confusion = metrics.confusion_matrix(labels, predictions, num_classes)
@@ -296,7 +297,7 @@ def similarity_variants(
 
     Returns:
       One row per variant: {"similarity", "top1", "top5", "mean_matched", "mean_unmatched",
-      "mean_top1_score"}; "mean_unmatched" averages s_nc over c != y_n, "mean_top1_score" is the
+      "mean_top1_score"}; top5 is None with C <= 5 classes; "mean_unmatched" averages s_nc over c != y_n, "mean_top1_score" is the
       mean of max_c s_nc.
     """
     x = np.asarray(image_embeds, dtype=np.float32)
@@ -318,7 +319,7 @@ def similarity_variants(
         ("dot", dot),
         ("scaled_cosine", cos * np.float32(logit_scale)),
     ):
-        acc = metrics.topk_accuracy(s, y, ks=(1, 5))
+        acc = metrics.informative_topk(s, y, ks=(1, 5))
         matched = np.take_along_axis(s, y[:, None], axis=1)[:, 0].astype(np.float64)
         n, c = s.shape
         unmatched = (s.astype(np.float64).sum() - matched.sum()) / max(n * (c - 1), 1)
@@ -457,7 +458,7 @@ def compare_templates(
 
     Returns:
       One row per template (input order, then "ensemble"):
-      {"template", "top1", "top5", ..., "mean_matched_cosine"}.
+      {"template", "top1", "top5", ..., "mean_matched_cosine"}; top-k for k >= C is None.
     """
     if not text_embeds_per_template:
         raise ValueError("text_embeds_per_template is empty; give at least one template")
@@ -506,7 +507,7 @@ def compare_templates(
     for p, name in enumerate(names):
         row: dict[str, Any] = {"template": name}
         for k in ks:
-            row[f"top{k}"] = float(np.mean(rank[p] < k))
+            row[f"top{k}"] = float(np.mean(rank[p] < k)) if k < num_classes else None
         row["mean_matched_cosine"] = float(matched[p])
         rows.append(row)
     return rows

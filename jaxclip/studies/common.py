@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ml_collections
 
+from jaxclip.analysis.clip_benchmark import PROTOCOLS
 from jaxclip.config_args import ConfigError, check_choice
 from jaxclip.data.datasets import (
     DATASETS,
@@ -27,6 +28,7 @@ def check_common(config: ml_collections.ConfigDict) -> None:
     check_dataset_name(config.dataset)  # no "..", cb/<name> in the CLIP_benchmark table
     check_choice("dtype", config.dtype, DTYPES)
     check_choice("preprocess", config.preprocess, PREPROCESS_MODES)
+    check_choice("metrics_protocol", config.get("metrics_protocol", "jaxclip"), PROTOCOLS)
     if config.model not in MODELS and "/" not in config.model and not _exists(config.model):
         raise ConfigError(
             f"config.model={config.model!r} is not valid; choose one of: {', '.join(MODELS)}, "

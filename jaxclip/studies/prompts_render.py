@@ -54,12 +54,14 @@ def _templates(result: Any, out: RenderContext, report: Report) -> None:
         "template can raise it for every class alike without changing a single prediction, "
         "since only the ranking among classes counts."
     )
+    # Top-5 is null with at most 5 classes (every image is trivially correct): not shown.
+    top5 = all(r.get("top5") is not None for r in rows)
     report.table(
         [
             {
                 "template": r["template"],
                 "top-1 %": 100 * r["top1"],
-                "top-5 %": 100 * r["top5"],
+                **({"top-5 %": 100 * r["top5"]} if top5 else {}),
                 "Δ top-1 (pp)": 100 * r["delta_top1"],
                 "mean matched cosine": f"{r['mean_matched_cosine']:.4f}",
             }
@@ -69,11 +71,13 @@ def _templates(result: Any, out: RenderContext, report: Report) -> None:
     )
     fig = plots.plot_template_comparison(
         [{**r, "template": _short(r["template"])} for r in rows],
+        metrics=("top1", "top5") if top5 else ("top1",),
         title=f"Zero-shot accuracy per prompt template ({dataset}, {c} classes; "
         f"chance {100 / c:.1f} %)",
     )
     name = save_figure(fig, out.workdir, result.figures[0])
-    report.figure(name, "Zero-shot top-1 and top-5 per template, best first")
+    shown = "top-1 and top-5" if top5 else "top-1"
+    report.figure(name, f"Zero-shot {shown} per template, best first")
 
 
 def _source_numbers(rows: list[dict], report: Report) -> None:
@@ -138,7 +142,7 @@ def _similarity(result: Any, out: RenderContext, report: Report) -> None:
             {
                 "score": label[r["similarity"]],
                 "top-1 %": f"{100 * r['top1']:.2f}",
-                "top-5 %": f"{100 * r['top5']:.2f}",
+                **({"top-5 %": f"{100 * r['top5']:.2f}"} if r.get("top5") is not None else {}),
                 "mean matched": f"{r['mean_matched']:.4g}",
                 "mean unmatched": f"{r['mean_unmatched']:.4g}",
                 "mean winning score": f"{r['mean_top1_score']:.4g}",

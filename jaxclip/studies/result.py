@@ -6,6 +6,8 @@ field metadata change that:
 
 * `optional()`: the key is left out of the JSON when the value is `None` (a study that was
   skipped, a published number that exists for some model × dataset pairs only);
+  `optional(null_with="f")` writes `null` instead when field `f` is set (a metric that is
+  undefined for this run, beside ones that are, e.g. top-5 with 3 classes);
 * `sidecar()`: an array a figure needs but results.json does not hold; it goes to
   `DIR/arrays.npz` under `<study>.<field>`;
 * `timing()`: wall-clock seconds (a dict part -> seconds), which differ from run to run and so
@@ -42,11 +44,13 @@ R = TypeVar("R", bound="StudyResult")
 _OPTIONAL = "jaxclip_optional"
 _SIDECAR = "jaxclip_sidecar"
 _TIMING = "jaxclip_timing"
+_NULL_WITH = "jaxclip_null_with"
 
 
-def optional(default: Any = None) -> Any:
-    """A field written to results.json only when it is not None."""
-    return dataclasses.field(default=default, metadata={_OPTIONAL: True})
+def optional(default: Any = None, *, null_with: str | None = None) -> Any:
+    """A field written to results.json only when it is not None (or, with `null_with`, also as
+    null when that other field is not None)."""
+    return dataclasses.field(default=default, metadata={_OPTIONAL: True, _NULL_WITH: null_with})
 
 
 def sidecar() -> Any:
@@ -80,8 +84,12 @@ class StudyResult:
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if _stored_elsewhere(f) or (f.metadata.get(_OPTIONAL) and value is None):
+            if _stored_elsewhere(f):
                 continue
+            if f.metadata.get(_OPTIONAL) and value is None:
+                partner = f.metadata.get(_NULL_WITH)
+                if partner is None or getattr(self, partner) is None:
+                    continue
             out[f.name] = to_jsonable(value)
         return out
 

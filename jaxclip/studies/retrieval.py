@@ -14,6 +14,11 @@ Binds `jaxclip.analysis.retrieval` and `jaxclip.analysis.queries` to a model × 
   white bird"; noun and style swaps): top-k overlap, Jaccard and score shifts per step
   (`retrieval.refinement_study`), one grid per chain.
 
+Recall@K follows the common field `metrics_protocol`: jaxclip's exact ranks (R@K null for K >=
+the gallery size; image -> text over captioned images) or CLIP_benchmark's
+image_retrieval_recall@K / text_retrieval_recall@K (`jaxclip.analysis.clip_benchmark`), which
+`captions.clip_benchmark` holds either way (the record of `WORKDIR/clip_benchmark.json`).
+
 Where the dataset labels what an image shows, queries are also scored against the labels
 (`jaxclip.analysis.queries`: precision@k beside the gallery's base rate, and a ceiling for
 captions). The config section is `configs/retrieval.py: study_config`.
@@ -27,6 +32,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
+from jaxclip.analysis import clip_benchmark as cbm
 from jaxclip.analysis import retrieval as rt
 from jaxclip.analysis.queries import QueryParse, caption_ceiling, parse_query, precision_at_k
 from jaxclip.config_args import ConfigError, check_choice
@@ -34,7 +40,7 @@ from jaxclip.report.references import RETRIEVAL, lookup
 from jaxclip.studies.context import Context, Study
 from jaxclip.studies.result import StudyResult, optional, sidecar
 from jaxclip.studies.retrieval_render import render
-from jaxclip.studies.shared import attribute_value_names, embed_texts
+from jaxclip.studies.shared import attribute_value_names, embed_texts, metrics_protocol
 
 __all__ = [
     "NATURAL_CHAINS",
@@ -228,15 +234,27 @@ def analyse(ctx: Context, cfg: ml_collections.ConfigDict) -> RetrievalResult:
     return RetrievalResult(split=split, num_images=n, **fields, figures=figures)
 
 
-def _recalls(r: Any, ks: tuple[int, ...]) -> dict[str, dict[str, Any]]:
-    """Recall@K, MedR, MeanR (1-based), tied and valid query counts of both directions."""
+def _recalls(
+    r: Any, ks: tuple[int, ...], bench: dict[str, Any] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Recall@K, MedR, MeanR (1-based), tied and valid query counts of both directions.
+
+    R@K is jaxclip's (null for K >= the gallery: every query is trivially a hit) or, given
+    `bench` (CLIP_benchmark's record), CLIP_benchmark's image_retrieval_recall@K (text ->
+    image) and text_retrieval_recall@K (image -> text); MedR, MeanR stay jaxclip's.
+    """
     out = {}
-    for direction, rank, ties in (
-        ("text_to_image", r.text_to_image, r.text_to_image_ties),
-        ("image_to_text", r.image_to_text, r.image_to_text_ties),
+    for direction, rank, ties, gallery, key in (
+        ("text_to_image", r.text_to_image, r.text_to_image_ties, len(r.image_to_text), "image"),
+        ("image_to_text", r.image_to_text, r.image_to_text_ties, len(r.text_to_image), "text"),
     ):
         valid = rank >= 0
         row: dict[str, Any] = rt.recall_from_ranks(rank, ks)
+        for k in ks:
+            if bench is not None:
+                row[f"R@{k}"] = bench[f"{key}_retrieval_recall@{k}"]
+            elif k >= gallery:
+                row[f"R@{k}"] = None
         row["MedR"] = float(np.median(rank[valid] + 1))
         row["MeanR"] = float(np.mean(rank[valid] + 1))
         row["tied_queries"] = int(np.sum(ties[valid] > 0))
@@ -256,11 +274,17 @@ def _captions(
     """The `captions` entry and the arrays of its figures."""
     n = len(g.x)
     r = rt.ranks(g.x, e_cap, t2i)
+    ks = tuple(int(k) for k in cfg.ks)
+    bench = cbm.retrieval(g.x, e_cap, t2i, ks)
+    protocol = metrics_protocol(ctx)
     out: dict[str, Any] = {
         "num_texts": len(texts),
         "num_distinct_texts": len(set(texts)),
         "images_without_captions": int(np.sum(r.image_to_text < 0)),
-        **_recalls(r, tuple(int(k) for k in cfg.ks)),
+        "metrics_protocol": protocol,
+        **_recalls(r, ks, bench if protocol == "clip_benchmark" else None),
+        # CLIP_benchmark's recalls whatever the protocol (WORKDIR/clip_benchmark.json).
+        "clip_benchmark": bench,
     }
     published = lookup(RETRIEVAL, str(ctx.config.model), str(ctx.config.dataset))
     if published:

@@ -96,7 +96,8 @@ def _recall_table(caps: dict, ks: list[int], n: int) -> list[dict[str, Any]]:
             {
                 "direction": arrow,
                 "queries": row["num_queries"],
-                **{f"R@{k} %": 100 * row[f"R@{k}"] for k in ks},
+                # R@K is null for K >= the gallery (trivially 100 %): not shown.
+                **{f"R@{k} %": 100 * row[f"R@{k}"] for k in ks if row[f"R@{k}"] is not None},
                 "MedR": row["MedR"],
                 "MeanR": row["MeanR"],
             }
@@ -140,13 +141,21 @@ def _captions(result: Any, cfg: Any, out: RenderContext, report: Report, figures
             "Published: OpenAI ViT-B/32 on the COCO Karpathy 5k test split (LAION "
             f"CLIP_benchmark), the rows marked *published*.{note}"
         )
+    if caps.get("metrics_protocol") == "clip_benchmark":
+        report.text(
+            "R@K follows CLIP_benchmark (`metrics_protocol = clip_benchmark`): float32 cosines, "
+            "ties in `torch.topk`'s order, and image → text over ALL images, an image without "
+            "captions counting as a miss; MedR, MeanR and the figure use the exact ranks."
+        )
     report.table(_recall_table(caps, ks, n), floatfmt=".2f")
     ranks = {
         "text → image": np.asarray(result.ranks_text_to_image),
         "image → text": np.asarray(result.ranks_image_to_text),
     }
     fig = plots.plot_rank_distribution(
-        ranks, ks=ks, title=f"Where does the true match rank? ({n_texts} captions, {n} images)"
+        ranks,
+        ks=[k for k in ks if k < n] or ks[:1],
+        title=f"Where does the true match rank? ({n_texts} captions, {n} images)",
     )
     report.figure(
         save_figure(fig, out.workdir, next(figures)),
@@ -163,7 +172,13 @@ def _own_image(result: Any, cfg: Any, out: RenderContext, report: Report, figure
     msg = (
         f"{100 * own['top1']:.2f} % of the {n_texts} captions rank their own image first "
         f"and {100 * own['top5']:.2f} % within the top 5 (by chance: {100 / n:.3g} % and "
-        f"{100 * own['chance_top5']:.3g} %; these are the text → image R@1 and R@5 above)."
+        f"{100 * own['chance_top5']:.3g} %; these are jaxclip's exact text → image R@1 and "
+        "R@5"
+        + (
+            ", not CLIP_benchmark's above)."
+            if caps.get("metrics_protocol") == "clip_benchmark"
+            else " above)."
+        )
     )
     if shared:
         msg += (

@@ -21,6 +21,7 @@ import numpy as np
 from absl import logging
 
 from jaxclip import atomic, progress
+from jaxclip.analysis.clip_benchmark import record as cb_record
 from jaxclip.report import Report, text_table, to_jsonable, write_results
 from jaxclip.studies import class_agnostic, geometry, inside, probe, prompts, retrieval, zero_shot
 from jaxclip.studies.common import check_common
@@ -47,6 +48,7 @@ STUDIES: dict[str, Study] = {
 GLANCE_COLUMNS = ["study", "method", "top1", "top5", "macro_f1"]  # the "At a glance" table
 ARRAYS_FILE = "arrays.npz"
 TIMINGS_FILE = "timings.json"
+CLIP_BENCHMARK_FILE = "clip_benchmark.json"
 
 
 def check_config(config: ml_collections.ConfigDict, names: list[str]) -> None:
@@ -124,6 +126,7 @@ def run_studies(
     if shared is not None:
         results["data"]["train_test_shared"] = shared
     write_results(workdir, results)
+    atomic.write_json(workdir / CLIP_BENCHMARK_FILE, clip_benchmark_records(results))
     _write_arrays(workdir / ARRAYS_FILE, arrays)
     timings["write_results"] = round(time.perf_counter() - t, 3)
     with progress.task("report"):
@@ -258,6 +261,24 @@ def collect_headlines(results: Mapping[str, Any], names: list[str]) -> list[dict
                 row[key] = None if value is None else 100.0 * float(value)
             rows.append(row)
     return rows
+
+
+def clip_benchmark_records(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One CLIP_benchmark CLI record per task this run evaluated (zero-shot classification,
+    caption retrieval), from the studies' `clip_benchmark` entries; [] when none ran."""
+    config, name = results["config"], results["model"]["name"]
+    tasks = (
+        ("zeroshot_classification", (results.get("zero_shot") or {}).get("clip_benchmark")),
+        (
+            "zeroshot_retrieval",
+            ((results.get("retrieval") or {}).get("captions") or {}).get("clip_benchmark"),
+        ),
+    )
+    return [
+        cb_record(config["dataset"], config["model"], task, values, pretrained=name)
+        for task, values in tasks
+        if values
+    ]
 
 
 def _write_arrays(path: Path, arrays: Mapping[str, np.ndarray]) -> None:

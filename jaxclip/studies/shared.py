@@ -95,6 +95,11 @@ def attribute_value_names(ctx: Any, which: str) -> dict[str, tuple[str, ...]]:
     return {a: tuple(str(v) for v in values) for a, values in info.items()}
 
 
+def metrics_protocol(ctx: Any) -> str:
+    """The run's `metrics_protocol` ("jaxclip" when the config predates the field)."""
+    return str(getattr(ctx.config, "metrics_protocol", "jaxclip"))
+
+
 def pct(x: float | None) -> float | None:
     """A fraction in percent (None stays None)."""
     return None if x is None else 100.0 * float(x)

@@ -14,6 +14,11 @@ Binds `jaxclip.analysis.zero_shot` to a model × dataset (`analyse`); the report
   optionally "class-marginal" prompts that replace the generic noun ("shape") by every class
   name and average the embeddings, so the prompt names the object as the training captions do.
 
+Top-1, top-5 and mean per-class recall follow the common field `metrics_protocol`: jaxclip's
+definitions (`jaxclip.analysis.metrics`; top-5 null with at most 5 classes) or CLIP_benchmark's
+(`jaxclip.analysis.clip_benchmark`); CLIP_benchmark's three numbers are kept in `clip_benchmark`
+either way (the record of `WORKDIR/clip_benchmark.json`).
+
 The results carry a `headline` dict (top-1, top-5, split, sample count, templates) so a joint
 report can set zero-shot beside a linear probe of the same features. The config section is
 `configs/zero_shot.py: study_config`.
@@ -32,6 +37,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
+from jaxclip.analysis import clip_benchmark as cbm
 from jaxclip.analysis import metrics
 from jaxclip.analysis import zero_shot as zs
 from jaxclip.config_args import ConfigError, check_choice
@@ -42,6 +48,7 @@ from jaxclip.studies.shared import (
     attribute_value_names,
     check_template_spec,
     embed_texts,
+    metrics_protocol,
     plural,
     resolve_template_set,
 )
@@ -69,8 +76,9 @@ class ZeroShotResult(StudyResult):
     num_samples: int | None = optional()
     num_classes: int | None = optional()
     unlabelled_dropped: int | None = optional()
+    metrics_protocol: str | None = optional()  # whose definitions top1/top5/recall follow
     top1: float | None = optional()
-    top5: float | None = optional()
+    top5: float | None = optional(null_with="top1")  # null: top-5 undefined (<= 5 classes)
     mean_per_class_recall: float | None = optional()
     macro_f1: float | None = optional()
     chance: float | None = optional()
@@ -81,6 +89,9 @@ class ZeroShotResult(StudyResult):
     top_confusions: list | None = optional()
     headline: dict | None = optional()
     published_top1_percent: dict | None = optional()
+    # CLIP_benchmark's acc1, acc5 (null: < 5 classes), mean_per_class_recall, whatever the
+    # protocol (the record of WORKDIR/clip_benchmark.json).
+    clip_benchmark: dict | None = optional()
     confusion: list | None = optional()  # only up to store_confusion_max_classes classes
     attributes: dict | None = optional()  # attribute -> values, prompts, scores per prompt kind
     figures: list | None = optional()
@@ -241,6 +252,11 @@ def _classify(
         x, y, weights, classnames, logit_scale=float(ctx.logit_scale), k_best=int(cfg.k_best)
     )
     c = res.num_classes
+    bench = cbm.zero_shot(x, text, y)
+    protocol = metrics_protocol(ctx)
+    top1, top5, recall = res.top1, res.top5, res.mean_per_class_recall
+    if protocol == "clip_benchmark":
+        top1, top5, recall = bench["acc1"], bench["acc5"], bench["mean_per_class_recall"]
     counts = np.bincount(y, minlength=c)
     conf = res.confusion
     published = lookup(ZERO_SHOT_TOP1, str(ctx.config.model), str(ctx.config.dataset))
@@ -253,9 +269,10 @@ def _classify(
         },
         "num_samples": res.num_samples,
         "num_classes": c,
-        "top1": res.top1,
-        "top5": res.top5,
-        "mean_per_class_recall": res.mean_per_class_recall,
+        "metrics_protocol": protocol,
+        "top1": top1,
+        "top5": top5,
+        "mean_per_class_recall": recall,
         "macro_f1": res.macro_f1,
         "chance": 1.0 / c,
         "majority": float(counts.max() / counts.sum()),
@@ -268,11 +285,12 @@ def _classify(
             "split": ctx.split_name(cfg.split),
             "num_samples": res.num_samples,
             "templates": set_name if set_name != "literal" else templates[0],
-            "top1": res.top1,
-            "top5": res.top5,
+            "top1": top1,
+            "top5": top5,
             "macro_f1": res.macro_f1,
         },
         "published_top1_percent": dict(published) if published else None,
+        "clip_benchmark": bench,
         "confusion": conf.tolist() if c <= int(cfg.store_confusion_max_classes) else None,
         "confusion_counts": conf,
     }

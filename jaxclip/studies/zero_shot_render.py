@@ -44,6 +44,18 @@ def render(result: Any, out: RenderContext) -> Section:
     return Section(NAME, report)
 
 
+def _protocol_note(result: Any) -> str:
+    """A sentence on the metric definitions when they are CLIP_benchmark's."""
+    if result.metrics_protocol != "clip_benchmark":
+        return ""
+    return (
+        " Top-1, top-5 and mean per-class recall follow CLIP_benchmark "
+        "(`metrics_protocol = clip_benchmark`): float32 scores, top-k as `torch.topk` orders "
+        "ties (not by class index), top-5 null with fewer than 5 classes; the other numbers "
+        "keep jaxclip's definitions."
+    )
+
+
 def _accuracy(result: Any, cfg: Any, out: RenderContext, report: Report) -> None:
     model, dataset = str(out.config.model), str(out.config.dataset)
     templates, set_name = result.templates["templates"], result.templates["set"]
@@ -69,7 +81,13 @@ def _accuracy(result: Any, cfg: Any, out: RenderContext, report: Report) -> None
         "go to the lower class index, as argmax). Mean per-class recall (balanced accuracy) "
         "weighs every class equally; macro F1 is the unweighted mean of the per-class F1. "
         f"Chance is 1/C = {100 * chance:.2f} % for top-1 (always answering the most frequent "
-        f"class: {100 * majority:.2f} %) and {100 * min(1.0, 5 / c):.2f} % for top-5."
+        + (
+            f"class: {100 * majority:.2f} %) and {100 * min(1.0, 5 / c):.2f} % for top-5."
+            if result.top5 is not None
+            else f"class: {100 * majority:.2f} %); with {c} classes top-5 is trivially 100 % "
+            "and not shown."
+        )
+        + _protocol_note(result)
     )
     report.section("Accuracy", level=2)
     rows = [
@@ -82,7 +100,7 @@ def _accuracy(result: Any, cfg: Any, out: RenderContext, report: Report) -> None
         },
         {"metric": "macro F1", "ours %": pct(result.macro_f1), "chance %": None},
     ]
-    report.table(rows, floatfmt=".2f")
+    report.table([r for r in rows if r["ours %"] is not None], floatfmt=".2f")
     published = result.published_top1_percent
     if published:
         pub = [{"source": "ours (this run)", "top-1 %": 100 * result.top1}] + [
