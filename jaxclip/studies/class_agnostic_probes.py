@@ -90,6 +90,7 @@ def fit_probes(
         **_scores(sc),
         "l2": lprobe.l2,
         "chosen": f"L2 = {lprobe.l2:.3g} (C = {1 / lprobe.l2:.3g}, by validation)",
+        "converged": bool(lprobe.converged),
     }
     if cfg.mlp:
         mprobe, fits.mlp_grid, fits.seconds["mlp"] = fit_mlp_grid(*split, mlp_grid(cfg), seed)
@@ -169,4 +170,5 @@ def _references(
         "method": "JAX logistic on the normalised image embeddings",
         "features": f"StandardScaler + the {data.x_train.shape[1]}-d embedding itself",
         **_scores(sc),
+        "converged": bool(cprobe.converged),
     }
