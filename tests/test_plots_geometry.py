@@ -42,7 +42,7 @@ def test_svm_boundary(tmp_path):
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("feature 5", "feature 20")
     assert _legend(ax) == ["image", "text", "SVM boundary"]
     np.testing.assert_allclose(ax.lines[0].get_ydata(), [2.0, -2.0])  # y = -x at x = -2, 2
-    assert [len(c.get_offsets()) for c in ax.collections] == [2, 2]
+    assert [len(c.get_offsets()) for c in ax.collections] == [4]  # one scatter, mixed order
     name = save_figure(fig, tmp_path, "svm")
     assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -76,12 +76,13 @@ def test_loss_and_kl_vs_alpha():
     }
     fig = pg.plot_loss_vs_alpha(alphas, curves, side="text")
     assert [ax.get_title() for ax in fig.axes] == [
-        "total", "alignment", "uniformity", "loss by match",
+        "total loss", "alignment term", "uniformity term", "loss of correctly matched pairs",
+        "loss of wrongly matched pairs",
     ]  # fmt: skip
     assert _legend(fig.axes[0]) == ["min at α = 0.00"]
     assert _legend(fig.axes[1]) == ["min at α = 1.00"]
-    assert _legend(fig.axes[3]) == ["all", "correctly matched", "wrongly matched"]
-    assert np.isnan(fig.axes[3].lines[1].get_ydata()[2])
+    assert _legend(fig.axes[3]) == ["min at α = 0.00"]
+    assert np.isnan(fig.axes[3].lines[0].get_ydata()[2])
     assert fig.axes[0].get_xlabel() == "α  (text v' = v − α m)"
     fig = pg.plot_kl_vs_alpha(alphas, [0.5, 0.1, None], [0.4, 0.2, 0.3], method="histogram")
     (ax,) = fig.axes

@@ -56,7 +56,7 @@ def test_attribute_bars_with_chance():
         "class\n(4 values)",
         "color\n(3 values)",
     ]
-    assert sorted(_legend(ax)) == ["chance 1/K", "probe"]
+    assert sorted(_legend(ax)) == ["attribute probes", "chance 1/K", "class probe"]
     assert len(ax.collections) == 2  # one dashed chance segment per bar
 
 

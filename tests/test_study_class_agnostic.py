@@ -131,7 +131,12 @@ def test_features_rank_and_separable_probes(planted):
     assert refs["ceiling"]["test_accuracy"] >= 0.95
     head = res["headline"]
     assert isinstance(head, list) and len(head) == 3
-    assert all(set(h) == {"method", "top1", "top5", "macro_f1"} for h in head)
+    assert all(set(h) - {"converged"} == {"method", "top1", "top5", "macro_f1"} for h in head)
+    assert [h.get("converged") for h in head] == [
+        m.get("converged") for m in res["methods"].values()
+    ]
+    assert isinstance(res["methods"]["jax_logistic"]["converged"], bool)
+    assert isinstance(refs["ceiling"]["converged"], bool)
 
 
 def test_svc_and_logistic_match_sklearn(planted):

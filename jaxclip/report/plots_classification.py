@@ -255,7 +255,8 @@ def plot_attribute_accuracy(attributes: Mapping[str, Mapping[str, Any]]) -> plt.
     ax.set_ylim(0, 105)
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
-    ax.legend(fontsize=8, loc="upper right")
+    # right of the axes: inside, it hid the value printed above a tall bar
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     ax.set_title("Zero-shot on the attributes (dashed: chance)")
     return fig
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 __all__ = [
     "plot_centred_norms",
@@ -27,6 +28,23 @@ __all__ = [
 ]
 
 _IMG, _TXT = "tab:blue", "tab:orange"
+
+
+def _legend_right(ax: Any, **kw: Any) -> Any:
+    """A legend right of the axes, where it cannot cover any data."""
+    return ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+                     fontsize=8, **kw)  # fmt: skip
+
+
+def _own_ylim(ax: Any, values: Any, pad: float = 0.06) -> None:
+    """y limits from this panel's own finite values, `pad` of their range on each side."""
+    v = np.asarray(values, np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return
+    lo, hi = float(v.min()), float(v.max())
+    d = pad * (hi - lo) if hi > lo else max(abs(hi), 1.0) * pad
+    ax.set_ylim(lo - d, hi + d)
 
 
 def _floats(values: Any) -> np.ndarray:
@@ -86,26 +104,33 @@ def plot_svm_boundary(
     accuracy: float,
 ) -> Figure:
     """Scatter of two features for image (label 1) and text (label 0) with the linear SVM
-    boundary coef·x + intercept = 0 (Fig. 2 right)."""
-    fig = Figure(figsize=(5, 4.2))
+    boundary coef·x + intercept = 0 (Fig. 2 right). The points are drawn in a seeded random
+    order (neither modality covers the other); the legend sits right of the axes."""
+    fig = Figure(figsize=(6.2, 4.2))
     ax = fig.subplots()
     p, lab = np.asarray(points), np.asarray(labels)
-    ax.scatter(*p[lab == 1].T, s=4, alpha=0.5, color=_IMG, label="image")
-    ax.scatter(*p[lab == 0].T, s=4, alpha=0.5, color=_TXT, label="text")
+    # one scatter in a seeded random order, so neither modality is drawn over the other
+    order = np.random.default_rng(0).permutation(len(lab))
+    colours = np.where(lab[order] == 1, _IMG, _TXT)
+    ax.scatter(*p[order].T, s=4, alpha=0.5, c=colours)
+    dot = {"marker": "o", "ls": "", "ms": 4}
+    handles = [Line2D([], [], color=_IMG, label="image", **dot),
+               Line2D([], [], color=_TXT, label="text", **dot)]  # fmt: skip
     (w0, w1), b = coef, intercept
     x0, x1 = p[:, 0].min(), p[:, 0].max()
     y0, y1 = p[:, 1].min(), p[:, 1].max()
     if abs(w1) > 1e-12:
         xs = np.linspace(x0, x1, 2)
-        ax.plot(xs, -(w0 * xs + b) / w1, "b--", lw=1.5, label="SVM boundary")
+        ax.plot(xs, -(w0 * xs + b) / w1, "k--", lw=1.5, label="SVM boundary")
     else:
-        ax.axvline(-b / w0, color="b", ls="--", lw=1.5, label="SVM boundary")
+        ax.axvline(-b / w0, color="k", ls="--", lw=1.5, label="SVM boundary")
     pad_y = 0.05 * (y1 - y0)
     ax.set_ylim(y0 - pad_y, y1 + pad_y)
     ax.set_xlabel(f"feature {features[0]}")
     ax.set_ylabel(f"feature {features[1]}")
     ax.set_title(f"Linear SVM on two features: accuracy {100 * accuracy:.2f} %")
-    ax.legend(markerscale=3)
+    handles += ax.get_legend_handles_labels()[0]  # the boundary
+    _legend_right(ax, handles=handles)
     return fig
 
 
@@ -132,28 +157,41 @@ def plot_centred_norms(
 
 
 def plot_variance_spectrum(
-    variances: np.ndarray, eigenvalues: np.ndarray, participation_ratios: Sequence[float]
+    variances: np.ndarray,
+    eigenvalues: np.ndarray,
+    participation_ratios: Sequence[float],
+    *,
+    rel_floor: float = 1e-12,
 ) -> Figure:
     """Sorted per-feature variances and eigenvalues of C, log-y (Fig. 5 left: an ellipsoid).
 
     Args:
       variances, eigenvalues: (2, D), row 0 images, row 1 texts, each sorted descending.
       participation_ratios: (image, text), shown in the legend.
+      rel_floor: eigenvalues below `rel_floor` times the largest are round-off of a
+        rank-deficient C (e.g. one text per class); they are left out, and the legend counts
+        them, so the y range shows the spectrum rather than 1e-30.
     """
-    fig = Figure(figsize=(9, 3.2))
+    fig = Figure(figsize=(9, 3.4))
     axes = fig.subplots(1, 2)
     for row, (lbl, col) in enumerate((("image", _IMG), ("text", _TXT))):
-        var, eig = np.asarray(variances[row]), np.asarray(eigenvalues[row])
+        var, eig = np.asarray(variances[row], np.float64), np.asarray(eigenvalues[row], np.float64)
         r = np.arange(1, len(var) + 1)
         axes[0].plot(r, var, color=col, label=lbl)
-        axes[1].plot(r, np.maximum(eig, 1e-30), color=col,
-                     label=f"{lbl} (PR = {participation_ratios[row]:.1f})")  # fmt: skip
-    axes[0].set_title("per-feature variance C_ll, sorted")
+        keep = eig > rel_floor * eig.max() if eig.size and eig.max() > 0 else eig > 0
+        dropped = int((~keep).sum())
+        note = f", {dropped} below {rel_floor:g}·max left out" if dropped else ""
+        axes[1].plot(r[keep], eig[keep], color=col,
+                     label=f"{lbl} (PR = {participation_ratios[row]:.1f}{note})")  # fmt: skip
+    axes[0].set_title(r"per-feature variance $C_{ll}$, sorted")
+    axes[0].set_ylabel("variance (log scale)")
     axes[1].set_title("eigenvalues of C")
+    axes[1].set_ylabel("eigenvalue (log scale)")
     for ax in axes:
         ax.set_yscale("log")
         ax.set_xlabel("rank")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
     return fig
 
 
@@ -167,7 +205,7 @@ def plot_odd(image_odd: np.ndarray, text_odd: np.ndarray) -> Figure:
     ax.hist(a, bins=edges, alpha=0.6, color=_IMG, label="image")
     ax.hist(b, bins=edges, alpha=0.6, color=_TXT, label="text")
     ax.axvline(1.0, color="k", ls="--", lw=1, label="ODD = 1")
-    ax.set_xlabel("ODD(l) = Σ_{k≠l}|C_lk| / C_ll")
+    ax.set_xlabel(r"ODD($l$) = $\sum_{k \neq l}\, |C_{lk}| \,/\, C_{ll}$")
     ax.set_ylabel("features")
     ax.legend()
     return fig
@@ -176,33 +214,38 @@ def plot_odd(image_odd: np.ndarray, text_odd: np.ndarray) -> Figure:
 def plot_loss_vs_alpha(
     alphas: Sequence[float], curves: Mapping[str, Sequence[float | None]], *, side: str = "image"
 ) -> Figure:
-    """Loss vs α of v' = v − α·m (Fig. 6): total, alignment, uniformity; total, correct, wrong.
+    """Loss vs α of v' = v − α·m (Fig. 6): total, alignment, uniformity, and the loss of the
+    correctly and of the wrongly matched pairs, one panel each.
 
-    `curves` maps those five names to one value per α (None or NaN: no term).
+    `curves` maps those five names to one value per α (None or NaN: no term). Each panel's y
+    range is its own curve's (the correct and wrong losses differ in scale: on one shared axis
+    their trends would look flat); a red star marks each curve's minimum.
     """
     al = np.asarray(alphas, np.float64)
     f = {k: _floats(curves[k]) for k in ("total", "alignment", "uniformity", "correct", "wrong")}
-    fig = Figure(figsize=(9, 6.4))
-    axes = fig.subplots(2, 2)
-    for ax, key, col in (
-        (axes[0, 0], "total", "k"),
-        (axes[0, 1], "alignment", "tab:green"),
-        (axes[1, 0], "uniformity", "tab:purple"),
-    ):
+    fig = Figure(figsize=(12, 6.4))
+    axes = fig.subplots(2, 3)
+    panels = (
+        ("total", "total loss", "k"),
+        ("alignment", "alignment term", "tab:green"),
+        ("uniformity", "uniformity term", "tab:purple"),
+        ("correct", "loss of correctly matched pairs", "tab:green"),
+        ("wrong", "loss of wrongly matched pairs", "tab:red"),
+    )
+    for ax, (key, title, col) in zip(axes.ravel(), panels):
         ax.plot(al, f[key], color=col, marker=".")
-        k = int(np.nanargmin(f[key]))
-        ax.plot(al[k], f[key][k], "r*", ms=10, label=f"min at α = {al[k]:.2f}")
-        ax.set_title(key)
-        ax.legend(fontsize=8)
-    ax = axes[1, 1]
-    ax.plot(al, f["total"], "k", marker=".", label="all")
-    ax.plot(al, f["correct"], "tab:green", marker=".", label="correctly matched")
-    ax.plot(al, f["wrong"], "tab:red", marker=".", label="wrongly matched")
-    ax.set_title("loss by match")
-    ax.legend(fontsize=8)
-    for ax in axes.ravel():
-        ax.axvline(0.0, color="gray", ls=":", lw=1)
+        ax.set_title(title)
+        ax.set_ylabel("loss")
         ax.set_xlabel(f"α  ({side} v' = v − α m)")
+        ax.axvline(0.0, color="gray", ls=":", lw=1)
+        if np.isfinite(f[key]).any():
+            k = int(np.nanargmin(f[key]))
+            ax.plot(al[k], f[key][k], "r*", ms=10, label=f"min at α = {al[k]:.2f}")
+            ax.legend(fontsize=8)
+            _own_ylim(ax, f[key])
+        else:
+            ax.text(0.5, 0.5, "no such pairs", transform=ax.transAxes, ha="center")
+    axes[1, 2].remove()
     fig.tight_layout()
     return fig
 
@@ -235,7 +278,7 @@ def plot_conformity_fit(
                     label=f"a = {a:.4f}, b = {b:+.4f}\nPearson = {fit['pearson']:.6f}")  # fmt: skip
             which = "raw m (paper's estimate)" if kind == "raw" else "normalised m̂ (exact)"
             ax.set_title(f"{label}: cos to {which}", fontsize=10)
-            ax.set_xlabel("cos(v, m)")
+            ax.set_xlabel("cos(v, m)" if kind == "raw" else r"cos(v, $\hat{\mathrm{m}}$)")
             ax.set_ylabel("conformity C(v)")
             ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
@@ -264,8 +307,10 @@ def plot_kl_vs_alpha(
     kl_text_image: Sequence[float | None],
     *,
     method: str,
+    side: str = "image",
 ) -> Figure:
-    """KL between the image and text conformity distributions vs α (Fig. 11)."""
+    """KL between the image and text conformity distributions vs α (Fig. 11), the `side`
+    modality shifted (named in the title and the x label)."""
     al, kit, kti = np.asarray(alphas, np.float64), _floats(kl_image_text), _floats(kl_text_image)
     fig = Figure(figsize=(5, 3.4))
     ax = fig.subplots()
@@ -274,8 +319,8 @@ def plot_kl_vs_alpha(
     k = int(np.nanargmin(kit))
     ax.plot(al[k], kit[k], "r*", ms=10, label=f"min at α = {al[k]:.2f}")
     ax.axvline(0.0, color="gray", ls=":", lw=1)
-    ax.set_xlabel("α (shift v' = v − α m)")
+    ax.set_xlabel(f"α  ({side} v' = v − α m)")
     ax.set_ylabel(f"KL (nats, {method})")
-    ax.set_title("Conformity distribution match")
+    ax.set_title(f"Conformity distribution match, {side}s shifted")
     ax.legend(fontsize=8)
     return fig

@@ -108,11 +108,54 @@ def plot_temperature_entropy(
         ax2.set_ylim(0, 105)
         lines, labels = ax.get_legend_handles_labels()
         l2, lab2 = ax2.get_legend_handles_labels()
-        ax.legend(lines + l2, labels + lab2, fontsize=8, loc="center right")
+        legend_below(ax, handles=lines + l2, labels=labels + lab2)
     else:
-        ax.legend(fontsize=8)
+        legend_below(ax)
     ax.set_title(title)
     return fig
+
+
+def _occupied_range(
+    histograms: Mapping[str, tuple[np.ndarray, np.ndarray]],
+) -> tuple[float, float] | None:
+    """(left edge of the first, right edge of the last) bin holding a count in any histogram."""
+    lo, hi = np.inf, -np.inf
+    for counts, edges in histograms.values():
+        nz = np.flatnonzero(np.asarray(counts) > 0)
+        if nz.size:
+            e = np.asarray(edges, np.float64)
+            lo, hi = min(lo, e[nz[0]]), max(hi, e[nz[-1] + 1])
+    return (float(lo), float(hi)) if np.isfinite(lo) else None
+
+
+def _stairs_panel(
+    ax: Any, histograms: Mapping[str, tuple[np.ndarray, np.ndarray]], marks: Sequence[float] = ()
+) -> None:
+    """Step histograms on a log count axis: x limits around the occupied bins (and `marks`),
+    y from below 1 to above the tallest bin, so no spike leaves the axes."""
+    for label, (counts, edges) in histograms.items():
+        ax.stairs(counts, edges, label=label, fill=False, lw=1.5, baseline=None)
+    ax.set_yscale("log")
+    top = max((float(np.max(c)) for c, _ in histograms.values() if np.size(c)), default=1.0)
+    ax.set_ylim(0.5, max(top, 1.0) * 2.0)
+    span = _occupied_range(histograms)
+    if span is not None:
+        lo, hi = min(span[0], *marks, span[0]), max(span[1], *marks, span[1])
+        pad = 0.04 * (hi - lo) if hi > lo else 0.5
+        ax.set_xlim(lo - pad, hi + pad)
+
+
+def legend_below(ax: Any, ncol: int = 2, **kw: Any) -> Any:
+    """A legend under the axes (below the x label), where it cannot cover any data."""
+    return ax.legend(
+        loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=ncol, fontsize=8, frameon=False, **kw
+    )
+
+
+def legend_right(ax: Any, **kw: Any) -> Any:
+    """A legend right of the axes, where it cannot cover any data."""
+    return ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+                     fontsize=8, **kw)  # fmt: skip
 
 
 def plot_entropy_histograms(
@@ -124,49 +167,61 @@ def plot_entropy_histograms(
 ) -> Figure:
     """Step histograms of per-image entropy (counts, edges) with ln K marked; with
     `gap_histograms` (log10(ln K - H), from `EntropyStats`) a second panel resolves the
-    near-uniform settings that all sit in the last bin of the first."""
+    near-uniform settings that all sit in the last bin of the first.
+
+    Counts are on a log axis from 0.5 (empty bins drop off the bottom) to twice the tallest
+    bin; each panel's x range spans the bins that hold images (and ln K), not empty edges.
+    """
     ncols = 2 if gap_histograms else 1
     fig, axes = plt.subplots(1, ncols, figsize=(6.5 * ncols, 4.2), squeeze=False)
     ax = axes[0, 0]
-    for label, (counts, edges) in histograms.items():
-        ax.stairs(counts, edges, label=label, fill=False, lw=1.5)
+    _stairs_panel(ax, histograms, marks=(ln_k,))
     ax.axvline(ln_k, color="r", ls="--", label=f"ln K = {ln_k:.3f}")
-    ax.set_yscale("symlog", linthresh=1)
     ax.set_xlabel("entropy H (nats)")
-    ax.set_ylabel("images")
+    ax.set_ylabel("images (log scale)")
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    legend_below(ax)
     if gap_histograms:
         ax = axes[0, 1]
-        for label, (counts, edges) in gap_histograms.items():
-            ax.stairs(counts, edges, label=label, fill=False, lw=1.5)
-        ax.set_yscale("symlog", linthresh=1)
+        _stairs_panel(ax, gap_histograms)
         ax.set_xlabel("log10(ln K − H)  (distance below the maximum entropy)")
-        ax.set_ylabel("images")
+        ax.set_ylabel("images (log scale)")
         ax.set_title("How close to uniform")
-        ax.legend(fontsize=8)
+        legend_below(ax)
+    fig.tight_layout()
     return fig
 
 
 def plot_prompt_count(
     rows: Sequence[Mapping[str, float]],
     *,
+    label: str = "test accuracy",
     series: Mapping[str, Sequence[Mapping[str, float]]] | None = None,
+    rank_cap: int | None = None,
     title: str = "Probe accuracy vs number of prompts",
 ) -> Figure:
-    """Accuracy vs K from `prompt_count_sweep` rows; more curves via `series` ({label: rows})."""
-    curves = {"test accuracy": rows, **(series or {})}
+    """Accuracy vs K from `prompt_count_sweep` rows (the curve called `label`); more curves via
+    `series` ({label: rows}). Ticks sit at the K values; `rank_cap` (the embedding dimension D:
+    K prompt embeddings span at most D dimensions) is marked by a vertical line."""
+    curves = {label: rows, **(series or {})}
     fig, ax = plt.subplots(figsize=(6.5, 4))
-    for label, rs in curves.items():
+    ks: set[float] = set()
+    for name, rs in curves.items():
         k = [r["num_prompts"] for r in rs]
-        ax.plot(k, _pct([r["accuracy"] for r in rs]), "o-", label=label)
+        ks.update(k)
+        ax.plot(k, _pct([r["accuracy"] for r in rs]), "o-", label=name)
+    if rank_cap is not None:
+        ax.axvline(rank_cap, color="gray", ls=":", lw=1.5,
+                   label=f"K = D = {rank_cap}: rank cap of the prompts")  # fmt: skip
     ax.set_xscale("log", base=2)
-    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ticks = sorted(ks)
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
     ax.set_xlabel("number of prompts K (nested subsets)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.grid(True, which="major", alpha=0.3)
+    legend_below(ax, ncol=1)
     return fig
 
 
@@ -271,14 +326,17 @@ def plot_few_shot(
 def plot_probe_attributes(
     rows: Sequence[Mapping[str, Any]], class_accuracy: float, chance: float, num_classes: int
 ) -> Figure:
-    """Bars: the class probe's and each attribute probe's test accuracy, chance 1/K dashed."""
+    """Bars: the class probe's (green) and each attribute probe's (blue) test accuracy, chance
+    1/K dashed; the legend, right of the axes, names each colour."""
     names = ["class"] + [r["attribute"] for r in rows]
     ks = [num_classes] + [r["values"] for r in rows]
     acc = [100 * class_accuracy] + [100 * r["test_accuracy"] for r in rows]
     chances = [100 * chance] + [100 * r["chance"] for r in rows]
     fig, ax = plt.subplots(figsize=(1.3 * len(names) + 2.5, 4.2))
     xs = np.arange(len(names))
-    bars = ax.bar(xs, acc, 0.6, color=["#6b8e23"] + ["#3b6fb6"] * len(rows), label="probe")
+    bars = list(ax.bar(xs[:1], acc[:1], 0.6, color="#6b8e23", label="class probe"))
+    if rows:
+        bars += ax.bar(xs[1:], acc[1:], 0.6, color="#3b6fb6", label="attribute probes")
     for b, v in zip(bars, acc):
         ax.text(b.get_x() + b.get_width() / 2, v + 1, f"{v:.0f}", ha="center", fontsize=8)
     for j, ch in enumerate(chances):
@@ -289,7 +347,7 @@ def plot_probe_attributes(
     ax.set_ylim(0, 108)
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
-    ax.legend(fontsize=8, loc="lower right")
+    legend_right(ax)
     ax.set_title("JAX logistic probe per label (dashed: chance)")
     return fig
 

@@ -92,6 +92,7 @@ def fit_probes(
         **_scores(sc),
         "l2": lprobe.l2,
         "chosen": f"L2 = {lprobe.l2:.3g} (C = {1 / lprobe.l2:.3g}, by validation)",
+        "converged": bool(lprobe.converged),
     }
     if cfg.mlp:
         progress.step(f"mlp over widths {tuple(int(w) for w in cfg.mlp_widths)}")
@@ -175,4 +176,5 @@ def _references(
         "method": "JAX logistic on the normalised image embeddings",
         "features": f"StandardScaler + the {data.x_train.shape[1]}-d embedding itself",
         **_scores(sc),
+        "converged": bool(cprobe.converged),
     }

@@ -13,7 +13,12 @@ from jaxclip.report import Report, plots_probes, save_figure
 from jaxclip.report.references import THESIS_CLASS_AGNOSTIC, THESIS_TAU_ENTROPY, THESIS_TAUS
 from jaxclip.studies import class_agnostic_render_tau as tau_sections
 from jaxclip.studies.context import RenderContext, Section
-from jaxclip.studies.probe_common import SVC_COST_NOTE, method_rows
+from jaxclip.studies.probe_common import (
+    SVC_COST_NOTE,
+    flag_unconverged,
+    method_rows,
+    unconverged_note,
+)
 from jaxclip.studies.shared import pct, timing_note
 
 __all__ = ["THESIS_TAUS", "render"]
@@ -76,7 +81,7 @@ def _probes_section(report: Report, r: Any, out: RenderContext, cfg: Any) -> Non
     for key, m in r.reference_methods.items():
         rows.append(
             {
-                "method": f"(reference) {m['method']}",
+                "method": flag_unconverged(f"(reference) {m['method']}", m.get("converged")),
                 "features": m["features"],
                 "train acc %": None,
                 "test acc %": pct(m["test_accuracy"]),
@@ -99,6 +104,14 @@ def _probes_section(report: Report, r: Any, out: RenderContext, cfg: Any) -> Non
         "and are kept out of results.json."
     )
     report.table(rows, floatfmt=".2f")
+    unconverged = [m["method"] for m in r.methods.values() if m.get("converged") is False]
+    unconverged += [
+        f"(reference) {m['method']}"
+        for m in r.reference_methods.values()
+        if m.get("converged") is False
+    ]
+    if note := unconverged_note(unconverged):
+        report.text(note)
     if r.svc_skipped is not None:
         report.text(
             f"The thesis's SVC(linear, C={cfg.svc_c:g}) on the {k} features was skipped: "

@@ -250,12 +250,16 @@ def prompt_count_section(report: Report, r: Any, out: RenderContext, cfg: Any) -
             series[label] = [{"num_prompts": s, "accuracy": ref["test_accuracy"]} for s in sizes]
     fig = plots_probes.plot_prompt_count(
         [{"num_prompts": c["num_prompts"], "accuracy": c["accuracy"]} for c in count_rows],
+        label="standardised cosines, test",
         series=series,
+        rank_cap=d,
         title=f"Probe accuracy vs number of generic prompts (D = {d})",
     )
     name = save_figure(fig, out.workdir, "class_agnostic_prompt_count.png")
     report.figure(
-        name, "Test accuracy vs K (first curve: standardised cosines; flat lines: references)"
+        name,
+        "Test accuracy vs K (flat lines: references; dotted: K = D, beyond which the prompts' rank "
+        "cannot grow)",
     )
 
 

@@ -116,7 +116,8 @@ def loss(result: Any, cfg: Any, report: Report, workdir: Path) -> None:
     for side in sides:
         report.figure(
             f"geometry_loss_{side}.png",
-            f"Loss vs α, {side}s shifted: total, alignment, uniformity; by match (paper Fig. 6)",
+            f"Loss vs α, {side}s shifted: total, alignment, uniformity, correctly and wrongly "
+            "matched pairs, each panel on its own y scale (paper Fig. 6)",
         )
         report.text(
             f"<details><summary>Loss at every α ({side}s shifted; nan = no term in that "
@@ -215,7 +216,7 @@ def kl(result: Any, cfg: Any, report: Report, workdir: Path, paper: dict) -> Non
     for side in sides:
         s = k_[side]
         fig = plots.plot_kl_vs_alpha(
-            k_["alphas"], s["kl_image_text"], s["kl_text_image"], method=k_["method"]
+            k_["alphas"], s["kl_image_text"], s["kl_text_image"], method=k_["method"], side=side
         )
         save_figure(fig, workdir, f"geometry_kl_{side}")
         row = {

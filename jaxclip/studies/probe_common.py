@@ -4,7 +4,7 @@ skipped-SVC note, and the rows of their probe tables ("At a glance" and the meth
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from jaxclip.config_args import ConfigError
@@ -72,26 +72,55 @@ def pct_or_none(x: float | None) -> float | None:
 
 
 def headline_rows(methods: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The "At a glance" rows of fitted probes: method, test top-1, top-5, macro F1 (fractions)."""
+    """The "At a glance" rows of fitted probes: method, test top-1, top-5, macro F1 (fractions),
+    and `converged` for the probes whose solver reports it."""
     return [
         {
             "method": m["method"],
             "top1": m["test_accuracy"],
             "top5": m.get("top5"),
             "macro_f1": m["macro_f1"],
+            **({"converged": bool(m["converged"])} if "converged" in m else {}),
         }
         for m in methods.values()
     ]
+
+
+UNCONVERGED = "†"
+
+
+def flag_unconverged(method: str, converged: bool | None) -> str:
+    """`method` with the † mark when its fit is flagged as not converged (False, not None)."""
+    return f"{method} {UNCONVERGED}" if converged is False else method
+
+
+def unconverged_note(methods: Sequence[str]) -> str | None:
+    """The footnote under a table whose rows `methods` carry the † mark (None: no mark)."""
+    if not methods:
+        return None
+    if len(methods) == 1:
+        return (
+            f"{UNCONVERGED} Not converged: the solver of {methods[0]} stopped at its iteration "
+            "cap (`max_iter`) before meeting its tolerance; the numbers shown are those of that "
+            "unconverged fit."
+        )
+    names = ", ".join(methods[:-1]) + f" and {methods[-1]}"
+    return (
+        f"{UNCONVERGED} Not converged: the solvers of {names} stopped at their iteration caps "
+        "(`max_iter`) before meeting their tolerances; the numbers shown are those of these "
+        "unconverged fits."
+    )
 
 
 def method_rows(
     methods: Mapping[str, Mapping[str, Any]], seconds: Mapping[str, float], column: str
 ) -> list[dict[str, Any]]:
     """One report row per fitted probe: method, `column` (what it was trained on), train / test
-    accuracy, top-5 and macro F1 in %, the chosen setting and the fit time in seconds."""
+    accuracy, top-5 and macro F1 in %, the chosen setting and the fit time in seconds. A fit
+    whose `converged` flag is False carries the † mark (`unconverged_note` explains it)."""
     return [
         {
-            "method": m["method"],
+            "method": flag_unconverged(m["method"], m.get("converged")),
             column: m[column.replace(" ", "_")],
             "train acc %": pct_or_none(m["train_accuracy"]),
             "test acc %": pct_or_none(m["test_accuracy"]),

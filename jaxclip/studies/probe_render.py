@@ -16,7 +16,14 @@ from jaxclip.report.references import (
     THESIS_ZERO_SHOT_CIFAR100,
 )
 from jaxclip.studies.context import RenderContext, Section
-from jaxclip.studies.probe_common import SVC_COST_NOTE, method_rows, pct_or_none
+from jaxclip.studies.probe_common import (
+    SVC_COST_NOTE,
+    UNCONVERGED,
+    flag_unconverged,
+    method_rows,
+    pct_or_none,
+    unconverged_note,
+)
 from jaxclip.studies.shared import timing_note
 
 NAME = "probe"
@@ -98,6 +105,10 @@ def _methods_section(report: Report, r: Any, out: RenderContext, cfg: Any) -> No
         "include compilation): it varies between runs and is kept out of results.json."
     )
     report.table(rows, floatfmt=".2f")
+    if note := unconverged_note(
+        [m["method"] for m in r.methods.values() if m.get("converged") is False]
+    ):
+        report.text(note)
     if r.svc_skipped is not None:
         report.text(
             f"The thesis's SVC(linear, C={cfg.svc_c:g}) baseline was skipped: {r.svc_skipped} "
@@ -134,10 +145,13 @@ def _published(report: Report, r: Any, out: RenderContext) -> None:
         )
         return
     pub_rows = [{"source": k, "test acc %": v} for k, v in published.items()]
+    ours_rows = [m for key, m in r.methods.items() if key != "mlp"]
     pub_rows += [
-        {"source": f"ours: {m['method']}", "test acc %": pct_or_none(m["test_accuracy"])}
-        for key, m in r.methods.items()
-        if key != "mlp"
+        {
+            "source": flag_unconverged(f"ours: {m['method']}", m.get("converged")),
+            "test acc %": pct_or_none(m["test_accuracy"]),
+        }
+        for m in ours_rows
     ]
     ours = r.methods.get("svc_linear")
     report.text(
@@ -148,6 +162,8 @@ def _published(report: Report, r: Any, out: RenderContext) -> None:
         + ("" if ours else " Our SVC was skipped (see above); the other linear probes compare.")
     )
     report.table(pub_rows, floatfmt=".2f")
+    if note := unconverged_note([m["method"] for m in ours_rows if m.get("converged") is False]):
+        report.text(note)
 
 
 def _path_section(report: Report, r: Any, out: RenderContext) -> None:
@@ -176,6 +192,8 @@ def _path_section(report: Report, r: Any, out: RenderContext) -> None:
         "accuracy is shown for insight only: it never takes part in the choice."
     )
     report.figure(name, "Accuracy vs L2 strength; dotted: the chosen strength")
+    if note := _path_convergence(rows, r.methods["jax_logistic"]):
+        report.text(note)
     table = [
         {
             "L2": p["l2"],
@@ -193,6 +211,31 @@ def _path_section(report: Report, r: Any, out: RenderContext) -> None:
         + markdown_table(table, floatfmt=".4g")
         + "\n</details>"
     )
+
+
+def _path_convergence(rows: list[dict[str, Any]], chosen: dict[str, Any]) -> str | None:
+    """A sentence on the path fits and the refit that did not converge (None: all did)."""
+    bad = [p for p in rows if not p["converged"]]
+    refit = chosen.get("converged") is False
+    if not bad and not refit:
+        return None
+    parts = []
+    if bad:
+        l2s = ", ".join(f"{p['l2']:.3g}" for p in bad)
+        parts.append(
+            f"{len(bad)} of the {len(rows)} path fits stopped at the L-BFGS step cap before "
+            f"converging (L2 = {l2s})"
+        )
+    if refit:
+        parts.append(
+            f"the refit at the chosen L2 = {chosen['l2']:.3g} did not converge either, so the "
+            f"probe's numbers above carry the {UNCONVERGED} mark"
+            if bad
+            else f"the refit at the chosen L2 = {chosen['l2']:.3g} stopped at the step cap "
+            f"before converging, so the probe's numbers above carry the {UNCONVERGED} mark"
+        )
+    text = "; ".join(parts)
+    return f"Note: {text}."
 
 
 def _mlp_section(report: Report, r: Any, cfg: Any) -> None:

@@ -33,6 +33,7 @@ from jaxclip.studies.context import (
     check_split_overlap,
     image_reader,
 )
+from jaxclip.studies.probe_common import UNCONVERGED, flag_unconverged, unconverged_note
 
 # Study name -> its functions, in the order `dissect` runs them. Explicit, no registry.
 STUDIES: dict[str, Study] = {
@@ -203,6 +204,13 @@ def _assemble(
             "this run used: zero-shot needs no labels, probes train on the train split."
         )
         report.table(headlines, GLANCE_COLUMNS, floatfmt=".2f")
+        flagged = [
+            f"{h['study']}: {h['method'].removesuffix(' ' + UNCONVERGED)}"
+            for h in headlines
+            if h["converged"] is False
+        ]
+        if note := unconverged_note(flagged):
+            report.text(note)
     for section in sections:
         report.extend(section.report)
     report.section("Timings")
@@ -249,13 +257,16 @@ def glance_text(results: Mapping[str, Any]) -> str:
 
 def collect_headlines(results: Mapping[str, Any], names: list[str]) -> list[dict[str, Any]]:
     """Rows for the "At a glance" table: each study's `headline` (a dict or a list of dicts
-    with method, top1, top5, macro_f1 as fractions), shown in percent."""
+    with method, top1, top5, macro_f1 as fractions), shown in percent; a method whose
+    `converged` is False carries the † mark."""
     rows = []
     for name in names:
         entry = results.get(name)
         heads = entry.get("headline") if isinstance(entry, dict) else None
         for head in [heads] if isinstance(heads, dict) else heads or []:
-            row = {"study": name, "method": head.get("method", name)}
+            converged = head.get("converged")
+            method = flag_unconverged(head.get("method", name), converged)
+            row = {"study": name, "method": method, "converged": converged}
             for key in ("top1", "top5", "macro_f1"):
                 value = head.get(key)
                 row[key] = None if value is None else 100.0 * float(value)
