@@ -334,3 +334,23 @@ def test_rule_is_part_of_the_feature_cache_key(loaded, hf_twin, tmp_path):
     assert device.meta["resized_on"] == "device" and device.meta["encoded"] == 2
     assert Path(device.meta["cache"]).name == Path(feats.meta["cache"]).name  # `feats`: loaded's
     np.testing.assert_allclose(device.embeds, embeds[1], rtol=0, atol=1e-6)
+
+
+# --- names in results.json and cache keys: no path of this machine ---------------------------
+
+
+def test_models_are_named_as_given_not_by_absolute_paths(loaded, tmp_path, monkeypatch):
+    from jaxclip.models import catalog
+
+    # A catalog model trained here is named by its catalog name, not its folder in the cache.
+    folder = catalog.models_root(tmp_path) / "train_clip-test" / "model"
+    loaded.save(folder, layout="transformers")
+    catalog.record_trained("mini", folder, cache_dir=tmp_path)
+    mini = catalog.open_model("mini", cache_dir=str(tmp_path))
+    assert mini.name == "mini" and mini.fingerprint == loaded.fingerprint
+    assert mini.preprocess.rule == "hf"  # a transformers folder
+    # A local path keeps the spelling it was given (relative stays relative).
+    monkeypatch.chdir(folder.parent)
+    assert catalog.open_model("model").name == "model"
+    assert catalog.open_model("./model").name == "./model"
+    assert jaxclip.load("model").name == str(folder.resolve())  # `load` itself still resolves

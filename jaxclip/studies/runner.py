@@ -74,7 +74,11 @@ def run_studies(config: Any, workdir: str | Path, names: list[str], *, model=Non
     ctx = RunContext(model, config)
     results: dict[str, Any] = {
         "config": config.to_dict(),
-        "model": {"name": model.name, "params_sha256": model.fingerprint},
+        "model": {
+            "name": model.name,
+            "params_sha256": model.fingerprint,
+            "preprocess_rule": model.preprocess.rule,
+        },
     }
     timings: dict[str, Any] = {}
     parts: dict[str, Any] = {}
