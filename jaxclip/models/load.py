@@ -165,7 +165,9 @@ class LoadedCLIP:
       tokenizer: `Tokenizer` (texts -> int32 (N, 77)), or `SiglipTextTokenizer` (N, 64) for
         SigLIP; None when none is known (then only `encode_token_ids` encodes text).
       config: the `CLIPConfig` or `SiglipConfig`.
-      name: the hub id, or the resolved local path.
+      name: the hub id, or the resolved local path (`catalog.open_model` names models trained
+        here by their catalog name and keeps a local path as given: results.json and cache
+        keys then hold no path of this machine).
       preprocess: the `PreprocessConfig` (image size, mean, std, and the rule of the
         checkpoint's family: "torchvision" for OpenAI / OpenCLIP files and folders, "hf" for
         transformers folders and SigLIP).
