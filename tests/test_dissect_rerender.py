@@ -24,6 +24,12 @@ def test_dissect_smoke_then_report_redraws_the_same_report(tmp_path, shapes_data
     assert [k for k in results if k in STUDIES] == list(STUDIES)  # every study, in order
     saved = json.loads((workdir / "results.json").read_text())
     assert saved["config"]["studies"] == ",".join(STUDIES)
+    assert saved["model"]["name"] == "tiny_random(seed=0)"
+    assert saved["model"]["preprocess_rule"] == "hf"
+    # No path of this machine: config paths as the user gave them, cache entries by name.
+    assert saved["config"]["cache_dir"] == config.cache_dir
+    assert not _absolute_paths({k: v for k, v in saved.items() if k != "config"})
+    assert all(d["cache"].startswith("images-") for d in saved["data"].values())
     report = (workdir / "report.md").read_text()
     links = check_links(workdir, report)
     for name in STUDIES:
@@ -47,3 +53,14 @@ def test_dissect_smoke_then_report_redraws_the_same_report(tmp_path, shapes_data
     assert (workdir / "report.md").read_text() == report
     assert sorted(p.name for p in workdir.glob("*.png")) == sorted(figures)
     assert (workdir / "results.json").read_bytes() == before  # re-rendering computes nothing
+
+
+def _absolute_paths(tree) -> list[str]:
+    """Every string in a JSON tree that looks like an absolute path."""
+    if isinstance(tree, dict):
+        return [p for v in tree.values() for p in _absolute_paths(v)]
+    if isinstance(tree, list):
+        return [p for v in tree for p in _absolute_paths(v)]
+    return (
+        [tree] if isinstance(tree, str) and (tree.startswith(("/", "~")) or ":\\" in tree) else []
+    )

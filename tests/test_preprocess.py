@@ -23,8 +23,10 @@ from jaxclip.data.preprocess import (
     resized_shape,
 )
 
+# (427, 640), (640, 427): the long side resizes to 335, 335 - 224 = 3 mod 4, where the "hf" and
+# "torchvision" crop offsets differ.
 SIZES = [(64, 64), (100, 300), (300, 100), (500, 375), (31, 45), (224, 224), (225, 224),
-         (224, 500), (7, 400), (333, 333), (1000, 750)]  # fmt: skip
+         (224, 500), (7, 400), (333, 333), (1000, 750), (427, 640), (640, 427)]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -117,25 +119,30 @@ def test_pil_weights_rows_sum_to_one():
         assert np.abs(w.sum(axis=1) - 2**22).max() <= 8  # rounding of each tap, few taps
 
 
-@pytest.mark.parametrize("resize", ["pil", "jax"])
+@pytest.mark.parametrize("resize,rule", [("pil", "hf"), ("jax", "hf"), ("pil", "torchvision")])
 @pytest.mark.parametrize("kind", ["noise", "smooth"])
-def test_device_close_to_host(resize, kind):
+def test_device_close_to_host(resize, rule, kind):
     make = noise if kind == "noise" else smooth
-    fn = jax.jit(lambda x: preprocess_device(x, PreprocessConfig(), resize=resize))
+    cfg = PreprocessConfig(rule=rule)
+    fn = jax.jit(lambda x: preprocess_device(x, cfg, resize=resize))
+    # "torchvision" differs from "hf" only in the crop offset: the sizes where it moves, an
+    # upscale and no resize suffice (and keep the suite fast).
+    sizes = SIZES if rule == "hf" else [(427, 640), (640, 427), (31, 45), (224, 224)]
     diffs = []
-    for i, (h, w) in enumerate(SIZES):
+    for i, (h, w) in enumerate(sizes):
         image = make(h, w, seed=i)
         dev = np.asarray(fn(jnp.asarray(image[None])))[0]
-        diffs.append(np.abs(dev - preprocess_host(image)))
+        diffs.append(np.abs(dev - preprocess_host(image, cfg)))
     worst = max(d.max() for d in diffs)
     mean = float(np.mean([d.mean() for d in diffs]))
     assert worst <= DEVICE_HOST_MAX_ABS_DIFF[resize], worst
     assert mean <= DEVICE_HOST_MEAN_ABS_DIFF[resize], mean
 
 
-def test_device_batch_equals_loop_and_jit_equals_eager():
-    images = np.stack([noise(40, 60, seed=s) for s in range(3)])
-    cfg = PreprocessConfig(image_size=32)
+@pytest.mark.parametrize("rule", ["hf", "torchvision"])
+def test_device_batch_equals_loop_and_jit_equals_eager(rule):
+    images = np.stack([noise(43, 64, seed=s) for s in range(3)])  # 47 x 32: 15 = 3 mod 4
+    cfg = PreprocessConfig(image_size=32, rule=rule)
     eager = np.asarray(preprocess_device(jnp.asarray(images), cfg))
     jitted = np.asarray(jax.jit(lambda x: preprocess_device(x, cfg))(jnp.asarray(images)))
     np.testing.assert_allclose(eager, jitted, atol=1e-6)  # XLA may fuse the division

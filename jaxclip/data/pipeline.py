@@ -49,6 +49,7 @@ def batches(
     *,
     image_size: int | None = None,
     crop: bool = True,
+    rule: str = "hf",
     shard_index: int = 0,
     shard_count: int = 1,
     num_workers: int | None = None,
@@ -66,6 +67,7 @@ def batches(
         requires `source.info.image_shape` (all images one size).
       crop: False resizes both sides to image_size without cropping (SigLIP's preprocessing,
         `PreprocessConfig.crop`).
+      rule: the crop rule of that host resize, "hf" or "torchvision" (`PreprocessConfig.rule`).
       shard_index, shard_count: this process and the number of processes.
       num_workers: decode threads (None: `default_num_workers()`; 0: decode in the caller).
       prefetch: batches decoded ahead of the one being consumed.
@@ -88,6 +90,10 @@ def batches(
         )
     if image_size is not None and (not isinstance(image_size, int | np.integer) or image_size < 1):
         raise ValueError(f"image_size={image_size!r}: expected None or an int >= 1")
+    from jaxclip.data.preprocess import RULES
+
+    if rule not in RULES:
+        raise ValueError(f"rule={rule!r}: expected one of {RULES}")
     if prefetch < 0 or start_batch < 0:
         raise ValueError(f"prefetch={prefetch}, start_batch={start_batch}: expected ints >= 0")
     workers = default_num_workers() if num_workers is None else int(num_workers)
@@ -124,7 +130,7 @@ def batches(
                 )
             from jaxclip.data.preprocess import resize_crop_host
 
-            image = resize_crop_host(image, int(image_size), crop)
+            image = resize_crop_host(image, int(image_size), crop, rule)
         item["image"] = image
         return item
 

@@ -3,15 +3,34 @@
     x = crop_S(resize_bicubic(image, short side -> S, long side -> floor(S * long / short)))
     pixels = (x / 255 - mean) / std        (per channel; OpenAI's mean and std)
 
+Two rules (`PreprocessConfig.rule`, set by `jaxclip.load` from the checkpoint's family):
+
+* "hf" (transformers folders and hub ids, SigLIP): transformers' `CLIPImageProcessor`. The
+  image is converted to RGB first (alpha composited onto white, grey repeated, palettes
+  expanded), then resized; crop offsets `(H' - S) // 2` and `(W' - S) // 2`.
+* "torchvision" (OpenAI `.pt` files, OpenCLIP files, folders and pretrained names): OpenAI's
+  `clip._transform` and OpenCLIP's `image_transform`, i.e. torchvision's `Resize(S, BICUBIC)`
+  on the PIL image in its own mode (Pillow resizes "P" palette images with nearest neighbour
+  and RGBA with premultiplied alpha), `CenterCrop(S)` with offsets
+  `int(round((H' - S) / 2.0))` (Python's round, half to even), then `convert("RGB")` (alpha
+  dropped, not composited). The offsets differ from "hf" by one pixel whenever H' - S (or
+  W' - S) is 3 mod 4, e.g. every 640x427 photo at S = 224 (long side 335).
+
+Both rules size the long side as `int(S * long / short)` (transformers'
+`get_resize_output_image_size` and torchvision's `_compute_resized_output_size` agree) and
+resize with Pillow's bicubic; only the crop offset and the RGB-conversion order differ.
+
 Two paths:
 
-* host (`preprocess_host`): PIL bicubic on uint8, exactly what transformers'
-  `CLIPImageProcessor` does (its PIL backend `CLIPImageProcessorPil`, used when torchvision is
-  absent): RGB conversion (alpha composited onto white, grey repeated), resize with
-  `int(S * long / short)` for the long side, crop offsets `(H - S) // 2` and `(W - S) // 2`,
-  rescale in float64 then normalise in float32. Matches it within 1e-5 (the tests check it).
-* device (`preprocess_device`): jittable on a uint8 (N, H, W, 3) batch, the same geometry,
-  no resize when H = W = S. Resizing is separable (columns, then rows), each pass rounded and
+* host (`preprocess_host`): PIL bicubic on uint8; exact for either rule. "hf": what
+  transformers' `CLIPImageProcessor` does (its PIL backend `CLIPImageProcessorPil`, used when
+  torchvision is absent): RGB conversion, resize, crop, rescale in float64 then normalise in
+  float32; matches it within 1e-5. "torchvision": the uint8 crop is pixel for pixel OpenAI's
+  `_transform` (resize, crop, convert, then ToTensor and Normalize), the normalised pixels
+  within 1e-6 (torchvision divides by 255 in float32). The tests check both.
+* device (`preprocess_device`): jittable on a uint8 (N, H, W, 3) RGB batch, the same geometry
+  and crop offsets for either rule, no resize when H = W = S (images with alpha or a palette
+  are converted to RGB before they reach it, so their "torchvision" order is host-only). Resizing is separable (columns, then rows), each pass rounded and
   clipped to uint8 as Pillow does. Two resamplers:
   - resize="pil" (default): Pillow's own fixed-point bicubic weights (Resample.c transcribed in
     `pil_resize_weights`) applied as exact float32 matmuls (weights split into bytes);
@@ -43,12 +62,17 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
+from jaxclip.errors import UserValueError
+
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 # Bounds of |device - host| the tests enforce, per resampler: (max, mean). One uint8 level is
 # 1 / 255 / min(std) = 0.0150 in normalised units; "jax" was measured at <= 2 levels.
 DEVICE_HOST_MAX_ABS_DIFF = {"pil": 1e-6, "jax": 0.0301}
 DEVICE_HOST_MEAN_ABS_DIFF = {"pil": 1e-7, "jax": 2e-4}
+# Preprocessing rules (module docstring): transformers' CLIPImageProcessor, or torchvision's
+# transform as OpenAI's and OpenCLIP's code applies it.
+RULES = ("hf", "torchvision")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,14 +85,22 @@ class PreprocessConfig:
       crop: True (CLIP): shortest side to S, then centre crop. False (SigLIP, transformers'
         `SiglipImageProcessor`, big_vision `resize(S)`): both sides resized to S (the aspect
         ratio is not kept, nothing is cropped away).
+      rule: "hf" (transformers' CLIPImageProcessor: RGB first, crop offset (H' - S) // 2) or
+        "torchvision" (OpenAI's / OpenCLIP's transform: resize in the image's own mode, crop
+        offset int(round((H' - S) / 2)), RGB last); see the module docstring.
     """
 
     image_size: int = 224
     mean: tuple[float, float, float] = OPENAI_CLIP_MEAN
     std: tuple[float, float, float] = OPENAI_CLIP_STD
     crop: bool = True
+    rule: str = "hf"
 
     def __post_init__(self):
+        if self.rule not in RULES:
+            raise UserValueError(
+                f"PreprocessConfig.rule={self.rule!r} is not valid; choose one of {RULES}"
+            )
         if self.image_size <= 0:
             raise ValueError(f"PreprocessConfig.image_size={self.image_size} must be positive")
         if len(self.mean) != 3 or len(self.std) != 3:
@@ -118,17 +150,59 @@ def to_rgb(image: Any) -> np.ndarray:
     return a
 
 
-def resize_crop_host(image: Any, size: int, crop: bool = True) -> np.ndarray:
+def crop_offset(resized: int, size: int, rule: str = "hf") -> int:
+    """Where a centre crop of `size` starts along a side of `resized` pixels.
+
+    "hf": (resized - size) // 2 (transformers' `center_crop`); "torchvision":
+    int(round((resized - size) / 2.0)) (torchvision's `center_crop`; Python rounds half to
+    even, so the two differ by one when resized - size is 3 mod 4).
+    """
+    if rule not in RULES:
+        raise UserValueError(f"rule={rule!r} is not valid; choose one of {RULES}")
+    if rule == "torchvision":
+        return round((resized - size) / 2.0)  # an int: round() of a float, half to even
+    return (resized - size) // 2
+
+
+def _to_pil(image: Any) -> Image.Image:
+    """PIL image or uint8 array (H, W), (H, W, 1), (H, W, 3), (H, W, 4) -> PIL image in the
+    array's own mode (L, RGB, RGBA); PIL images pass unchanged."""
+    if isinstance(image, Image.Image):
+        return image
+    a = np.asarray(image)
+    if a.dtype != np.uint8:
+        raise TypeError(f"images must be uint8 (or PIL); got dtype {a.dtype}")
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[:, :, 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (3, 4)):
+        raise ValueError(f"image must be (H, W), (H, W, 1|3|4) uint8; got shape {a.shape}")
+    return Image.fromarray(a)
+
+
+def resize_crop_host(image: Any, size: int, crop: bool = True, rule: str = "hf") -> np.ndarray:
     """Shortest side -> `size` (PIL bicubic), then centre crop: uint8 (size, size, 3).
 
-    Same arithmetic as transformers' CLIPImageProcessor (PIL backend). With crop=False both
-    sides go to `size` (PIL bicubic), as transformers' SiglipImageProcessor (PIL backend).
+    rule "hf": the arithmetic of transformers' CLIPImageProcessor (PIL backend): RGB
+    conversion (`to_rgb`), resize, crop at `crop_offset(..., "hf")`. rule "torchvision":
+    OpenAI's `clip._transform`: PIL resize of the image in its own mode (palette images with
+    nearest neighbour, as Pillow does), crop at `crop_offset(..., "torchvision")`, then
+    `convert("RGB")`. With crop=False both sides go to `size` (PIL bicubic), as transformers'
+    SiglipImageProcessor (PIL backend).
     """
+    if rule not in RULES:
+        raise UserValueError(f"rule={rule!r} is not valid; choose one of {RULES}")
+    if rule == "torchvision":
+        pil = _to_pil(image)
+        w, h = pil.size
+        nh, nw = resized_shape(h, w, size) if crop else (size, size)
+        resized = pil.resize((nw, nh), resample=Image.BICUBIC)
+        top, left = crop_offset(nh, size, rule), crop_offset(nw, size, rule)
+        return np.asarray(resized.crop((left, top, left + size, top + size)).convert("RGB"))
     rgb = to_rgb(image)
     h, w = rgb.shape[:2]
     nh, nw = resized_shape(h, w, size) if crop else (size, size)
     resized = np.asarray(Image.fromarray(rgb).resize((nw, nh), resample=Image.BICUBIC))
-    top, left = (nh - size) // 2, (nw - size) // 2
+    top, left = crop_offset(nh, size, rule), crop_offset(nw, size, rule)
     if top < 0 or left < 0:  # cannot happen: the short side is `size` and long >= short.
         raise AssertionError(f"crop {size} larger than resized image {nh}x{nw}")
     return resized[top : top + size, left : left + size]
@@ -159,8 +233,9 @@ def normalize(image: np.ndarray | jax.Array, cfg: PreprocessConfig) -> np.ndarra
 
 def preprocess_host(image: Any, cfg: PreprocessConfig = PreprocessConfig()) -> np.ndarray:
     """One image (PIL or uint8 HWC / HW) -> float32 (S, S, 3), as CLIPImageProcessor
-    (SiglipImageProcessor when cfg.crop is False)."""
-    return normalize(resize_crop_host(image, cfg.image_size, cfg.crop), cfg)
+    (SiglipImageProcessor when cfg.crop is False), or as OpenAI's transform when cfg.rule is
+    "torchvision"."""
+    return normalize(resize_crop_host(image, cfg.image_size, cfg.crop, cfg.rule), cfg)
 
 
 def preprocess_host_batch(images: Any, cfg: PreprocessConfig = PreprocessConfig()) -> np.ndarray:
@@ -249,8 +324,9 @@ def preprocess_device(
 ) -> jax.Array:
     """uint8 (N, H, W, 3) -> float32 (N, S, S, 3) on device; jittable (H, W are static).
 
-    Shortest side to S (long side int(S * long / short)), centre crop ((H' - S) // 2,
-    (W' - S) // 2), normalisation; no resize when H = W = S. With cfg.crop False (SigLIP) both
+    Shortest side to S (long side int(S * long / short)), centre crop at `crop_offset` of
+    cfg.rule ((H' - S) // 2 for "hf", int(round((H' - S) / 2)) for "torchvision"),
+    normalisation; no resize when H = W = S. With cfg.crop False (SigLIP) both
     sides go to S and nothing is cropped; the aspect ratio then changes, and Pillow (13) may
     do the vertical pass first where this path does the horizontal one, so the uint8 rounding
     between the passes can differ (exact when H <= W in our tests; use preprocess="host" for
@@ -258,8 +334,8 @@ def preprocess_device(
     rows, each pass rounded and clipped to uint8 as Pillow does:
 
     * resize="pil" (default): Pillow's fixed-point bicubic as matmuls with its exact integer
-      weights (`pil_resize_weights`): bit-identical to the host path (and so to
-      CLIPImageProcessor) on every image we tried.
+      weights (`pil_resize_weights`): bit-identical to the host path of the same rule (and so
+      to CLIPImageProcessor, or to OpenAI's transform for RGB images) on every image we tried.
     * resize="jax": `jax.image.resize` (bicubic, Keys a = -0.5, antialias), float weights:
       within one uint8 level of the host path on > 99 % of pixels, at most two.
     """
@@ -283,7 +359,7 @@ def preprocess_device(
             x = _pil_resize_axis(x, h, nh, axis=1)
         else:
             x = _jax_resize_axis(x, (n, nh, nw, 3))
-    top, left = (nh - s) // 2, (nw - s) // 2
+    top, left = crop_offset(nh, s, cfg.rule), crop_offset(nw, s, cfg.rule)
     x = x[:, top : top + s, left : left + s]
     x = x * (1.0 / 255.0)
     return (x - jnp.asarray(cfg.mean, jnp.float32)) / jnp.asarray(cfg.std, jnp.float32)

@@ -391,7 +391,8 @@ def extract_images(
         model,
         mesh_devices,
         preprocess=preprocess,
-        # `crop` joins the key only when it is not CLIP's default, so CLIP caches keep theirs.
+        # `crop` joins the key only when it is not CLIP's default, so CLIP caches keep theirs;
+        # `rule` ("hf" / "torchvision": crop offsets, RGB order) is always part of it.
         preprocess_config={
             k: v for k, v in dataclasses.asdict(model.preprocess).items() if k != "crop" or not v
         },
@@ -452,6 +453,7 @@ def extract_images(
                     batch_size,
                     image_size=size if host_resize else None,
                     crop=model.preprocess.crop,
+                    rule=model.preprocess.rule,
                     shard_index=jax.process_index(),
                     shard_count=jax.process_count(),
                     num_workers=num_workers,

@@ -262,7 +262,7 @@ def _extract_splits(
             "labelled": bool((feats.labels >= 0).any()),
             "attributes": sorted(feats.attributes),
             "num_captions": 0,
-            "cache": feats.meta["cache"],
+            "cache": Path(feats.meta["cache"]).name,  # the entry under the cache root
             "dataset_fingerprint": info.fingerprint,
             "num_skipped": len(skipped),
             "skipped": skipped,
@@ -323,7 +323,7 @@ def _extract_text_sets(
                 "num_texts": len(texts),
                 "embed_dim": int(emb.shape[1]),
                 "source": description,
-                "cache": str(store.path),
+                "cache": store.path.name,
             }
 
     return text_results

@@ -122,10 +122,14 @@ def trained_model_dir(name: str, cache_dir=None) -> Path:
 
 
 def _mini(dtype: str = "float32", cache_dir: str | None = None):
-    """The mini-CLIP trained on the built-in shapes dataset (`experiments.train_clip`)."""
+    """The mini-CLIP trained on the built-in shapes dataset (`experiments.train_clip`), named
+    "mini" (not its folder under the cache: names go into results.json and cache keys)."""
+    import dataclasses
+
     from jaxclip.models.load import load
 
-    return load(trained_model_dir("mini", cache_dir), dtype=dtype)
+    model = load(trained_model_dir("mini", cache_dir), dtype=dtype)
+    return dataclasses.replace(model, name="mini")
 
 
 MODELS.update(
@@ -195,13 +199,22 @@ MODELS.update(
 
 
 def open_model(name: str, *, dtype: str = "float32", cache_dir: str | None = None):
-    """Opens a model by catalog name, hub id or path (see module docstring)."""
+    """Opens a model by catalog name, hub id or path (see module docstring).
+
+    The model's `name` (written to results.json and feature-cache keys) is the hub id for hub
+    models, the catalog name for models trained here, and a local path as given (never
+    expanded to an absolute path).
+    """
     if name in MODELS:
         return MODELS[name][1](dtype=dtype, cache_dir=cache_dir)
-    if "/" in name or os.path.exists(name):
+    local = os.path.exists(os.path.expanduser(name))
+    if "/" in name or local:
+        import dataclasses
+
         from jaxclip.models.load import load
 
-        return load(name, dtype=dtype)
+        model = load(name, dtype=dtype)
+        return dataclasses.replace(model, name=name) if local else model
     raise UserValueError(
         f"unknown model {name!r}; choose one of: {', '.join(MODELS)}, "
         "or give an HF hub id (owner/name), a local folder or a checkpoint file"

@@ -29,6 +29,11 @@ heads, LayerNorm eps, text pooling and mask, preprocessing mean/std), else from 
 `open_clip.PRETRAINED` entry of a named or known hub checkpoint; OpenCLIP options jaxclip does not
 implement are refused with one error naming them.
 
+Preprocessing follows the checkpoint's family (`PreprocessConfig.rule`): OpenAI / OpenCLIP
+state dicts (OpenAI `.pt` files, OpenCLIP files and folders, OpenCLIP pretrained names) get
+"torchvision", the transform their own code applies (OpenAI's `clip._transform`); transformers
+folders and hub ids keep "hf", the `CLIPImageProcessor` rule (see `jaxclip.data.preprocess`).
+
 Pickle files can run code when read, so they are refused unless `allow_pickle=True`.
 The MLP activation is not stored in OpenAI / OpenCLIP weights: it comes from `hidden_act`, else
 the OpenCLIP config / pretrained entry, else "quick_gelu" (OpenAI's) with a warning.
@@ -164,8 +169,12 @@ class LoadedCLIP:
       tokenizer: `Tokenizer` (texts -> int32 (N, 77)), or `SiglipTextTokenizer` (N, 64) for
         SigLIP; None when none is known (then only `encode_token_ids` encodes text).
       config: the `CLIPConfig` or `SiglipConfig`.
-      name: the hub id, or the resolved local path.
-      preprocess: the `PreprocessConfig` (image size, mean, std).
+      name: the hub id, or the resolved local path (`catalog.open_model` names models trained
+        here by their catalog name and keeps a local path as given: results.json and cache
+        keys then hold no path of this machine).
+      preprocess: the `PreprocessConfig` (image size, mean, std, and the rule of the
+        checkpoint's family: "torchvision" for OpenAI / OpenCLIP files and folders, "hf" for
+        transformers folders and SigLIP).
       dtype: compute dtype name, "float32" or "bfloat16".
     """
 
@@ -233,8 +242,9 @@ class LoadedCLIP:
           images: uint8 (N, H, W, 3) array; with preprocess="host" also a sequence of images
             of any sizes (uint8 HWC / HW arrays or PIL images, converted to RGB).
           batch_size: images per jitted call (the last batch is zero-padded).
-          preprocess: "host" (PIL, exactly CLIPImageProcessor) or "device" (jitted resize,
-            bit-identical to "host" by construction, see jaxclip.data.preprocess).
+          preprocess: "host" (PIL, exactly CLIPImageProcessor, or OpenAI's transform when
+            `self.preprocess.rule` is "torchvision") or "device" (jitted resize, bit-identical
+            to "host" by construction for RGB images, see jaxclip.data.preprocess).
         """
         if preprocess not in PREPROCESS_MODES:
             raise ValueError(
@@ -535,7 +545,10 @@ def _from_openai_state_dict(
     default = PreprocessConfig()
     mean = (opts and opts.mean) or (pretrained and pretrained.mean) or default.mean
     std = (opts and opts.std) or (pretrained and pretrained.std) or default.std
-    pre = PreprocessConfig(image_size=config.vision.image_size, mean=mean, std=std)
+    # OpenAI's and OpenCLIP's own transform (torchvision's Resize + CenterCrop, RGB last).
+    pre = PreprocessConfig(
+        image_size=config.vision.image_size, mean=mean, std=std, rule="torchvision"
+    )
     return config, params, pre
 
 
@@ -1016,6 +1029,8 @@ def save(
     (`variants.hf_incompatibility`), else "open_clip" (ResNet / ConvNeXt image towers, ...).
     The tokenizer defaults to OpenAI's when the vocabulary is CLIP's 49408 tokens.
     A `SiglipConfig` always gives a transformers `SiglipModel` folder (`_save_siglip`).
+    The folder's format, not `preprocess.rule`, fixes the rule `load` gives it back: "hf" for a
+    transformers folder, "torchvision" for an OpenCLIP one.
     """
     from safetensors.numpy import save as st_save
 

@@ -76,6 +76,8 @@ def build_report(results: dict[str, Any], timings: dict[str, Any]) -> Report:
         report.text("\n".join(lines))
     report.section("Reading the cache")
     report.text(
+        "The `cache` columns name each entry's folder under the feature cache root "
+        "(`config.cache_dir`, else `$JAXCLIP_CACHE`, else `~/.cache/jaxclip/features`). "
         "Re-running this config, or any study with the same model, dataset, split, "
         "preprocessing, dtype and batch size, reads these folders instead of encoding "
         "(`jaxclip.features.extract.extract_images(model, source, batch_size=..., "

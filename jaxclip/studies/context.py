@@ -183,12 +183,18 @@ class RunContext:
         )
 
     def data_summary(self) -> dict[str, Any]:
-        """Size and cache entry of every split that was extracted (results.json's "data")."""
+        """Size and cache entry of every split that was extracted (results.json's "data"); the
+        entry is named relative to the feature cache root (no path of this machine)."""
         return {
-            which: {"num_examples": len(f.embeds), "cache": f.meta.get("cache")}
+            which: {"num_examples": len(f.embeds), "cache": _entry_name(f.meta.get("cache"))}
             for which in SPLIT_ROLES
             if (f := self._features.get(which)) is not None
         }
+
+
+def _entry_name(cache: str | None) -> str | None:
+    """A cache entry's folder name ("images-<key>"), relative to the cache root."""
+    return None if cache is None else Path(cache).name
 
 
 def split_name(config: Any, which: str) -> str:

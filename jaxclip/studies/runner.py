@@ -106,7 +106,11 @@ def run_studies(
     ctx = RunContext(model, config)
     results: dict[str, Any] = {
         "config": config.to_dict(),
-        "model": {"name": model.name, "params_sha256": model.fingerprint},
+        "model": {
+            "name": model.name,
+            "params_sha256": model.fingerprint,
+            "preprocess_rule": model.preprocess.rule,
+        },
     }
     parts: dict[str, Any] = {}
     arrays: dict[str, np.ndarray] = {}
