@@ -241,18 +241,22 @@ def grouped_interval(
 def class_scores(tp: np.ndarray, true: np.ndarray, pred: np.ndarray, metric: str) -> np.ndarray:
     """Macro-F1 or mean per-class recall from confusion counts (..., C), float64.
 
-    scikit-learn's rules with zero_division=0 over all C classes: F1 = 2tp / (2tp + fp + fn)
-    (0 when a class is neither present nor predicted), recall = tp / (tp + fn) (0 when absent).
+    The definitions of `jaxclip.analysis.metrics`: macro-F1 is the mean of F1 = 2tp / (2tp + fp
+    + fn) over the classes present in the labels or the predictions (scikit-learn's
+    `f1_score(average="macro")`); mean per-class recall is the mean of tp / (tp + fn) over the
+    classes present in the labels (`balanced_accuracy_score`).
     """
     tp, true, pred = (np.asarray(a, np.float64) for a in (tp, true, pred))
     if metric == "macro_f1":
         den = true + pred  # 2tp + fp + fn
-        per_class = np.divide(2.0 * tp, den, out=np.zeros_like(tp), where=den > 0)
     elif metric == "mean_per_class_recall":
-        per_class = np.divide(tp, true, out=np.zeros_like(tp), where=true > 0)
+        den = true
     else:
         raise UserValueError(f"metric={metric!r}: expected 'macro_f1' or 'mean_per_class_recall'")
-    return per_class.mean(axis=-1)
+    num = 2.0 * tp if metric == "macro_f1" else tp
+    seen = den > 0
+    per_class = np.divide(num, den, out=np.zeros_like(tp), where=seen)
+    return per_class.sum(axis=-1) / np.maximum(seen.sum(axis=-1), 1)
 
 
 def class_samples(
@@ -271,7 +275,7 @@ def class_samples(
     for name, a in (("y_true", t), ("y_pred", p)):
         if not np.issubdtype(a.dtype, np.integer) or a.min() < 0 or a.max() >= num_classes:
             raise UserValueError(f"{name} must hold class ids in [0, {num_classes})")
-    class_scores(np.zeros(1), np.zeros(1), np.zeros(1), metric)  # validates metric
+    class_scores(np.ones(1), np.ones(1), np.ones(1), metric)  # validates metric
     _check_resamples(num_resamples)
     tj, pj = jnp.asarray(t, jnp.int32), jnp.asarray(p, jnp.int32)
     out = []
