@@ -337,3 +337,38 @@ def test_attributes_only_when_the_split_has_no_class_labels(tmp_path):
     assert "The class-label part is skipped: this split has no class labels." in md
     assert "Zero-shot vs linear probe" not in md
     assert set(check_links(tmp_path, md)) == set(study.ATTRIBUTE_FIGURES)
+
+
+def test_headline_intervals_from_the_same_resamples(planted_run):
+    from jaxclip.analysis import bootstrap
+
+    ctx, feats, section = planted_run
+    res = section.results
+    keep = feats.labels >= 0
+    y = feats.labels[keep]
+    x = feats.embeds[keep].astype(np.float64)
+    w = np.stack([_embed(f"a photo of a {c}.") for c in CLASSES]).astype(np.float64)
+    s = (x / np.linalg.norm(x, axis=1, keepdims=True)) @ (w / np.linalg.norm(w, axis=1)[:, None]).T
+    correct = s.argmax(1) == y
+    # the same index rows (config seed), read with a numpy loop: accuracy and balanced accuracy
+    rows = [r for idx in bootstrap.resample_indices(y.size, 10_000, ctx.config.seed) for r in idx]
+    acc = np.array([correct[r].mean() for r in rows])
+    lo, hi = np.percentile(acc, [2.5, 97.5])
+    assert res["top1_ci"] == {"value": res["top1"], "ci_low": lo, "ci_high": hi}
+    for name in ("top5", "mean_per_class_recall", "macro_f1"):
+        ci = res[f"{name}_ci"]
+        assert ci["value"] == pytest.approx(res[name])
+        assert ci["ci_low"] <= ci["value"] <= ci["ci_high"]
+    top1 = res["top1_ci"]
+    cell = f"{100 * res['top1']:.2f} [{100 * top1['ci_low']:.2f}, {100 * top1['ci_high']:.2f}]"
+    assert f"| top-1 accuracy | {cell} |" in section.report.markdown()
+
+
+def test_format_interval_by_hand():
+    from jaxclip.report.intervals import format_ci, format_interval
+
+    assert format_interval(0.63756, 0.63301, 0.642149) == "63.76 [63.30, 64.21]"
+    assert (
+        format_ci({"value": 0.5, "ci_low": 0.25, "ci_high": 0.75}, digits=1) == "50.0 [25.0, 75.0]"
+    )
+    assert format_ci(None, 0.5) == "50.00" and format_ci(None) is None

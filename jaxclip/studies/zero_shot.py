@@ -37,8 +37,8 @@ from typing import Any
 import ml_collections
 import numpy as np
 
+from jaxclip.analysis import bootstrap, metrics
 from jaxclip.analysis import clip_benchmark as cbm
-from jaxclip.analysis import metrics
 from jaxclip.analysis import zero_shot as zs
 from jaxclip.config_args import ConfigError, check_choice
 from jaxclip.report.references import ZERO_SHOT_TOP1, lookup
@@ -81,6 +81,12 @@ class ZeroShotResult(StudyResult):
     top5: float | None = optional(null_with="top1")  # null: top-5 undefined (<= 5 classes)
     mean_per_class_recall: float | None = optional()
     macro_f1: float | None = optional()
+    # 95 % percentile bootstrap intervals over the test images (jaxclip's definitions, seeded by
+    # config.seed): {"value", "ci_low", "ci_high"}; top5_ci null when top5 is.
+    top1_ci: dict | None = optional()
+    top5_ci: dict | None = optional()
+    mean_per_class_recall_ci: dict | None = optional()
+    macro_f1_ci: dict | None = optional()
     chance: float | None = optional()
     majority: float | None = optional()
     per_class: list | None = optional()  # rows with precision, recall, f1, confused_with, ...
@@ -274,6 +280,7 @@ def _classify(
         "top5": top5,
         "mean_per_class_recall": recall,
         "macro_f1": res.macro_f1,
+        **_intervals(x, y, weights, res, top5 is not None, ctx),
         "chance": 1.0 / c,
         "majority": float(counts.max() / counts.sum()),
         "per_class": zs.per_class_with_confusions(res.per_class, conf, classnames),
@@ -293,6 +300,24 @@ def _classify(
         "clip_benchmark": bench,
         "confusion": conf.tolist() if c <= int(cfg.store_confusion_max_classes) else None,
         "confusion_counts": conf,
+    }
+
+
+def _intervals(
+    x: np.ndarray, y: np.ndarray, weights: Any, res: Any, with_top5: bool, ctx: Context
+) -> dict[str, dict | None]:
+    """Bootstrap intervals of top-1, top-5, mean per-class recall and macro F1 (same resamples)."""
+    seed = int(ctx.config.seed)
+    logits = np.asarray(zs.zero_shot_logits(x, weights, float(ctx.logit_scale)))
+    rank = metrics.class_ranks(logits, y, ties="first")
+    c = res.num_classes
+    return {
+        "top1_ci": bootstrap.mean_interval(rank < 1, seed=seed).as_dict(),
+        "top5_ci": bootstrap.mean_interval(rank < 5, seed=seed).as_dict() if with_top5 else None,
+        **{
+            f"{m}_ci": bootstrap.class_interval(y, res.predictions, c, m, seed=seed).as_dict()
+            for m in ("mean_per_class_recall", "macro_f1")
+        },
     }
 
 

@@ -10,8 +10,10 @@ from typing import Any
 
 import numpy as np
 
+from jaxclip.analysis import bootstrap
 from jaxclip.report import Report, markdown_table, save_figure
 from jaxclip.report import plots_classification as plots
+from jaxclip.report.intervals import format_ci
 from jaxclip.report.references import (
     IT5005_PROBE_TOP1,
     IT5005_ZERO_SHOT_TOP1,
@@ -22,6 +24,11 @@ from jaxclip.studies.context import RenderContext, Section
 from jaxclip.studies.shared import pct, resolve_template_set
 
 NAME = "zero_shot"
+
+
+def _ci(result: Any, name: str) -> str | None:
+    """`63.76 [63.30, 64.21]` for field `name` and its `<name>_ci` interval (percent)."""
+    return format_ci(getattr(result, f"{name}_ci", None), getattr(result, name))
 
 
 def render(result: Any, out: RenderContext) -> Section:
@@ -91,15 +98,24 @@ def _accuracy(result: Any, cfg: Any, out: RenderContext, report: Report) -> None
     )
     report.section("Accuracy", level=2)
     rows = [
-        {"metric": "top-1 accuracy", "ours %": pct(result.top1), "chance %": 100 * chance},
-        {"metric": "top-5 accuracy", "ours %": pct(result.top5), "chance %": 100 * min(1, 5 / c)},
+        {"metric": "top-1 accuracy", "ours %": _ci(result, "top1"), "chance %": 100 * chance},
+        {
+            "metric": "top-5 accuracy",
+            "ours %": _ci(result, "top5"),
+            "chance %": 100 * min(1, 5 / c),
+        },
         {
             "metric": "mean per-class recall",
-            "ours %": pct(result.mean_per_class_recall),
+            "ours %": _ci(result, "mean_per_class_recall"),
             "chance %": 100 * chance,
         },
-        {"metric": "macro F1", "ours %": pct(result.macro_f1), "chance %": None},
+        {"metric": "macro F1", "ours %": _ci(result, "macro_f1"), "chance %": None},
     ]
+    if result.top1_ci is not None:
+        report.text(
+            "Brackets: 95 % percentile bootstrap interval over the test images "
+            f"({bootstrap.DEFAULT_RESAMPLES} resamples, seeded)."
+        )
     report.table([r for r in rows if r["ours %"] is not None], floatfmt=".2f")
     published = result.published_top1_percent
     if published:
