@@ -47,6 +47,7 @@ from jaxclip.probes.protocol import (
     score_probe,
     zero_shot_scores,
 )
+from jaxclip.probes.protocols import PROTOCOLS
 from jaxclip.report.references import LINEAR_PROBE, lookup
 from jaxclip.studies import probe_fits
 from jaxclip.studies.context import Context, Study
@@ -101,6 +102,8 @@ class ProbeResult(StudyResult):
 
 def check_config(cfg: Any) -> None:
     """Rejects bad values of `config.probe` with one line naming the field and what is allowed."""
+    if cfg.get("protocol", "jaxclip") not in PROTOCOLS:
+        raise ConfigError(f"config.probe.protocol={cfg.protocol!r} must be one of {PROTOCOLS}")
     if not 0.0 < float(cfg.val_fraction) < 1.0:
         raise ConfigError(f"config.probe.val_fraction={cfg.val_fraction} must be in (0, 1)")
     for field in ("svc_c", "linear_svc_c"):
