@@ -110,3 +110,24 @@ def test_vmapped_grid_equals_loop():
         w1, b1 = P.train_adamw_grid(xn, y, [wd], **kw)
         np.testing.assert_allclose(w[i], w1[0], rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(b[i], b1[0], rtol=1e-5, atol=1e-6)
+
+
+def test_study_names_protocol_and_chosen_setting(tmp_path):
+    from tests.test_study_probe import N_TEST, N_TRAIN, _cfg, _ctx, _run, _split
+
+    cfg = _cfg()
+    cfg.protocol = "clip_benchmark"
+    cfg.mlp = False
+    cfg.attributes = False
+    cfg.sklearn_logistic = False
+    cfg.linear_svc = False
+    cfg.shots = (1,)
+    cfg.l2_grid = (1.0,)
+    train, test = _split(N_TRAIN, 1), _split(N_TEST, 2)
+    out = _run(_ctx(train, test, tmp_path), cfg)
+    assert out.results["protocol"] == "clip_benchmark"
+    entry = out.results["methods"]["clip_benchmark"]
+    assert entry["weight_decay"] in P.CB_WD_LIST
+    md = out.report.markdown()
+    assert "Probe protocol: `clip_benchmark`" in md
+    assert "weight decay = " in md

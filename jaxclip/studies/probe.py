@@ -78,6 +78,7 @@ class ProbeResult(StudyResult):
     num_classes: int | None = optional()
     dim: int | None = optional()
     normalized: bool | None = optional()
+    protocol: str | None = optional()  # config.probe.protocol (jaxclip.probes.protocols)
     chance: float | None = optional()
     majority: float | None = optional()
     dropped: dict[str, int] | None = optional()
@@ -154,6 +155,7 @@ def analyse(ctx: Context, cfg: Any) -> ProbeResult:
         num_classes=int(data.classes.size),
         dim=data.x_train.shape[1],
         normalized=bool(cfg.normalize),
+        protocol=str(cfg.get("protocol", "jaxclip")),
         chance=chance,
         majority=majority,
         dropped=data.dropped,
