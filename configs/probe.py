@@ -34,6 +34,12 @@ def add_mlp_fields(c: ml_collections.ConfigDict, widths: tuple[int, ...]) -> Non
 def study_config() -> ml_collections.ConfigDict:
     """The probe study's section of the config (`config.probe`)."""
     c = ml_collections.ConfigDict()
+    # Linear-probe protocol (jaxclip.probes.protocols): "jaxclip" = the study's own probes
+    # (the thesis's protocol, unchanged); "clip_paper" = the CLIP paper's L-BFGS logistic
+    # probe, lambda from 25 log-spaced values 1e-6 ... 1e6 on a validation split of train,
+    # refit on all train rows, 1000 iterations; "clip_benchmark" = CLIP_benchmark's AdamW probe
+    # on L2-normalised features with its coarse-to-fine weight-decay search.
+    c.protocol = "jaxclip"
     c.normalize = False  # L2-normalise embeddings first (the sources probe the raw features)
     c.val_fraction = 0.2  # share of the train split held out to choose C / L2 / MLP settings
     # SVC(linear) baseline of the thesis: run only when the train split has at most this many

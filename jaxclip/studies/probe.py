@@ -47,6 +47,7 @@ from jaxclip.probes.protocol import (
     score_probe,
     zero_shot_scores,
 )
+from jaxclip.probes.protocols import PROTOCOLS
 from jaxclip.report.references import LINEAR_PROBE, lookup
 from jaxclip.studies import probe_fits
 from jaxclip.studies.context import Context, Study
@@ -77,6 +78,7 @@ class ProbeResult(StudyResult):
     num_classes: int | None = optional()
     dim: int | None = optional()
     normalized: bool | None = optional()
+    protocol: str | None = optional()  # config.probe.protocol (jaxclip.probes.protocols)
     chance: float | None = optional()
     majority: float | None = optional()
     dropped: dict[str, int] | None = optional()
@@ -101,6 +103,8 @@ class ProbeResult(StudyResult):
 
 def check_config(cfg: Any) -> None:
     """Rejects bad values of `config.probe` with one line naming the field and what is allowed."""
+    if cfg.get("protocol", "jaxclip") not in PROTOCOLS:
+        raise ConfigError(f"config.probe.protocol={cfg.protocol!r} must be one of {PROTOCOLS}")
     if not 0.0 < float(cfg.val_fraction) < 1.0:
         raise ConfigError(f"config.probe.val_fraction={cfg.val_fraction} must be in (0, 1)")
     for field in ("svc_c", "linear_svc_c"):
@@ -151,6 +155,7 @@ def analyse(ctx: Context, cfg: Any) -> ProbeResult:
         num_classes=int(data.classes.size),
         dim=data.x_train.shape[1],
         normalized=bool(cfg.normalize),
+        protocol=str(cfg.get("protocol", "jaxclip")),
         chance=chance,
         majority=majority,
         dropped=data.dropped,

@@ -13,7 +13,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from jaxclip import progress
-from jaxclip.probes import baselines, linear, mlp
+from jaxclip.probes import baselines, linear, mlp, protocols
 from jaxclip.probes.protocol import LabelledSplits, fit_mlp_grid, jax_logistic, score_probe
 from jaxclip.studies.probe_common import fmt_c, mlp_grid, svc_skip_reason
 
@@ -95,6 +95,10 @@ def fit_all(parts: Parts) -> Fits:
     if parts.cfg.mlp:
         mprobe, grid_rows = _mlp(parts)
         methods["mlp"] = _mlp_entry(parts, mprobe)
+    protocol = str(parts.cfg.get("protocol", "jaxclip"))
+    if protocol != "jaxclip":
+        note = f"{protocol} linear probe"
+        methods[protocol] = parts.timed(protocol, lambda: _protocol_entry(parts, protocol), note)
     return Fits(methods, svc_skipped, sklearn_val, logistic, path, best, mprobe, grid_rows)
 
 
@@ -188,6 +192,41 @@ def _logistic_entry(
         "chosen": f"L2 = {fmt_c(probe.l2)} (C = {fmt_c(1 / probe.l2)}, by validation)",
         "converged": probe.converged,
         "val_accuracy_at_chosen": float(path.accuracy["val"][best]),
+    }
+
+
+def _protocol_entry(parts: Parts, protocol: str) -> dict[str, Any]:
+    """The published protocol's probe (`jaxclip.probes.protocols`), fitted on the whole train
+    split with its own validation split (same fraction and seed) and refit."""
+    d = parts.data
+    kw = {"val_fraction": float(parts.cfg.val_fraction), "seed": parts.seed}
+    if protocol == "clip_paper":
+        p = protocols.fit_clip_paper(d.x_train, d.y_train, **kw)
+        scores = p.decision_function(d.x_test)
+        classes, chosen = (
+            p.classes,
+            f"lambda = {fmt_c(p.l2)} (C = {fmt_c(1 / p.l2)}, by validation)",
+        )
+        extra = {"l2": p.l2, "C": 1.0 / p.l2, "converged": p.converged}
+        train_acc = p.train_accuracy
+    else:
+        classes, y = np.unique(d.y_train, return_inverse=True)
+        p = protocols.fit_clip_benchmark(d.x_train, y, **kw)
+        scores = protocols.l2_normalize(d.x_test) @ p.weight.T + p.bias
+        chosen = f"weight decay = {fmt_c(p.weight_decay)} (AdamW, by validation)"
+        extra = {"weight_decay": p.weight_decay}
+        train_acc = p.accuracy(d.x_train, y)
+    entry = score_probe(scores, d.y_test, classes)
+    names = {"clip_paper": "CLIP paper protocol", "clip_benchmark": "CLIP_benchmark protocol"}
+    return {
+        "method": f"{names[protocol]} linear probe",
+        "trained_on": "train (refit on fit + val)",
+        "train_accuracy": float(train_acc),
+        "test_accuracy": entry["top1"],
+        "top5": entry["top5"],
+        "macro_f1": entry["macro_f1"],
+        "chosen": chosen,
+        **extra,
     }
 
 

@@ -75,6 +75,22 @@ def _intro(report: Report, r: Any, out: RenderContext, cfg: Any) -> None:
         f"{100 * r.chance:.2f} % (always answering the most frequent test class: "
         f"{100 * r.majority:.2f} %)."
     )
+    report.text(_protocol_text(getattr(r, "protocol", None) or "jaxclip"))
+
+
+def _protocol_text(protocol: str) -> str:
+    """The sentence naming `config.probe.protocol` (jaxclip.probes.protocols)."""
+    extra = {
+        "clip_paper": " The row *CLIP paper protocol* adds the CLIP paper's probe (L-BFGS "
+        "logistic regression on the raw features, lambda from 25 log-spaced values 1e-6 ... 1e6 "
+        "chosen on the validation split, refit on the whole train split, at most 1000 "
+        "iterations); its chosen lambda is in the table.",
+        "clip_benchmark": " The row *CLIP_benchmark protocol* adds CLIP_benchmark's probe "
+        "(AdamW on L2-normalised features, lr 0.1, 10 epochs, batch 64, cosine schedule, weight "
+        "decay chosen by its coarse-to-fine search on the validation split, refit on the whole "
+        "train split); its chosen weight decay is in the table.",
+    }
+    return f"Probe protocol: `{protocol}`.{extra.get(protocol, '')}"
 
 
 def _methods_section(report: Report, r: Any, out: RenderContext, cfg: Any) -> None:
