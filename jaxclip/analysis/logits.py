@@ -537,7 +537,9 @@ def tau_l2_equivalence(
     """Both sides of "features x / tau at l2 == features x at l2 * tau^2", per tau.
 
     Left: a probe fitted on x / tau at `l2` (no standardisation). Right: a probe on x at
-    l2 * tau^2. Reported per tau: both test accuracies, both optimal objectives (equal), the
+    l2 * tau^2. Reported per tau: both test accuracies, both objectives at the fits (equal at
+    the optimum), their relative gap `objective_gap`, `converged_left` / `converged_right` (each
+    fit's solver test at `tol`; unconverged fits need not agree), the
     largest |W_tau - tau W'| relative to max |W_tau| (0 up to solver tolerance), the fraction of
     equal test predictions, and the accuracy with a StandardScaler on x / tau (equal to the one
     on x: the invariance).
@@ -573,6 +575,9 @@ def tau_l2_equivalence(
                 "acc_x_at_l2_tau2": right.score(xte, y_test),
                 "objective_left": f_left,
                 "objective_right": f_right,
+                "objective_gap": abs(f_left - f_right) / max(abs(f_right), 1e-30),
+                "converged_left": bool(left.converged),
+                "converged_right": bool(right.converged),
                 "rel_coef_diff": float(np.max(np.abs(left.coef - tau * right.coef)) / denom),
                 "same_predictions": float(np.mean(left.predict(xte / tau) == right.predict(xte))),
                 "acc_standardized_x_over_tau": std.score(xte / tau, y_test),
