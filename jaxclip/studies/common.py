@@ -42,15 +42,17 @@ def check_common(config: ml_collections.ConfigDict) -> None:
 
 
 def check_folder_splits(config: ml_collections.ConfigDict) -> None:
-    """A folder dataset: `data_path` is a folder and both splits are in it (ConfigError in
-    flag terms otherwise); `test_fraction` is in (0, 1)."""
+    """A folder dataset: `data_path` is a folder and the splits the run reads are in it
+    (ConfigError in flag terms otherwise); `test_fraction` is in (0, 1)."""
     fraction = config.get("test_fraction", DEFAULT_TEST_FRACTION)
     if not isinstance(fraction, int | float) or not 0.0 < fraction < 1.0:
         raise ConfigError(f"--config.test_fraction={fraction!r} must be > 0 and < 1 (e.g. 0.2)")
     base = config.dataset.split("/")[0]
     if base not in FOLDER_DATASETS:
         return
-    for key in ("train_split", "test_split"):
+    # An extraction names the split roles it reads (`config.splits`); studies read both.
+    roles = [r.strip() for r in str(config.get("splits", "train,test")).split(",")]
+    for key in [f"{role}_split" for role in ("train", "test") if role in roles]:
         try:
             folder_split(
                 config.data_path,
