@@ -4,7 +4,7 @@ Everything runs in this process on the same machine, so the printed ratios compa
 like (contention from other processes hurts both sides of a ratio alike).
 
 Data (deterministic, float32):
-  isotropic   class means on the unit sphere + 0.27 * N(0, I) (the lead's reference data);
+  isotropic   class means on the unit sphere + 0.27 * N(0, I) (the benchmark's reference data);
   clip_like   CLIP-shaped: anisotropic (power-law within-class spectrum in a random basis),
               offset from the origin (|mean| ~ 0.94 |spread|, as measured on CLIP images),
               overlapping classes (20 super-classes of 5 close classes, like CIFAR-100);
