@@ -127,15 +127,20 @@ def test_result_survives_the_json_round_trip(tmp_path):
     assert again.attribute_confusions[0].sum() == len(feats.labels)
 
 
+def _independent_cosines(feats):
+    """Independent zero-shot in float64: prompts "a photo of a {}." -> e_c, cosines of the
+    labelled images; (labelled mask, labels, (N, C) cosines)."""
+    keep = feats.labels >= 0
+    x = feats.embeds[keep].astype(np.float64)
+    w = np.stack([_embed(f"a photo of a {c}.") for c in CLASSES]).astype(np.float64)
+    s = (x / np.linalg.norm(x, axis=1, keepdims=True)) @ (w / np.linalg.norm(w, axis=1)[:, None]).T
+    return keep, feats.labels[keep], s
+
+
 def test_classification_numbers_against_sklearn(planted_run):
     _, feats, section = planted_run
     res = section.results
-    keep = feats.labels >= 0
-    y = feats.labels[keep]
-    x = feats.embeds[keep].astype(np.float64)
-    # Independent zero-shot: prompts "a photo of a {}." -> e_c, cosine, argmax (float64).
-    w = np.stack([_embed(f"a photo of a {c}.") for c in CLASSES]).astype(np.float64)
-    s = (x / np.linalg.norm(x, axis=1, keepdims=True)) @ (w / np.linalg.norm(w, axis=1)[:, None]).T
+    keep, y, s = _independent_cosines(feats)
     pred = s.argmax(1)
     assert res["num_samples"] == keep.sum() and res["unlabelled_dropped"] == 3
     # Known by construction: every image right except the 5 circles drawn as squares.
@@ -344,11 +349,7 @@ def test_headline_intervals_from_the_same_resamples(planted_run):
 
     ctx, feats, section = planted_run
     res = section.results
-    keep = feats.labels >= 0
-    y = feats.labels[keep]
-    x = feats.embeds[keep].astype(np.float64)
-    w = np.stack([_embed(f"a photo of a {c}.") for c in CLASSES]).astype(np.float64)
-    s = (x / np.linalg.norm(x, axis=1, keepdims=True)) @ (w / np.linalg.norm(w, axis=1)[:, None]).T
+    _, y, s = _independent_cosines(feats)
     correct = s.argmax(1) == y
     # the same index rows (config seed), read with a numpy loop: accuracy and balanced accuracy
     rows = [r for idx in bootstrap.resample_indices(y.size, 10_000, ctx.config.seed) for r in idx]
