@@ -206,7 +206,7 @@ def split_name(config: Any, which: str) -> str:
 
 def open_source(config: Any, which: str):
     """The dataset source of a split role, subset as the config says."""
-    from jaxclip.data.datasets import load_dataset
+    from jaxclip.data.datasets import DEFAULT_TEST_FRACTION, load_dataset
     from jaxclip.data.subset import maybe_subset
 
     source = load_dataset(
@@ -215,7 +215,7 @@ def open_source(config: Any, which: str):
         data_dir=config.data_dir or None,
         path=config.data_path or None,
         strict=bool(config.get("strict", False)),
-        test_fraction=config.get("test_fraction", 0.2),
+        test_fraction=config.get("test_fraction", DEFAULT_TEST_FRACTION),
         seed=config.seed,
     )
     return maybe_subset(source, config.max_examples, seed=config.seed)
