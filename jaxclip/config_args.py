@@ -109,3 +109,17 @@ def check_choice(field: str, value: Any, choices: Iterable[Any]) -> Any:
             f"config.{field}={value!r} is not valid; choose one of: {', '.join(map(str, choices))}"
         )
     return value
+
+
+def parse_list(field: str, value: str, choices: list[str] | None = None) -> list[str]:
+    """A comma-separated config string as a list (order kept, duplicates rejected)."""
+    if not isinstance(value, str):
+        raise ConfigError(f"config.{field}={value!r} must be a comma-separated string")
+    items = [t.strip() for t in value.split(",") if t.strip()]
+    for item in items:
+        if choices is not None:
+            check_choice(field, item, choices)
+    dupes = sorted({t for t in items if items.count(t) > 1})
+    if dupes:
+        raise ConfigError(f"config.{field}={value!r} names {dupes} more than once")
+    return items

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from jaxclip import atomic
-from jaxclip.config_args import ConfigError, check_choice
+from jaxclip.config_args import ConfigError, parse_list
 from jaxclip.report import write_results
 from jaxclip.report.extraction import build_report
 from jaxclip.studies.common import check_common
@@ -33,20 +33,6 @@ SPECIAL_TEXTS = {
     "classes": "the dataset's class prompts: its CLIP-paper templates (or 'a photo of a {}.')",
     "captions": "the captions of every extracted split (captioned datasets only)",
 }
-
-
-def parse_list(field: str, value: str, choices: list[str] | None = None) -> list[str]:
-    """A comma-separated config string as a list (order kept, duplicates rejected)."""
-    if not isinstance(value, str):
-        raise ConfigError(f"config.{field}={value!r} must be a comma-separated string")
-    items = [t.strip() for t in value.split(",") if t.strip()]
-    for item in items:
-        if choices is not None:
-            check_choice(field, item, choices)
-    dupes = sorted({t for t in items if items.count(t) > 1})
-    if dupes:
-        raise ConfigError(f"config.{field}={value!r} names {dupes} more than once")
-    return items
 
 
 def text_set_names() -> list[str]:

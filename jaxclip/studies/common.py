@@ -8,7 +8,7 @@ from __future__ import annotations
 import ml_collections
 
 from jaxclip.analysis.clip_benchmark import PROTOCOLS
-from jaxclip.config_args import ConfigError, check_choice
+from jaxclip.config_args import ConfigError, check_choice, parse_list
 from jaxclip.data.datasets import (
     DATASETS,
     DEFAULT_TEST_FRACTION,
@@ -51,7 +51,7 @@ def check_folder_splits(config: ml_collections.ConfigDict) -> None:
     if base not in FOLDER_DATASETS:
         return
     # An extraction names the split roles it reads (`config.splits`); studies read both.
-    roles = [r.strip() for r in str(config.get("splits", "train,test")).split(",")]
+    roles = parse_list("splits", config.get("splits", "train,test"))
     for key in [f"{role}_split" for role in ("train", "test") if role in roles]:
         try:
             folder_split(
