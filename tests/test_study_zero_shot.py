@@ -16,10 +16,11 @@ from sklearn import metrics as skm
 from configs.zero_shot import POSITION_PHRASES, study_config
 from jaxclip.config_args import ConfigError
 from jaxclip.data import shapes
+from jaxclip.data.templates import plural
 from jaxclip.features.extract import ImageFeatures
 from jaxclip.report import to_jsonable
 from jaxclip.studies import zero_shot as study
-from jaxclip.studies.shared import plural, resolve_template_set
+from jaxclip.studies.shared import resolve_template_set
 from tests.study_fakes import FakeContext, check_bad_config, check_links, run_smoke, run_study
 
 CLASSES = ("circle", "square", "triangle", "star", "cross", "heart")

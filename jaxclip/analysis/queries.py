@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from jaxclip.studies.shared import plural
+from jaxclip.data.templates import plural
 
 
 @dataclasses.dataclass

@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+import re
+
 PHOTO: tuple[str, ...] = ("a photo of a {}.",)
 
 IMAGENET_TEMPLATES: tuple[str, ...] = (
@@ -197,3 +199,10 @@ def get_templates(name: str) -> tuple[str, ...]:
         raise ValueError(
             f"unknown template set {name!r}; allowed: {sorted(TEMPLATE_SETS)}"
         ) from None
+
+
+def plural(noun: str) -> str:
+    """English plural of a class noun (the last word): +es after s/x/z/ch/sh, else +s."""
+    if re.search(r"(s|x|z|ch|sh)$", noun):
+        return noun + "es"
+    return noun + "s"

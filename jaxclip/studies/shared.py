@@ -6,7 +6,6 @@ Nothing here knows a particular study; a helper moves here when a second study n
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -27,13 +26,6 @@ def embed_texts(ctx: Any, texts: Sequence[str]) -> np.ndarray:
         raise ValueError(f"ctx.texts returned shape {emb.shape} for {len(uniq)} texts")
     pos = {t: i for i, t in enumerate(uniq)}
     return emb[[pos[t] for t in texts]]
-
-
-def plural(noun: str) -> str:
-    """English plural of a class noun (the last word): +es after s/x/z/ch/sh, else +s."""
-    if re.search(r"(s|x|z|ch|sh)$", noun):
-        return noun + "es"
-    return noun + "s"
 
 
 def check_template_spec(field: str, spec: Any) -> None:

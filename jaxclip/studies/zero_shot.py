@@ -41,6 +41,7 @@ from jaxclip.analysis import bootstrap, metrics
 from jaxclip.analysis import clip_benchmark as cbm
 from jaxclip.analysis import zero_shot as zs
 from jaxclip.config_args import ConfigError, check_choice
+from jaxclip.data.templates import plural
 from jaxclip.report.references import ZERO_SHOT_TOP1, lookup
 from jaxclip.studies.context import Context, Study
 from jaxclip.studies.result import StudyResult, optional, sidecar
@@ -49,7 +50,6 @@ from jaxclip.studies.shared import (
     check_template_spec,
     embed_texts,
     metrics_protocol,
-    plural,
     resolve_template_set,
 )
 from jaxclip.studies.zero_shot_render import render
