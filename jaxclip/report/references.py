@@ -273,9 +273,6 @@ THESIS_CIFAR100_ZERO_SHOT_TOP1 = ZERO_SHOT_TOP1[("vit_b32", "cifar100")]["thesis
 THESIS_SVC_CIFAR10: float = LINEAR_PROBE[("vit_b32", "cifar10")]["thesis (SVC C=1)"]
 THESIS_SVC_CIFAR100: float = LINEAR_PROBE[("vit_b32", "cifar100")]["thesis (SVC C=1)"]
 THESIS_ZERO_SHOT_CIFAR100: float = ZERO_SHOT_TOP1[("vit_b32", "cifar100")]["thesis"]
-# Probe vs zero-shot top-1 (%) on an ImageNet subset (the course report, ViT-B/32).
-IMAGENET_SUBSET_PROBE: float = 68.75
-IMAGENET_SUBSET_ZERO_SHOT: float = 58.85
 # The thesis's class-agnostic numbers quoted in the text (ViT-B/32, CIFAR-100, generic32).
 THESIS_CLASS_AGNOSTIC: dict[str, float] = CLASS_AGNOSTIC[("vit_b32", "cifar100")]
 THESIS_TAU_ENTROPY: dict[float, float] = CLASS_AGNOSTIC_TAU_ENTROPY[("vit_b32", "cifar100")]

@@ -9,8 +9,8 @@ import numpy as np
 from jaxclip.probes.few_shot import shots_x
 from jaxclip.report import Report, markdown_table, plots_probes, save_figure
 from jaxclip.report.references import (
-    IMAGENET_SUBSET_PROBE,
-    IMAGENET_SUBSET_ZERO_SHOT,
+    IT5005_PROBE_TOP1,
+    IT5005_ZERO_SHOT_TOP1,
     THESIS_SVC_CIFAR10,
     THESIS_SVC_CIFAR100,
     THESIS_ZERO_SHOT_CIFAR100,
@@ -357,8 +357,8 @@ def _trade_off(r: Any, zs: dict[str, Any]) -> str:
         f"({100 * gain:+.2f} points) with {r.num_train} labelled images. {cross} "
         "The trade-off of the sources: a probe adapts to the dataset's own decision "
         f"boundaries (CIFAR-100: {THESIS_SVC_CIFAR100:.2f} % SVC vs {THESIS_ZERO_SHOT_CIFAR100:.2f} % "
-        f"zero-shot; an ImageNet subset: {IMAGENET_SUBSET_PROBE:.2f} % vs "
-        f"{IMAGENET_SUBSET_ZERO_SHOT:.2f} %), zero-shot needs no labels and keeps the "
+        f"zero-shot; an ImageNet subset: {IT5005_PROBE_TOP1:.2f} % vs "
+        f"{IT5005_ZERO_SHOT_TOP1:.2f} %), zero-shot needs no labels and keeps the "
         "open vocabulary."
     )
 
