@@ -65,6 +65,20 @@ def openai_clip_module() -> types.ModuleType:
     return module_from_file("openai_clip_model", package_dir("clip") / "model.py")
 
 
+def tiny_openai_clip(**sizes: int):
+    """A tiny OpenAI-format CLIP (OpenAI's clip/model.py `CLIP(**sizes)`) in eval mode, seeded
+    (torch seed 0), with LayerNorms and biases randomised too (they start at 1 / 0)."""
+    import torch
+
+    torch.manual_seed(0)
+    model = openai_clip_module().CLIP(**sizes).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "ln" in name or "bias" in name:
+                p.add_(0.1 * torch.randn_like(p))
+    return model
+
+
 @functools.cache
 def open_clip_metadata() -> types.ModuleType:
     """OpenCLIP's `zero_shot_metadata.py` (ImageNet class names and the OpenAI templates)."""

@@ -21,7 +21,7 @@ from jaxclip.models.load import from_params, save
 from jaxclip.models.variants import CLIPConfig, TextConfig, VisionConfig, to_hf_config
 from tests.reference_models import (
     hf_clip_model,
-    openai_clip_module,
+    tiny_openai_clip,
     torch_encode,
     torch_state_dict,
 )
@@ -35,28 +35,18 @@ VOCAB, CTX = 300, 77  # OpenAI's attention mask is built for the full context.
 
 @pytest.fixture(scope="module")
 def openai_model():
-    torch.manual_seed(0)
-    model = (
-        openai_clip_module()
-        .CLIP(
-            embed_dim=24,
-            image_resolution=32,
-            vision_layers=2,
-            vision_width=128,  # OpenAI: heads = width // 64 = 2
-            vision_patch_size=8,
-            context_length=CTX,
-            vocab_size=VOCAB,
-            transformer_width=128,
-            transformer_heads=2,
-            transformer_layers=2,
-        )
-        .eval()
+    return tiny_openai_clip(
+        embed_dim=24,
+        image_resolution=32,
+        vision_layers=2,
+        vision_width=128,  # OpenAI: heads = width // 64 = 2
+        vision_patch_size=8,
+        context_length=CTX,
+        vocab_size=VOCAB,
+        transformer_width=128,
+        transformer_heads=2,
+        transformer_layers=2,
     )
-    with torch.no_grad():  # randomise LayerNorms and biases too (they start at 1 / 0)
-        for name, p in model.named_parameters():
-            if "ln" in name or "bias" in name:
-                p.add_(0.1 * torch.randn_like(p))
-    return model
 
 
 def openai_inputs():

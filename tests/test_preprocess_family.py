@@ -45,7 +45,7 @@ from jaxclip.data.preprocess import (
     resized_shape,
 )
 from jaxclip.errors import UserError
-from tests.reference_models import openai_clip_module, package_dir, torch_state_dict
+from tests.reference_models import package_dir, tiny_openai_clip, torch_state_dict
 
 load_mod = importlib.import_module("jaxclip.models.load")
 
@@ -216,28 +216,18 @@ def test_bad_rule_is_one_line_naming_choices():
 @pytest.fixture(scope="module")
 def openai_model():
     """A tiny OpenAI-format CLIP (OpenAI's clip/model.py), 32 px input."""
-    torch.manual_seed(0)
-    model = (
-        openai_clip_module()
-        .CLIP(
-            embed_dim=16,
-            image_resolution=32,
-            vision_layers=2,
-            vision_width=64,  # OpenAI: heads = width // 64 = 1
-            vision_patch_size=8,
-            context_length=77,
-            vocab_size=300,
-            transformer_width=32,
-            transformer_heads=1,
-            transformer_layers=1,
-        )
-        .eval()
+    return tiny_openai_clip(
+        embed_dim=16,
+        image_resolution=32,
+        vision_layers=2,
+        vision_width=64,  # OpenAI: heads = width // 64 = 1
+        vision_patch_size=8,
+        context_length=77,
+        vocab_size=300,
+        transformer_width=32,
+        transformer_heads=1,
+        transformer_layers=1,
     )
-    with torch.no_grad():  # randomise LayerNorms and biases too (they start at 1 / 0)
-        for name, p in model.named_parameters():
-            if "ln" in name or "bias" in name:
-                p.add_(0.1 * torch.randn_like(p))
-    return model
 
 
 @pytest.fixture(scope="module")
