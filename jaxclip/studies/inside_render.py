@@ -73,7 +73,8 @@ def head_ablation_figure(result: Any) -> plt.Figure:
     )
     for ax, key, title in zip(axes[0], ("zero_shot", "probe"), ("zero-shot", "probe"), strict=True):
         drop = 100.0 * (base[key] - np.asarray(ha[key], float))
-        im = ax.imshow(drop, cmap="magma", aspect="auto")
+        lim = max(float(np.abs(drop).max()), 1e-9)  # white = no change
+        im = ax.imshow(drop, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
         ax.set_title(f"{title} accuracy lost", fontsize=9)
         ax.set_xlabel("head")
         ax.set_ylabel("layer")
@@ -105,18 +106,21 @@ def _head_ablation(result: Any, report: Report, out: RenderContext) -> None:
         rows.append(row)
     report.table(rows)
     top = result.head_ablation_top
-    if top and top[0]["zero_shot_drop"] > 0:
-        first = top[0]
+    costly = [r for r in top if r["zero_shot_drop"] > 0]
+    if costly:
+        first = costly[0]
         words = [
             f"L{r['layer']}H{r['head']} ({pct(r['zero_shot_drop']):.1f} zero-shot, "
             f"{pct(r['probe_drop']):.1f} probe)"
-            for r in top
+            for r in costly
         ]
         report.text(
             f"Ablating L{first['layer']}H{first['head']} alone costs the most zero-shot accuracy: "
             f"{pct(base['zero_shot']):.1f}% becomes "
-            f"{pct(base['zero_shot'] - first['zero_shot_drop']):.1f}%. The {len(top)} heads "
-            "that cost most, with the points lost: " + "; ".join(words) + "."
+            f"{pct(base['zero_shot'] - first['zero_shot_drop']):.1f}%. "
+            + "Heads whose ablation lowers zero-shot accuracy most, with the points lost: "
+            + "; ".join(words)
+            + "."
         )
     elif top:
         report.text("No single head's mean-ablation lowers zero-shot accuracy.")
