@@ -102,7 +102,9 @@ def test_two_devices_give_the_arrays_of_one(tiny_model, source, tmp_path):
     for f in FIELDS:
         a, b = getattr(one, f), getattr(two, f)
         assert a.shape == b.shape, f
-        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6, err_msg=f)
+        # Equal up to float32 rounding (each device runs half the batch: XLA may block the
+        # matmuls differently), here about 1e-6 of the largest value.
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5 * np.abs(a).max(), err_msg=f)
 
 
 def test_bad_rows_and_index_mismatch(tiny_model, source, tmp_path):
