@@ -224,9 +224,11 @@ def analyse(ctx: Any, cfg: Any) -> InsideResult:
             }
             for k, hm, mm in inside.layer_masks(n_layers, n_heads, direction, mlps=False)
         ]
+    seconds["ablation"] = time.perf_counter() - t
 
     # Mean-ablation of single heads.
     progress.step("head ablation")
+    t = time.perf_counter()
     n_abl = n_layers if cfg.head_ablation_layers == 0 else min(cfg.head_ablation_layers, n_layers)
     head_ablation: dict[str, Any] = {
         "layers": list(range(n_layers - n_abl, n_layers)),
@@ -262,7 +264,7 @@ def analyse(ctx: Any, cfg: Any) -> InsideResult:
         key=lambda r: (-r["zero_shot_drop"], -r["probe_drop"], r["layer"], r["head"]),
     )
     head_top = ranked[: cfg.head_ablation_top]
-    seconds["ablation"] = time.perf_counter() - t
+    seconds["head_ablation"] = time.perf_counter() - t
 
     # Ridge probe of every head, and of the whole embedding, for every label.
     progress.step("head probes")
