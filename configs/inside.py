@@ -36,8 +36,14 @@ def study_config() -> ml_collections.ConfigDict:
     c.attribute_values = ml_collections.ConfigDict(
         {"count": ("one shape", "two shapes", "three shapes"), "position": POSITION_PHRASES}
     )
+    # TextSpan's texts: "attributes" (the phrases above: one per class and per attribute value),
+    # "general" (2688 generic descriptions, jaxclip/data/text_pool.py) or a text file of one
+    # description per line.
+    c.text_pool = "attributes"
     c.text_span_layers = 1  # TextSpan on every head of this many last layers
     c.text_span_k = 3  # phrases chosen per head
+    c.head_ablation_layers = 0  # mean-ablate each head of this many last layers alone (0 = all)
+    c.head_ablation_top = 5  # heads named in the report, by zero-shot accuracy lost
     c.probe_alpha = 1.0  # ridge penalty of the per-head and ablation probes
     c.position_attribute = "position"  # row-major grid-cell label for the pointing game
     c.count_attribute = "count"  # value 0 = one object (only those images play the game)

@@ -104,3 +104,18 @@ def test_grid_pool_is_the_area_mean_of_an_upsampled_map():
     hits = inside.pointing_game(peak, 3, [0, 8, 4])
     np.testing.assert_array_equal(hits, [True, True, True])
     np.testing.assert_array_equal(inside.pointing_game(peak, 3, [1, 7, 0]), [False] * 3)
+
+
+def test_single_head_ablations_resum_with_one_head_at_its_mean():
+    heads, mlps, embed, bias = planted()
+    layers, nh = heads.shape[1:3]
+    for layer in range(layers):
+        got = inside.single_head_ablations(heads, mlps, embed, bias, layer)
+        assert got.shape == (nh, len(heads), heads.shape[-1])
+        for h in range(nh):
+            ablated = heads.astype(np.float64)
+            ablated[:, layer, h] = ablated[:, layer, h].mean(0)
+            want = ablated.sum((1, 2)) + mlps.sum(1, dtype=np.float64) + embed + bias
+            np.testing.assert_allclose(got[h], want, rtol=1e-6, atol=1e-5)
+    with pytest.raises(ValueError, match=r"layer=3 must be in \[0, 3\)"):
+        inside.single_head_ablations(heads, mlps, embed, bias, 3)

@@ -6,6 +6,7 @@ import json
 import zlib
 
 import numpy as np
+import pytest
 
 from configs.inside import study_config
 from jaxclip.features.extract import ImageFeatures
@@ -163,3 +164,94 @@ def test_smoke_run(tmp_path, shapes_data_dir):
     assert len(stored["layer_probes"]["class"]["cls"]) == 3
     assert stored["pointing"]["random_cell"] > 0.11
     check_links(workdir, (workdir / "report.md").read_text())
+
+
+def _zero_shot(emb: np.ndarray, y: np.ndarray) -> float:
+    """Zero-shot accuracy with the planted class prompts, float64 (independent of the study)."""
+    w = np.stack([embed(f"a photo of a {s}.") for s in SHAPES]).astype(np.float64)
+    scores = (emb / np.linalg.norm(emb, axis=1, keepdims=True)) @ w.T
+    return float((scores.argmax(1) == y).mean())
+
+
+def test_single_head_ablation_matches_a_numpy_resum(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from jaxclip.studies.inside_render import head_ablation_figure
+
+    ctx = PlantedContext(tmp_path)
+    cfg = study_config()
+    cfg.num_images = 100
+    cfg.head_ablation_top = 2
+    entry, section = run_study_entry(ctx, cfg)
+    te = ctx.decs["test"]
+    y = ctx.features("test").labels[:100]
+    heads = te.heads[:100].astype(np.float64)
+    rest = te.mlps[:100].astype(np.float64).sum(1) + te.embed[:100] + te.bias.astype(np.float64)
+    base = _zero_shot(heads.sum((1, 2)) + rest, y)
+    ha = entry["head_ablation"]
+    assert ha["layers"] == [0, 1] and np.shape(ha["zero_shot"]) == np.shape(ha["probe"]) == (L, H)
+    want = np.zeros((L, H))
+    for layer in range(L):
+        for h in range(H):
+            ablated = heads.copy()
+            ablated[:, layer, h] = heads[:, layer, h].mean(0)  # its mean over the test images
+            want[layer, h] = _zero_shot(ablated.sum((1, 2)) + rest, y)
+    np.testing.assert_array_equal(np.asarray(ha["zero_shot"]), want)
+    # The planted class head is the one that matters: zero-shot falls from 1.0 to about chance.
+    assert base == 1.0 and want[1, 0] < 0.5 and np.delete(want.ravel(), H).min() == 1.0
+    top = entry["head_ablation_top"]
+    assert len(top) == 2 and (top[0]["layer"], top[0]["head"]) == (1, 0)
+    assert top[0]["zero_shot_drop"] == pytest.approx(1.0 - want[1, 0], abs=1e-12)
+    # The report's table and sentence carry the same numbers.
+    md = section.report.markdown()
+    drop = 100 * (1.0 - want[1, 0])
+    probe_drop = 100 * (entry["ablation"]["unablated"]["probe"] - ha["probe"][1][0])
+    assert f"{drop:.1f} ({probe_drop:.1f})" in md
+    assert "Ablating L1H0 alone costs the most zero-shot accuracy: 100.0% becomes " in md
+    assert f"L1H0 ({drop:.1f} zero-shot, {probe_drop:.1f} probe)" in md
+    assert "inside_head_ablation.png" in md
+    from jaxclip.studies.inside import InsideResult
+
+    fig = head_ablation_figure(InsideResult.from_json(entry))
+    axes = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    assert [ax.get_title() for ax in axes] == ["zero-shot accuracy lost", "probe accuracy lost"]
+    assert all(ax.get_xlabel() == "head" and ax.get_ylabel() == "layer" for ax in axes)
+    assert [t.get_text() for t in axes[0].get_yticklabels()] == ["0", "1"]
+    assert [t.get_text() for t in axes[0].get_xticklabels()] == ["0", "1", "2"]
+    assert len(fig.axes) == 4  # two heat maps, two colour bars
+    np.testing.assert_allclose(axes[0].images[0].get_array(), 100 * (1.0 - want))
+    plt.close(fig)
+
+
+def test_text_pool_general_and_file(tmp_path):
+    ctx = PlantedContext(tmp_path)
+    cfg = study_config()
+    cfg.num_images = 60
+    cfg.text_pool = "general"
+    entry, section = run_study_entry(ctx, cfg)
+    assert entry["text_pool"] == "general" and entry["text_pool_size"] == 2688
+    assert all(s["labels"] == [None] * 3 for s in entry["text_span"])
+    assert "from 2688 texts, the general pool" in section.report.markdown()
+    pool = tmp_path / "my pool.txt"
+    phrases = [f"a photo of a {c} shape." for c in ATTRS["color"]] + ["a photo of a circle."]
+    pool.write_text("\n".join(phrases) + "\n")
+    cfg.text_pool = str(pool)
+    study.check_config(cfg)
+    entry, section = run_study_entry(ctx, cfg)
+    assert entry["text_pool"] == "file:my pool.txt" and entry["text_pool_size"] == 4
+    span = {(s["layer"], s["head"]): s for s in entry["text_span"]}
+    # The planted colour head picks the three colour phrases first.
+    assert set(span[(1, 2)]["texts"]) == set(phrases[:3])
+
+
+def test_bad_pool_and_head_ablation_config(tmp_path):
+    check_bad_config(
+        study_config, study.check_config, "text_pool", str(tmp_path / "nope.txt"), "no such file"
+    )
+    (tmp_path / "empty.txt").write_text("\n")
+    check_bad_config(
+        study_config, study.check_config, "text_pool", str(tmp_path / "empty.txt"), "holds no"
+    )
+    check_bad_config(
+        study_config, study.check_config, "head_ablation_layers", -1, r"head_ablation_layers=-1"
+    )

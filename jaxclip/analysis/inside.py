@@ -6,7 +6,7 @@ Pure functions of arrays (the decomposition itself is `jaxclip.models.decompose`
 * Mean-ablation (Gandelsman et al. 2024, §3): a component's direct contribution c_n is replaced
   by its mean over the dataset, so the embedding becomes total_n - sum_ablated (c_n - mean(c)).
   Ablating nothing leaves the embeddings; ablating everything gives every image the dataset's
-  mean embedding.
+  mean embedding. `single_head_ablations` ablates the heads of a layer one at a time.
 * TextSpan (ibid., Algorithm 1): a greedy basis of text directions for one component's outputs:
   pick the text whose direction carries most variance of the (centred) outputs, project it out
   of the outputs and of every remaining text, repeat; report the variance explained.
@@ -91,6 +91,34 @@ def mean_ablate(
     e = means.embed[None] if ablate_embed else np.asarray(embed, np.float64)
     e = np.broadcast_to(e, embed.shape)
     return (h.sum((1, 2)) + m.sum(1) + e + np.asarray(bias, np.float64)).astype(np.float32)
+
+
+def single_head_ablations(
+    heads: np.ndarray,
+    mlps: np.ndarray,
+    embed: np.ndarray,
+    bias: np.ndarray,
+    layer: int,
+    *,
+    means: Means | None = None,
+) -> np.ndarray:
+    """(H, N, D) embeddings with one head of `layer` mean-ablated at a time.
+
+    Row h is `mean_ablate` with only head (layer, h) masked: the embedding minus that head's
+    direct contribution plus its dataset mean, total_n - c_n + mean(c) (float64 inside).
+    """
+    layers, _ = _check_parts(heads, mlps, embed)
+    if not 0 <= layer < layers:
+        raise ValueError(f"layer={layer} must be in [0, {layers})")
+    means = means or component_means(heads, mlps, embed)
+    total = (
+        np.asarray(heads, np.float64).sum((1, 2))
+        + np.asarray(mlps, np.float64).sum(1)
+        + np.asarray(embed, np.float64)
+        + np.asarray(bias, np.float64)
+    )
+    own = np.moveaxis(np.asarray(heads[:, layer], np.float64), 1, 0)  # (H, N, D)
+    return (total[None] - own + means.heads[layer][:, None]).astype(np.float32)
 
 
 def layer_masks(

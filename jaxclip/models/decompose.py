@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxclip.models.clip import _activation, patch_matmul
 from jaxclip.models.variants import CLIPConfig, VisionConfig
@@ -188,10 +189,31 @@ def decompose_vit(
 
 
 @functools.lru_cache(maxsize=16)
-def _jitted(config: VisionConfig, with_directions: bool) -> Callable:
+def _jitted(
+    config: VisionConfig, with_directions: bool, devices: tuple[jax.Device, ...]
+) -> tuple[Callable, NamedSharding, NamedSharding]:
+    """The jitted decomposition, data-parallel over `devices`: the batch is split over a
+    one-axis mesh, parameters (and directions) replicated; every output but `bias` comes back
+    split by rows. Returns (fn, replicated sharding, row sharding)."""
+    mesh = Mesh(np.asarray(devices), ("data",))
+    data = NamedSharding(mesh, PartitionSpec("data"))
+    replicated = NamedSharding(mesh, PartitionSpec())
+    keys = ("heads", "mlps", "embed", "cls_states", "patch_means")
+    keys += ("token_scores",) if with_directions else ()
+    out = {"bias": replicated, **{k: data for k in keys}}
     if with_directions:
-        return jax.jit(lambda p, x, u: decompose_vit(p, config, x, u))
-    return jax.jit(lambda p, x: decompose_vit(p, config, x))
+        fn = jax.jit(
+            lambda p, x, u: decompose_vit(p, config, x, u),
+            in_shardings=(replicated, data, replicated),
+            out_shardings=out,
+        )
+    else:
+        fn = jax.jit(
+            lambda p, x: decompose_vit(p, config, x),
+            in_shardings=(replicated, data),
+            out_shardings=out,
+        )
+    return fn, replicated, data
 
 
 def decompose_batched(
@@ -201,9 +223,11 @@ def decompose_batched(
     *,
     directions: np.ndarray | None = None,
     batch_size: int = 64,
+    devices: Sequence[jax.Device] | None = None,
 ) -> Decomposition:
     """`decompose_vit` over fixed-shape batches (the last one zero-padded), jitted once per
-    shape; returns a `Decomposition` of numpy arrays."""
+    shape and data-parallel over `devices` (default: this process's devices; the batch is
+    rounded up to a multiple of their number); returns a `Decomposition` of numpy arrays."""
     cfg = _vision_config(config)
     if batch_size <= 0:
         raise ValueError(f"batch_size={batch_size} must be positive")
@@ -211,14 +235,21 @@ def decompose_batched(
     s = cfg.image_size
     if pixels.ndim != 4 or pixels.shape[1:] != (s, s, 3):
         raise ValueError(f"pixels must be (N, {s}, {s}, 3) NHWC; got shape {pixels.shape}")
-    vision_params = {
-        "vision_model": params["vision_model"],
-        "visual_projection": params["visual_projection"],
-    }
-    fn = _jitted(cfg, directions is not None)
-    extra = () if directions is None else (jnp.asarray(directions, jnp.float32),)
+    devs = tuple(devices) if devices is not None else tuple(jax.local_devices())
+    fn, replicated, data = _jitted(cfg, directions is not None, devs)
+    vision_params = jax.device_put(
+        {
+            "vision_model": params["vision_model"],
+            "visual_projection": params["visual_projection"],
+        },
+        replicated,
+    )
+    extra = ()
+    if directions is not None:
+        extra = (jax.device_put(jnp.asarray(directions, jnp.float32), replicated),)
     n = len(pixels)
     b = min(batch_size, max(1, 1 << max(0, (n - 1).bit_length())))
+    b = -(-b // len(devs)) * len(devs)
     parts: dict[str, list[np.ndarray]] = {}
     bias = None
     for start in range(0, max(n, 1), b):
@@ -226,7 +257,7 @@ def decompose_batched(
         real = len(chunk)
         if real < b:
             chunk = np.concatenate([chunk, np.zeros((b - real, s, s, 3), np.float32)])
-        out = jax.device_get(fn(vision_params, chunk, *extra))
+        out = jax.device_get(fn(vision_params, jax.device_put(chunk, data), *extra))
         bias = np.asarray(out.pop("bias"))
         for key, value in out.items():
             parts.setdefault(key, []).append(np.asarray(value)[:real])

@@ -276,12 +276,23 @@ class LoadedCLIP:
         return np.concatenate(outs)
 
     def decompose_pixels(
-        self, pixels: np.ndarray, *, directions: np.ndarray | None = None, batch_size: int = 64
+        self,
+        pixels: np.ndarray,
+        *,
+        directions: np.ndarray | None = None,
+        batch_size: int = 64,
+        devices: Sequence[jax.Device] | None = None,
     ) -> Decomposition:
         """Normalised float NHWC pixels -> `Decomposition` of their image embeddings into heads,
-        MLPs, embedding path and bias (ViT towers only; `jaxclip.models.decompose`)."""
+        MLPs, embedding path and bias (ViT towers only; `jaxclip.models.decompose`), data-parallel
+        over `devices` (default: this process's)."""
         return decompose_batched(
-            self.params, self.config, pixels, directions=directions, batch_size=batch_size
+            self.params,
+            self.config,
+            pixels,
+            directions=directions,
+            batch_size=batch_size,
+            devices=devices,
         )
 
     def decompose_image(
@@ -291,6 +302,7 @@ class LoadedCLIP:
         directions: np.ndarray | None = None,
         batch_size: int = 64,
         preprocess: str = "host",
+        devices: Sequence[jax.Device] | None = None,
     ) -> Decomposition:
         """uint8 images (as `encode_image` takes them) -> `Decomposition` (`decompose_pixels`)."""
         if preprocess not in PREPROCESS_MODES:
@@ -302,7 +314,9 @@ class LoadedCLIP:
             pixels = np.asarray(jax.jit(lambda x: preprocess_device(x, cfg))(np.asarray(images)))
         else:
             pixels = preprocess_host_batch(images, self.preprocess)
-        return self.decompose_pixels(pixels, directions=directions, batch_size=batch_size)
+        return self.decompose_pixels(
+            pixels, directions=directions, batch_size=batch_size, devices=devices
+        )
 
     def token_ids(self, texts: Sequence[str]) -> np.ndarray:
         """Token ids int32 (N, T) for the text tower, T <= context_length.

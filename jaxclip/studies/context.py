@@ -164,22 +164,19 @@ class RunContext:
         )
 
     def decompose(self, which: str, rows: np.ndarray, directions: np.ndarray | None) -> Any:
-        feats = self.features(which)
-        source = self.source(which)
-        images = []
-        for r in rows:  # feature row r is item r of the split's source
-            item = source[int(r)]
-            if "index" in item and int(item["index"]) != int(feats.indices[r]):
-                raise ValueError(
-                    f"feature row {r} is example {feats.indices[r]}, not {item['index']}"
-                )
-            images.append(np.asarray(item["image"]))
+        from jaxclip.features.decomposition import decompose_rows
+
+        feats = self.features(which)  # feature row r is item r of the split's source
         c = self.config
-        return self.model.decompose_image(
-            np.stack(images),
+        return decompose_rows(
+            self.model,
+            self.source(which),
+            rows,
             directions=directions,
             batch_size=c.inside.batch_size,
             preprocess=c.preprocess,
+            cache_root=c.cache_dir or None,
+            expected_indices=feats.indices[rows],
         )
 
     def data_summary(self) -> dict[str, Any]:

@@ -8,12 +8,15 @@ Steinhardt, ICLR 2024). On a few hundred images of each split this study
 * mean-ablates whole layers from the first upward and from the last downward, and reports
   zero-shot accuracy (class prompts) and linear-probe accuracy (a ridge classifier fitted on the
   unablated train embeddings, applied to the ablated test embeddings) beside the unablated ones;
+* mean-ablates every single head of the last `head_ablation_layers` layers (0: all) alone and
+  reports both accuracies per head, and the heads whose ablation costs the most;
 * probes every head's contribution for every label (the class and each attribute): a ridge
   classifier per head, trained on the train images, accuracy on the test images; and the same
   probe on the residual stream after each layer (class token, and mean of the patch tokens),
   showing where each label becomes decodable;
-* runs TextSpan on the heads of the last layers with a pool of attribute phrases (one per value
-  of every label), naming which label each head's chosen texts describe;
+* runs TextSpan on the heads of the last layers with a pool of texts (`text_pool`): the
+  attribute phrases (one per value of every label, so each chosen text names a label), the
+  general pool of `jaxclip.data.text_pool`, or the lines of a file;
 * draws per-patch maps of the image's own class prompt (token scores summed over layers and
   heads) and plays the pointing game where object positions are known (shapes: the 3x3
   `position` label of images with one object), against the 1/9 of a random cell.
@@ -24,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,11 +35,14 @@ import numpy as np
 from jaxclip import progress
 from jaxclip.analysis import inside
 from jaxclip.config_args import ConfigError
+from jaxclip.data.text_pool import general_pool, load_pool_file
+from jaxclip.errors import UserError
 from jaxclip.studies.context import Study
 from jaxclip.studies.result import StudyResult, optional, sidecar, timing
 from jaxclip.studies.shared import attribute_value_names, embed_texts
 
 NAME = "inside"
+TEXT_POOLS = ("attributes", "general")  # or a file of one description per line
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -50,11 +57,17 @@ class InsideResult(StudyResult):
     labels: list  # label names probed ("class" first)
     chance: dict  # label -> accuracy of always answering the most frequent train value
     ablation: dict  # unablated, first (k layers from the first up), last (from the last down)
+    # one head mean-ablated at a time: {"layers": [l, ...], "zero_shot": [[acc per head] per
+    # layer], "probe": [[...]]} (accuracies; drops are from ablation["unablated"])
+    head_ablation: dict
+    head_ablation_top: list  # the heads whose ablation drops zero-shot accuracy most
     head_probes: dict  # label -> (L, H) test accuracies; "embedding" -> label -> accuracy
     head_probe_best: list  # per label: the best head and its accuracy
     # label -> {"cls": [L + 1], "patch_mean": [L + 1]} probe accuracy from the residual stream
     # after the pre-LayerNorm (0) and after each block (None: states not available)
     layer_probes: dict | None = optional()
+    text_pool: str  # "attributes", "general" or "file:<file name>"
+    text_pool_size: int  # texts TextSpan chose from
     text_span: list  # per head of the last layers: chosen phrases, their labels, explained
     text_span_labels: dict  # label -> heads whose first TextSpan phrase names it
     pointing: dict | None = optional()  # pointing game (None: no position labels)
@@ -65,9 +78,30 @@ class InsideResult(StudyResult):
 
 def check_config(cfg: Any) -> None:
     """Validates config.inside (one ConfigError naming the bad value)."""
-    for field in ("num_images", "batch_size", "text_span_k", "text_span_layers", "grid"):
+    for field in (
+        "num_images",
+        "batch_size",
+        "text_span_k",
+        "text_span_layers",
+        "grid",
+        "head_ablation_top",
+    ):
         if not isinstance(cfg[field], int) or cfg[field] < 1:
             raise ConfigError(f"config.inside.{field}={cfg[field]!r} must be an integer >= 1")
+    if not isinstance(cfg.head_ablation_layers, int) or cfg.head_ablation_layers < 0:
+        raise ConfigError(
+            f"config.inside.head_ablation_layers={cfg.head_ablation_layers!r} must be an integer "
+            ">= 0 (0 = all layers)"
+        )
+    if not isinstance(cfg.text_pool, str) or not cfg.text_pool:
+        raise ConfigError(
+            f"config.inside.text_pool={cfg.text_pool!r} must be one of {TEXT_POOLS} or a file"
+        )
+    if cfg.text_pool not in TEXT_POOLS:
+        try:
+            load_pool_file(cfg.text_pool, field="config.inside.text_pool")
+        except UserError as e:
+            raise ConfigError(str(e)) from None
     if cfg.map_examples < 0:
         raise ConfigError(f"config.inside.map_examples={cfg.map_examples!r} must be >= 0")
     if not isinstance(cfg.class_template, str) or cfg.class_template.count("{}") != 1:
@@ -97,6 +131,19 @@ def _phrases(cfg: Any, classnames: tuple[str, ...], values: dict[str, tuple[str,
             texts.append(template.replace("{}", str(v)))
             owner.append(a)
     return texts, owner
+
+
+def _pool(cfg: Any, classnames: tuple[str, ...], values: dict[str, tuple[str, ...]]):
+    """TextSpan's texts, the label each names (None: not an attribute phrase), the pool's name."""
+    if cfg.text_pool == "attributes":
+        texts, owner = _phrases(cfg, classnames, values)
+        return texts, owner, "attributes"
+    if cfg.text_pool == "general":
+        texts, name = general_pool(), "general"
+    else:
+        texts = load_pool_file(cfg.text_pool, field="config.inside.text_pool")
+        name = f"file:{Path(cfg.text_pool).name}"
+    return texts, [None] * len(texts), name
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
@@ -179,6 +226,46 @@ def analyse(ctx: Any, cfg: Any) -> InsideResult:
         ]
     seconds["ablation"] = time.perf_counter() - t
 
+    # Mean-ablation of single heads.
+    progress.step("head ablation")
+    t = time.perf_counter()
+    n_abl = n_layers if cfg.head_ablation_layers == 0 else min(cfg.head_ablation_layers, n_layers)
+    head_ablation: dict[str, Any] = {
+        "layers": list(range(n_layers - n_abl, n_layers)),
+        "zero_shot": [],
+        "probe": [],
+    }
+    for layer in head_ablation["layers"]:
+        per_head = [
+            scores(e)
+            for e in inside.single_head_ablations(
+                te.heads, te.mlps, te.embed, te.bias, layer, means=means
+            )
+        ]
+        for key in ("zero_shot", "probe"):
+            head_ablation[key].append([r[key] for r in per_head])
+    base = ablation["unablated"]
+    ranked = sorted(
+        (
+            {
+                "layer": layer,
+                "head": h,
+                "zero_shot_drop": base["zero_shot"] - zs,
+                "probe_drop": base["probe"] - pr,
+            }
+            for layer, zs_row, pr_row in zip(
+                head_ablation["layers"],
+                head_ablation["zero_shot"],
+                head_ablation["probe"],
+                strict=True,
+            )
+            for h, (zs, pr) in enumerate(zip(zs_row, pr_row, strict=True))
+        ),
+        key=lambda r: (-r["zero_shot_drop"], -r["probe_drop"], r["layer"], r["head"]),
+    )
+    head_top = ranked[: cfg.head_ablation_top]
+    seconds["head_ablation"] = time.perf_counter() - t
+
     # Ridge probe of every head, and of the whole embedding, for every label.
     progress.step("head probes")
     t = time.perf_counter()
@@ -235,7 +322,7 @@ def analyse(ctx: Any, cfg: Any) -> InsideResult:
     # TextSpan of the heads of the last layers over the attribute phrases.
     progress.step("text span")
     t = time.perf_counter()
-    phrases, owner = _phrases(cfg, classnames, values)
+    phrases, owner, pool_name = _pool(cfg, classnames, values)
     pool = embed_texts(ctx, phrases)
     k_span = min(cfg.text_span_k, len(phrases))
     spans = []
@@ -285,9 +372,13 @@ def analyse(ctx: Any, cfg: Any) -> InsideResult:
         labels=names,
         chance=chance,
         ablation=ablation,
+        head_ablation=head_ablation,
+        head_ablation_top=head_top,
         head_probes=head_probes,
         head_probe_best=best,
         layer_probes=layer_probes,
+        text_pool=pool_name,
+        text_pool_size=len(phrases),
         text_span=spans,
         text_span_labels=span_labels,
         pointing=pointing,
