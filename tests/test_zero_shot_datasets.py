@@ -95,7 +95,9 @@ def test_multilabel_zero_shot_reports_ap_and_map_as_scikit_learn(tmp_path, tiny_
 
     # The reference: the same model's embeddings, cosine scores, scikit-learn's AP per class.
     src = ds.load_dataset("webdataset", "test", path=root)
-    feats = extract_images(tiny_model, src, batch_size=8, cache_root=tmp_path / "c2", progress=False)
+    feats = extract_images(
+        tiny_model, src, batch_size=8, cache_root=tmp_path / "c2", progress=False
+    )
     text = extract_texts(tiny_model, [f"a photo of a {n}." for n in names], progress=False)
     img = feats.embeds / np.linalg.norm(feats.embeds, axis=1, keepdims=True)
     scores = img.astype(np.float64) @ (text / np.linalg.norm(text, axis=1, keepdims=True)).T
@@ -129,10 +131,11 @@ def test_multilabel_zero_shot_reports_ap_and_map_as_scikit_learn(tmp_path, tiny_
 
 def test_dataset_templates_of_a_cb_name_are_clip_benchmarks(tmp_path):
     """cb/vtab/eurosat from a local copy: `templates = "dataset"` prompts every class with
-    CLIP_benchmark's eurosat templates, in its order; the prompts study's ensemble too."""
-    from experiments import prompts as prompts_entry
+    CLIP_benchmark's eurosat templates, in its order; the prompts study expands it alike."""
     from experiments import zero_shot
     from jaxclip.studies import context
+    from jaxclip.studies.prompts import expand_templates
+    from jaxclip.studies.shared import resolve_template_set
 
     cb_templates = _cb_json("en_zeroshot_classification_templates.json")["eurosat"]
     classnames = _cb_json("en_classnames.json")["eurosat"]
@@ -164,16 +167,9 @@ def test_dataset_templates_of_a_cb_name_are_clip_benchmarks(tmp_path):
     want = {t.replace("{c}", c) for c in classnames for t in cb_templates}
     assert set(seen) == want
 
-    seen.clear()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(context.RunContext, "texts", recording)
-        config = importlib.import_module("configs.prompts").get_config("smoke")
-        config.dataset, config.data_path = "cb/vtab/eurosat", str(copy)
-        config.cache_dir, config.max_examples = str(tmp_path / "cache"), 0
-        config.train_split = config.test_split = "test"
-        config.prompts.templates, config.prompts.ensembles = ("dataset",), ("dataset",)
-        prompts_entry.run(config, str(tmp_path / "pr"))
-    rows = json.loads((tmp_path / "pr" / "results.json").read_text())["prompts"]["templates"]
-    listed = [r["template"] for r in rows if r.get("kind") == "template"]
-    assert sorted(listed) == sorted(expected)
-    assert want <= set(seen)
+    # The prompts study expands "dataset" (single templates and ensembles) the same way.
+    assert expand_templates(("dataset",), "cb/vtab/eurosat") == expected
+    assert resolve_template_set("dataset", "cb/wds/vtab/eurosat")[:2] == (
+        "cb/vtab/eurosat",
+        tuple(expected),
+    )
