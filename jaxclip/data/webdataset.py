@@ -31,6 +31,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import io
+import itertools
 import json
 import logging
 import os
@@ -119,7 +120,7 @@ def _expand(pattern: str) -> list[str]:
         options = [str(i).zfill(width) for i in range(lo, hi + 1)]
     else:
         bounds = [start, *cuts, end]
-        parts = [pattern[a + 1 : b] for a, b in zip(bounds[:-1], bounds[1:])]
+        parts = [pattern[a + 1 : b] for a, b in itertools.pairwise(bounds)]
         options = [o for part in parts for o in _expand(part)]
     return [head + opt + rest for opt in options for rest in _expand(tail)]
 
