@@ -3,6 +3,7 @@
     python -m experiments.train_clip --workdir=runs/mini                      # the "mini" CLIP
     python -m experiments.train_clip --config=configs/train_clip.py:smoke     # seconds
     python -m experiments.train_clip --config=configs/train_clip.py:shapes128 --config.num_steps=900
+    python -m experiments.train_clip --config.dataset=caption_pairs --config.data_path=pairs.csv
 
 The base fields (each with its comment) are `mini_config()` below: the "mini" CLIP that the
 experiments train on first use (4 x 4 patches of 16 px on 64 px images, width
