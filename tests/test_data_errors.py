@@ -81,6 +81,11 @@ def bad(tmp_path):
     raw = _tar(tmp_path / "cut" / "test" / "0.tar", _good(6)).read_bytes()
     (tmp_path / "cut" / "test" / "0.tar").write_bytes(raw[: len(raw) // 2])
     (tmp_path / "empty_split" / "test").mkdir(parents=True)
+    no_label = [{"png": _png(i), "json": b'{"caption": "x"}'} for i in range(2)]
+    _tar(tmp_path / "json_no_label" / "test" / "0.tar", no_label)
+    (tmp_path / "json_no_label" / "dataset_type.txt").write_text("classification\n")
+    _tar(tmp_path / "bad_count" / "test" / "0.tar", _good())
+    (tmp_path / "bad_count" / "test" / "nshards.txt").write_text("two\n")
     img = tmp_path / "img.png"
     img.write_bytes(_png(9))
     (tmp_path / "one_column.csv").write_text("image,caption\nimg.png\n")
@@ -111,6 +116,10 @@ def test_webdataset_bad_inputs_are_one_line_user_errors(bad):
             lambda: wds.WebDatasetSource([bad["good"]], dataset_type="detection"),
             "dataset type 'detection' is not one of",
         ),
+    ]
+    cases += [
+        (lambda: _open("webdataset", root / "json_no_label")[0], "no integer 'label' in its json"),
+        (lambda: _open("webdataset", root / "bad_count"), "expected the shard count"),
     ]
     for fn, match in cases:
         _one_line_user_error(fn, match)

@@ -132,7 +132,10 @@ def _natural_key(path: str) -> list:
 def _tars_in(folder: Path) -> list[Path]:
     nshards = folder / "nshards.txt"
     if nshards.is_file():
-        n = int(nshards.read_text().strip())
+        text = nshards.read_text().strip()
+        if not text.isdigit():
+            raise UserValueError(f"{nshards}: holds {text[:40]!r}; expected the shard count")
+        n = int(text)
         shards = [folder / f"{i}.tar" for i in range(n)]
         missing = [s.name for s in shards if not s.is_file()]
         if missing:
@@ -537,7 +540,20 @@ class WebDatasetSource(DatasetSource):
                 f"({type(e).__name__}: {e})"
             ) from e
         item: dict[str, Any] = {"image": image, "label": -1, "index": i}
-        meta = json.loads(self._read(i, "json")) if "json" in fields else {}
+        try:
+            meta = json.loads(self._read(i, "json")) if "json" in fields else {}
+        except ValueError as e:
+            raise UserValueError(
+                f"{self.shards[s]}: sample {key!r} has a bad json field ({e})"
+            ) from None
+        if self._label_field == "json":
+            try:
+                int(meta["label"])
+            except (KeyError, TypeError, ValueError):
+                raise UserValueError(
+                    f"{self.shards[s]}: sample {key!r} has no integer 'label' in its json "
+                    f"field (keys: {sorted(meta) if isinstance(meta, dict) else '-'})"
+                ) from None
         if self._label_field == "cls":
             item["label"] = int(cls)
         elif self._label_field == "json":
