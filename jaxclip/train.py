@@ -19,8 +19,9 @@ image is drawn from `default_rng([seed, 1, s])`. Pixels are normalised with CLIP
 the device, inside the jitted step. No augmentation: flips would turn "left" captions into lies.
 The data is any captioned `jaxclip.data` dataset: the built-in shapes, or a user's own
 image-caption pairs (`dataset = "caption_pairs"`, `data_path` = a CSV / TSV / JSONL file,
-`jaxclip.data.caption_pairs`; images of one square size). Images with fewer captions than the
-most-captioned one repeat theirs cyclically, so every image has C captions.
+`jaxclip.data.caption_pairs`; images of other or mixed sizes are resized and centre-cropped to
+4 x patch_size px). Images with fewer captions than the most-captioned one repeat theirs
+cyclically, so every image has C captions.
 Token rows are cut after the dataset's last EOS position (`trim_to_eos`: shapes captions need
 <= 18 of the 32 positions); this is exact, as the text tower is causal and pools at the first EOS.
 
@@ -958,7 +959,7 @@ def evaluate_zero_shot_attributes(
     out: dict[str, dict[str, Any]] = {}
     for attr, template in prompts.items():
         if attr not in data.labels or not data.classnames[attr]:
-            continue  # e.g. the shape of uncaptioned pairs: no labels, no class names
+            continue  # e.g. the "shape" of caption pairs: no labels, no class names
         names = data.classnames[attr]
         text_emb = model.encode_text([template.format(n) for n in names])
         text_emb = text_emb / np.linalg.norm(text_emb, axis=1, keepdims=True)
