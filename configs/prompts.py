@@ -19,7 +19,7 @@ def study_config() -> ml_collections.ConfigDict:
     c.split = "test"  # split role evaluated: "test" or "train"
     # Templates compared one by one, in this order: a TEMPLATE_SETS name (expanded into its
     # templates: photo, imagenet80, imagenet7, cifar, food101, eurosat, source), "dataset" (the
-    # dataset's own set) or a literal template with one "{}". Duplicates are dropped.
+    # dataset's own set; CLIP_benchmark's templates for a cb/ name) or a literal template with one "{}". Duplicates are dropped.
     c.templates = ("photo", "source")
     # Template sets scored as one prompt ensemble each (normalise, average, renormalise):
     # TEMPLATE_SETS names or "dataset".

@@ -3,6 +3,7 @@
     python -m experiments.train_clip --workdir=runs/mini                      # the "mini" CLIP
     python -m experiments.train_clip --config=configs/train_clip.py:smoke     # seconds
     python -m experiments.train_clip --config=configs/train_clip.py:shapes128 --config.num_steps=900
+    python -m experiments.train_clip --config.dataset=caption_pairs --config.data_path=pairs.csv
 
 The base fields (each with its comment) are `mini_config()` below: the "mini" CLIP that the
 experiments train on first use (4 x 4 patches of 16 px on 64 px images, width
@@ -42,8 +43,14 @@ def mini_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.name = "mini"  # a label for logs and reports (part of the identity hash)
     # Data.
-    c.dataset = "shapes"  # a captioned jaxclip.data dataset: shapes (64 px), shapes/128, shapes/32, shapes/tiny
+    # A captioned jaxclip.data dataset: shapes (64 px), shapes/128, shapes/32, shapes/tiny, or
+    # caption_pairs (with data_path).
+    c.dataset = "shapes"
     c.data_dir = ""  # TFDS data dir ("" = $JAXCLIP_DATA_DIR or ~/.cache/jaxclip/tfds for shapes)
+    # A file or folder the dataset reads: dataset "caption_pairs" trains on your own image,
+    # caption rows (a CSV / TSV / JSONL file; images of other or mixed sizes are resized and
+    # centre-cropped to 4 x patch_size px). Part of the identity hash only when set.
+    c.data_path = ""
     c.train_split = "train"  # split trained on (read into memory once)
     c.test_split = "test"  # split of the final zero-shot attribute evaluation
     # Architecture (image_size is the dataset's resolution; vocabulary: OpenAI's 49408 BPE tokens).

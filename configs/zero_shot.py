@@ -32,8 +32,9 @@ def study_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.split = "test"  # split role evaluated: "test" or "train"
     # Class prompts: a TEMPLATE_SETS name (photo, imagenet80, imagenet7, cifar, food101, eurosat,
-    # source), "dataset" (the set the CLIP paper used for this dataset, "photo" where it has
-    # none) or one literal template containing "{}". Several templates are ensembled.
+    # source), "dataset" (the set the CLIP paper used for this dataset; CLIP_benchmark's own
+    # templates for a cb/ name; "photo" where it has none) or one literal template containing
+    # "{}". Several templates are ensembled.
     c.templates = "photo"
     c.k_best = 5  # rows of the best / worst class tables (ranked by F1)
     c.top_confusions = 10  # most confused (true -> predicted) pairs listed and drawn

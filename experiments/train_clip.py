@@ -1,7 +1,9 @@
-"""Train a small CLIP contrastively on the shapes dataset; report its zero-shot accuracies.
+"""Train a small CLIP contrastively on the shapes dataset (or on your own image-caption pairs);
+report its zero-shot accuracies.
 
     python -m experiments.train_clip --workdir=runs/mini
     python -m experiments.train_clip --config=configs/train_clip.py:smoke --workdir=/tmp/smoke
+    python -m experiments.train_clip --config.dataset=caption_pairs --config.data_path=pairs.csv
 
 Interrupted runs resume from their newest checkpoint when started again with the same workdir.
 Writes into the workdir: results.json, metrics.csv (scalar summary), train_metrics.jsonl and

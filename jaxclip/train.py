@@ -17,6 +17,11 @@ tokenized captions (N, C, L)). Which images and which of their C captions make u
 pure function of (seed, s): the images follow a seeded permutation per epoch, the caption per
 image is drawn from `default_rng([seed, 1, s])`. Pixels are normalised with CLIP's mean / std on
 the device, inside the jitted step. No augmentation: flips would turn "left" captions into lies.
+The data is any captioned `jaxclip.data` dataset: the built-in shapes, or a user's own
+image-caption pairs (`dataset = "caption_pairs"`, `data_path` = a CSV / TSV / JSONL file,
+`jaxclip.data.caption_pairs`; images of other or mixed sizes are resized and centre-cropped to
+4 x patch_size px). Images with fewer captions than the most-captioned one repeat theirs
+cyclically, so every image has C captions.
 Token rows are cut after the dataset's last EOS position (`trim_to_eos`: shapes captions need
 <= 18 of the 32 positions); this is exact, as the text tower is causal and pools at the first EOS.
 
@@ -137,17 +142,29 @@ class CaptionedArrays:
         return len(self.images)
 
 
-def read_split(source: Any, *, class_key: str = "shape") -> CaptionedArrays:
+def read_split(
+    source: Any, *, class_key: str = "shape", size: int | None = None
+) -> CaptionedArrays:
     """Reads every item of a `jaxclip.data.DatasetSource` into a `CaptionedArrays`.
 
     The class label goes under `class_key` (for shapes: the shape), each extra attribute of
-    `source.info.attributes` under its own name.
+    `source.info.attributes` under its own name. With `size`, every image of another shape is
+    resized (shortest side) and centre-cropped to (size, size) (`resize_crop_host`).
     """
     info = source.info
     n = len(source)
     if n == 0:
         raise ValueError(f"dataset {info.name!r} split {info.split!r} is empty")
-    first = source[0]
+
+    def image(item: dict[str, Any]) -> np.ndarray:
+        if size is None or item["image"].shape[:2] == (size, size):
+            return item["image"]
+        from jaxclip.data.preprocess import resize_crop_host
+
+        return resize_crop_host(item["image"], size)
+
+    first = dict(source[0])
+    first["image"] = image(first)
     images = np.empty((n, *first["image"].shape), np.uint8)
     labels = {
         class_key: np.empty(n, np.int64),
@@ -156,12 +173,13 @@ def read_split(source: Any, *, class_key: str = "shape") -> CaptionedArrays:
     captions: list[list[str]] = []
     for i in range(n):
         item = first if i == 0 else source[i]
-        if item["image"].shape != images.shape[1:]:
+        pixels = first["image"] if i == 0 else image(item)
+        if pixels.shape != images.shape[1:]:
             raise ValueError(
-                f"{info.name}: image {i} has shape {item['image'].shape}, expected "
+                f"{info.name}: image {i} has shape {pixels.shape}, expected "
                 f"{images.shape[1:]}; training needs one image size"
             )
-        images[i] = item["image"]
+        images[i] = pixels
         labels[class_key][i] = item["label"]
         for k in info.attributes:
             labels[k][i] = item[k]
@@ -385,8 +403,11 @@ def _to_dict(config: Any) -> dict[str, Any]:
 
 def run_identity(config: Any) -> dict[str, Any]:
     """The config fields that determine the trained params, plus the jaxclip version and, for
-    the built-in shapes dataset, its version (a regenerated dataset means a new model)."""
+    the built-in shapes dataset, its version (a regenerated dataset means a new model).
+    `data_path` enters only when set, so runs on named datasets keep their hash."""
     d = {k: v for k, v in _to_dict(config).items() if k not in NON_IDENTITY_FIELDS}
+    if not d.get("data_path"):
+        d.pop("data_path", None)
     if str(d.get("dataset", "")).split("/")[0] == "shapes":
         from jaxclip.data.shapes import Shapes
 
@@ -575,7 +596,10 @@ def check_config(config: Any) -> None:
 def _load_data(config: Any, split: str, tokenizer: Any | None):
     from jaxclip.data import load_dataset
 
-    source = load_dataset(config.dataset, split, data_dir=config.data_dir or None)
+    path = config.get("data_path") or None  # a file or folder: the TFDS data_dir is not used
+    source = load_dataset(
+        config.dataset, split, data_dir=None if path else config.data_dir or None, path=path
+    )
     if tokenizer is not None and not source.info.has_captions:
         from jaxclip.config_args import ConfigError
 
@@ -583,7 +607,26 @@ def _load_data(config: Any, split: str, tokenizer: Any | None):
             f"config.dataset={config.dataset!r} has no captions; CLIP training needs them "
             "(shapes, shapes/128, shapes/32, shapes/tiny have)"
         )
-    return read_split(source)
+    # One square image size: a source of other or mixed sizes (a user's pairs) is resized to
+    # 4 patches a side (mini's 4 x 4 token grid).
+    shape = source.info.image_shape
+    size = None if shape and shape[0] == shape[1] else 4 * int(config.model.patch_size)
+    data = read_split(source, size=size)
+    if tokenizer is None:
+        return data
+    return dataclasses.replace(data, captions=equal_caption_counts(data.captions))
+
+
+def equal_caption_counts(captions: Sequence[Sequence[str]]) -> list[list[str]]:
+    """Each image's captions repeated cyclically up to the largest count (a user's pairs file
+    may give images different numbers of captions; training draws one of C per image)."""
+    c = max((len(caps) for caps in captions), default=0)
+    if c == 0 or any(len(caps) == 0 for caps in captions):
+        from jaxclip.errors import UserValueError
+
+        empty = next((i for i, caps in enumerate(captions) if not caps), 0)
+        raise UserValueError(f"image {empty} has no caption; CLIP training needs one per image")
+    return [[caps[j % len(caps)] for j in range(c)] for caps in captions]
 
 
 OPTIMIZER_FIELDS = (
@@ -909,12 +952,14 @@ def evaluate_zero_shot_attributes(
     for attr, template in prompts.items():
         if "{}" not in template:
             raise ValueError(f"prompt for {attr!r} must contain '{{}}'; got {template!r}")
+    if not any(a in data.labels and data.classnames[a] for a in prompts):
+        return {}  # no labelled attribute (e.g. a user's caption pairs)
     image_emb = model.encode_image(data.images, batch_size=batch_size, preprocess="device")
     image_emb = image_emb / np.linalg.norm(image_emb, axis=1, keepdims=True)
     out: dict[str, dict[str, Any]] = {}
     for attr, template in prompts.items():
-        if attr not in data.labels:
-            continue
+        if attr not in data.labels or not data.classnames[attr]:
+            continue  # e.g. the "shape" of caption pairs: no labels, no class names
         names = data.classnames[attr]
         text_emb = model.encode_text([template.format(n) for n in names])
         text_emb = text_emb / np.linalg.norm(text_emb, axis=1, keepdims=True)

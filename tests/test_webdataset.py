@@ -115,6 +115,7 @@ def test_expand_braces():
     assert wds.expand_braces("s-{008..010}.tar") == ["s-008.tar", "s-009.tar", "s-010.tar"]
     assert wds.expand_braces("{x,y}/{0..1}") == ["x/0", "x/1", "y/0", "y/1"]
     assert wds.expand_braces("plain.tar") == ["plain.tar"]
+    assert wds.expand_braces("{x,{y,z}}-{0..1}") == ["x-0", "x-1", "y-0", "y-1", "z-0", "z-1"]
     with pytest.raises(ValueError, match="backwards"):
         wds.expand_braces("{3..1}")
 

@@ -28,6 +28,7 @@ from jaxclip.data.datasets import (
     _check_file,
     _decode_file,
 )
+from jaxclip.errors import UserFileNotFoundError, UserValueError
 
 IMAGE_KEYS = ("image", "image_path", "filepath", "file", "path")
 CAPTION_KEYS = ("caption", "text", "title", "captions")
@@ -46,11 +47,16 @@ def read_pairs(file: Path) -> list[tuple[str, str]]:
         for n, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
                 continue
-            row = json.loads(line)
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise UserValueError(f"{file}:{n}: not a JSON object ({e.msg})") from None
+            if not isinstance(row, dict):
+                raise UserValueError(f"{file}:{n}: a row must be a JSON object; got {row!r:.60}")
             image_key = _pick(list(row), IMAGE_KEYS)
             caption_key = _pick(list(row), CAPTION_KEYS)
             if image_key is None or caption_key is None:
-                raise ValueError(
+                raise UserValueError(
                     f"{file}:{n}: a row needs an image key ({', '.join(IMAGE_KEYS)}) and a "
                     f"caption key ({', '.join(CAPTION_KEYS)}); it has {sorted(row)}"
                 )
@@ -59,7 +65,7 @@ def read_pairs(file: Path) -> list[tuple[str, str]]:
                 pairs.append((str(row[image_key]), str(c)))
         return pairs
     if suffix not in (".csv", ".tsv", ".txt"):
-        raise ValueError(f"{file}: caption pairs must be a .csv, .tsv or .jsonl file")
+        raise UserValueError(f"{file}: caption pairs must be a .csv, .tsv or .jsonl file")
     delimiter = "\t" if suffix in (".tsv", ".txt") else ","
     with open(file, newline="", encoding="utf-8") as f:
         rows = [r for r in csv.reader(f, delimiter=delimiter) if any(c.strip() for c in r)]
@@ -73,7 +79,9 @@ def read_pairs(file: Path) -> list[tuple[str, str]]:
         rows = rows[1:]
     for n, row in enumerate(rows, 1):
         if len(row) <= max(image_col, caption_col):
-            raise ValueError(f"{file}: row {n} has {len(row)} column(s); expected image, caption")
+            raise UserValueError(
+                f"{file}: row {n} has {len(row)} column(s); expected image, caption"
+            )
         pairs.append((row[image_col].strip(), row[caption_col].strip()))
     return pairs
 
@@ -90,7 +98,7 @@ class CaptionPairsSource(DatasetSource):
         for image, caption in read_pairs(self.file):
             grouped.setdefault(image, []).append(caption)
         if not grouped:
-            raise ValueError(f"{self.file}: no image-caption pairs")
+            raise UserValueError(f"{self.file}: no image-caption pairs")
         base = self.file.parent
         self._candidates = [
             (os.fspath(p if (p := Path(image).expanduser()).is_absolute() else base / p), caps)
@@ -115,7 +123,7 @@ class CaptionPairsSource(DatasetSource):
             if shape is None:
                 reason = "missing file" if not os.path.exists(path) else reason
                 if self._strict:
-                    raise ValueError(f"{self.file}: image {path}: {reason}")
+                    raise UserValueError(f"{self.file}: image {path}: {reason} (strict mode)")
                 skipped.append((path, reason))
             else:
                 items.append((path, caps))
@@ -153,11 +161,11 @@ def load_caption_pairs(
 ) -> CaptionPairsSource:
     """The pairs file `path` (with `{split}` replaced by the split) as a source."""
     if path is None or not os.fspath(path):
-        raise ValueError(
+        raise UserValueError(
             "dataset 'caption_pairs' needs path= (--config.data_path=): a CSV, TSV or JSONL "
             "file of image path, caption rows"
         )
     file = Path(os.fspath(path).replace("{split}", split)).expanduser()
     if not file.is_file():
-        raise FileNotFoundError(f"caption_pairs: {os.fspath(file)!r} is not a file")
+        raise UserFileNotFoundError(f"caption_pairs: {os.fspath(file)!r} is not a file")
     return CaptionPairsSource(file, split=split, strict=strict)

@@ -22,6 +22,7 @@ import os
 from typing import Any
 
 from jaxclip.data import clip_benchmark_text as text
+from jaxclip.errors import UserValueError
 
 PREFIX = "cb/"
 HUB_OWNER = "clip-benchmark"
@@ -174,18 +175,18 @@ CHOICES_HINT = (
 def lookup(name: str) -> CBDataset:
     """The table entry of a CLIP_benchmark name ("vtab/dtd", "wds/vtab/dtd" or "cb/vtab/dtd").
 
-    Raises ValueError (one line) for a name with ".." or empty parts, or not in the table.
+    Raises UserValueError (one line) for a name with ".." or empty parts, or not in the table.
     """
     bare = name[len(PREFIX) :] if name.startswith(PREFIX) else name
     bare = bare[len("wds/") :] if bare.startswith("wds/") else bare
     parts = bare.split("/")
     if not bare or any(p in ("", ".", "..") for p in parts) or "\\" in bare:
-        raise ValueError(f"dataset {name!r} is not a valid CLIP_benchmark name; {CHOICES_HINT}")
+        raise UserValueError(f"dataset {name!r} is not a valid CLIP_benchmark name; {CHOICES_HINT}")
     if bare in CLIP_BENCHMARK:
         return CLIP_BENCHMARK[bare]
     why = UNSUPPORTED.get(bare) or UNSUPPORTED.get(parts[0])
     reason = f" (CLIP_benchmark has it, but {why})" if why else ""
-    raise ValueError(
+    raise UserValueError(
         f"dataset {name!r} is not in jaxclip's CLIP_benchmark table{reason}; {CHOICES_HINT}"
     )
 

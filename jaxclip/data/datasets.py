@@ -904,9 +904,9 @@ def _webdataset_loader(
     from jaxclip.data.webdataset import load_webdataset
 
     if config:
-        raise ValueError(f"dataset 'webdataset' has no configs; got {config!r}")
+        raise DatasetError(f"dataset 'webdataset' has no configs; got {config!r}")
     if data_dir is not None:
-        raise ValueError("dataset 'webdataset' reads shards: use path=, not data_dir=")
+        raise DatasetError("dataset 'webdataset' reads shards: use path=, not data_dir=")
     return load_webdataset(split, path=path, strict=strict)
 
 
@@ -916,9 +916,9 @@ def _caption_pairs_loader(
     from jaxclip.data.caption_pairs import load_caption_pairs
 
     if config:
-        raise ValueError(f"dataset 'caption_pairs' has no configs; got {config!r}")
+        raise DatasetError(f"dataset 'caption_pairs' has no configs; got {config!r}")
     if data_dir is not None:
-        raise ValueError("dataset 'caption_pairs' reads a file: use path=, not data_dir=")
+        raise DatasetError("dataset 'caption_pairs' reads a file: use path=, not data_dir=")
     return load_caption_pairs(split, path=path, strict=strict)
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import io
+import itertools
 import json
 import logging
 import os
@@ -50,6 +51,7 @@ from jaxclip.data.datasets import (
     DatasetSource,
     as_rgb_uint8,
 )
+from jaxclip.errors import UserError, UserFileNotFoundError, UserValueError
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,7 @@ _INDEX_LOCK = threading.Lock()
 _HUB_REPO = re.compile(r"^(?:hf://(?:datasets/)?)?([A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*)$")
 
 
-class HubUnavailableError(ConnectionError):
+class HubUnavailableError(UserError, ConnectionError):
     """A hub dataset is neither in the local cache nor downloadable now (offline)."""
 
 
@@ -74,21 +76,53 @@ def expand_braces(pattern: str) -> list[str]:
     """Every string `pattern` denotes: `{a,b}` lists and `{0..9}` / `{000..099}` ranges.
 
     Ranges keep the zero padding of their first bound; several and nested braces combine.
+    Unbalanced or empty braces and ranges whose bounds are not integers raise `UserValueError`.
     """
-    m = re.search(r"\{([^{}]*)\}", pattern)
-    if m is None:
+    depth = 0
+    for ch in pattern:
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        if depth < 0:
+            break
+    if depth != 0:
+        raise UserValueError(
+            f"shard pattern {pattern!r} has an unbalanced brace; write lists as {{a,b}} and "
+            "ranges as {000..009}"
+        )
+    return _expand(pattern)
+
+
+def _expand(pattern: str) -> list[str]:
+    """Expands the first outermost brace (bash order: `{x,{y,z}}` -> x, y, z), then the rest."""
+    start = pattern.find("{")
+    if start < 0:
         return [pattern]
-    head, body, tail = pattern[: m.start()], m.group(1), pattern[m.end() :]
+    depth, cuts, end = 0, [], -1
+    for i in range(start, len(pattern)):
+        ch = pattern[i]
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        if ch == "," and depth == 1:
+            cuts.append(i)
+        if depth == 0:
+            end = i
+            break
+    head, body, tail = pattern[:start], pattern[start + 1 : end], pattern[end + 1 :]
     r = re.fullmatch(r"(\d+)\.\.(\d+)", body)
+    if r is None and (not body or (not cuts and "{" not in body)):
+        raise UserValueError(
+            f"brace {{{body}}} in shard pattern {pattern!r} is not a list {{a,b}} or an integer "
+            "range {000..009}"
+        )
     if r:
         lo, hi = int(r.group(1)), int(r.group(2))
         if hi < lo:
-            raise ValueError(f"brace range {{{body}}} in {pattern!r} runs backwards")
+            raise UserValueError(f"brace range {{{body}}} in {pattern!r} runs backwards")
         width = len(r.group(1)) if r.group(1).startswith("0") else 0
         options = [str(i).zfill(width) for i in range(lo, hi + 1)]
     else:
-        options = body.split(",")
-    return [s for opt in options for s in expand_braces(head + opt + tail)]
+        bounds = [start, *cuts, end]
+        parts = [pattern[a + 1 : b] for a, b in itertools.pairwise(bounds)]
+        options = [o for part in parts for o in _expand(part)]
+    return [head + opt + rest for opt in options for rest in _expand(tail)]
 
 
 def _natural_key(path: str) -> list:
@@ -98,11 +132,14 @@ def _natural_key(path: str) -> list:
 def _tars_in(folder: Path) -> list[Path]:
     nshards = folder / "nshards.txt"
     if nshards.is_file():
-        n = int(nshards.read_text().strip())
+        text = nshards.read_text().strip()
+        if not text.isdigit():
+            raise UserValueError(f"{nshards}: holds {text[:40]!r}; expected the shard count")
+        n = int(text)
         shards = [folder / f"{i}.tar" for i in range(n)]
         missing = [s.name for s in shards if not s.is_file()]
         if missing:
-            raise FileNotFoundError(
+            raise UserFileNotFoundError(
                 f"{folder}: nshards.txt says {n} shards but {missing[:3]} are missing"
             )
         return shards
@@ -122,7 +159,7 @@ def local_shards(path: str, split: str) -> tuple[list[Path], Path | None]:
             shards.extend(Path(h) for h in hits)
         missing = [os.fspath(s) for s in shards if not s.is_file()]
         if not shards or missing:
-            raise FileNotFoundError(
+            raise UserFileNotFoundError(
                 f"webdataset: {path!r} matches no tar file"
                 + (f" ({len(missing)} missing, e.g. {missing[0]})" if missing else "")
             )
@@ -134,18 +171,18 @@ def local_shards(path: str, split: str) -> tuple[list[Path], Path | None]:
         return shards, meta
     root = Path(path).expanduser()
     if not root.is_dir():
-        raise FileNotFoundError(
+        raise UserFileNotFoundError(
             f"webdataset: {path!r} is not a folder, a tar pattern or a hub repo (owner/name)"
         )
     if (root / split).is_dir():
         shards = _tars_in(root / split)
         if not shards:
-            raise FileNotFoundError(f"webdataset: no .tar shards in {root / split}")
+            raise UserFileNotFoundError(f"webdataset: no .tar shards in {root / split}")
         return shards, root
     if split == "all" and _tars_in(root):
         return _tars_in(root), root
     found = sorted(p.name for p in root.iterdir() if p.is_dir() and _tars_in(p))
-    raise ValueError(
+    raise UserValueError(
         f"webdataset: no split folder {split!r} with .tar shards in {root}; found {found}. Pass "
         f"one of them as split, or split='all' to read the shards in {root} itself"
     )
@@ -346,7 +383,7 @@ class WebDatasetSource(DatasetSource):
     ):
         self.shards = [Path(s) for s in shards]
         if not self.shards:
-            raise ValueError(f"{name}: no shards")
+            raise UserValueError(f"{name}: no shards (an empty shard list)")
         self.repo = repo
         self._name, self._split, self._strict = name, split, strict
         meta = Path(meta_dir) if meta_dir is not None else None
@@ -357,7 +394,7 @@ class WebDatasetSource(DatasetSource):
         type_lines = _read_lines(meta / "dataset_type.txt" if meta else None)
         self._declared_type = dataset_type or (type_lines[0].lower() if type_lines else None)
         if self._declared_type is not None and self._declared_type not in DATASET_TYPES:
-            raise ValueError(
+            raise UserValueError(
                 f"{name}: dataset type {self._declared_type!r} is not one of {DATASET_TYPES}"
             )
         self._lock = threading.Lock()
@@ -376,12 +413,15 @@ class WebDatasetSource(DatasetSource):
             h = hashlib.sha256(f"webdataset\n{self._split}\n".encode())
             for s, shard in enumerate(self.shards):
                 if not shard.is_file():
-                    raise FileNotFoundError(f"{self._name}: shard {shard} does not exist")
+                    raise UserFileNotFoundError(f"{self._name}: shard {shard} does not exist")
                 index = cached_index(shard)
                 if index["truncated"]:
                     reason = f"truncated tar ({index['truncated']})"
                     if self._strict:
-                        raise ValueError(f"{shard}: {reason}")
+                        raise UserValueError(
+                            f"{shard}: {reason}; strict mode reads only complete shards "
+                            "(without strict the cut sample is skipped)"
+                        )
                     skipped.append((os.fspath(shard), reason))
                 st = shard.stat()
                 h.update(f"{shard.name}\t{st.st_size}\t{len(index['samples'])}\n".encode())
@@ -401,7 +441,7 @@ class WebDatasetSource(DatasetSource):
     def _setup_fields(self) -> None:
         rows = self._rows
         if not rows:
-            raise ValueError(f"{self._name}: the shards hold no samples")
+            raise UserValueError(f"{self._name}: the shards hold no samples")
         first = rows[0][2]
         kind = self._declared_type
         if kind is None:
@@ -422,13 +462,13 @@ class WebDatasetSource(DatasetSource):
         required = [f for f in (label_field, self._caption_field) if f]
         for s, key, fields, _ in rows:
             if not any(f in fields for f in IMAGE_FIELDS):
-                raise ValueError(
+                raise UserValueError(
                     f"{self.shards[s]}: sample {key!r} has no image field (it has "
                     f"{sorted(fields)}; images: {', '.join(IMAGE_FIELDS)})"
                 )
             for f in required:
                 if f not in fields:
-                    raise ValueError(
+                    raise UserValueError(
                         f"{self.shards[s]}: sample {key!r} has no {f!r} field (it has "
                         f"{sorted(fields)}), which a {kind} webdataset needs in every sample"
                     )
@@ -449,7 +489,7 @@ class WebDatasetSource(DatasetSource):
         if label_field == "cls":
             bad = [cls for *_, cls in rows if not 0 <= cls < len(names)]
             if bad:
-                raise ValueError(
+                raise UserValueError(
                     f"{self._name}: class label {bad[0]} is outside the {len(names)} class names"
                 )
 
@@ -495,12 +535,25 @@ class WebDatasetSource(DatasetSource):
         try:
             image = _decode_image(self._read(i, image_field))
         except Exception as e:
-            raise RuntimeError(
+            raise UserValueError(
                 f"{self.shards[s]}: sample {key!r} ({image_field}) does not decode "
                 f"({type(e).__name__}: {e})"
             ) from e
         item: dict[str, Any] = {"image": image, "label": -1, "index": i}
-        meta = json.loads(self._read(i, "json")) if "json" in fields else {}
+        try:
+            meta = json.loads(self._read(i, "json")) if "json" in fields else {}
+        except ValueError as e:
+            raise UserValueError(
+                f"{self.shards[s]}: sample {key!r} has a bad json field ({e})"
+            ) from None
+        if self._label_field == "json":
+            try:
+                int(meta["label"])
+            except (KeyError, TypeError, ValueError):
+                raise UserValueError(
+                    f"{self.shards[s]}: sample {key!r} has no integer 'label' in its json "
+                    f"field (keys: {sorted(meta) if isinstance(meta, dict) else '-'})"
+                ) from None
         if self._label_field == "cls":
             item["label"] = int(cls)
         elif self._label_field == "json":
@@ -508,7 +561,7 @@ class WebDatasetSource(DatasetSource):
         elif self._label_field == "npy":
             vec = np.asarray(self._read_npy(i)).reshape(-1)
             if len(vec) != len(self._classnames):
-                raise ValueError(
+                raise UserValueError(
                     f"{self.shards[s]}: sample {key!r} has {len(vec)} labels, expected "
                     f"{len(self._classnames)}"
                 )
@@ -534,7 +587,7 @@ def load_webdataset(
 ) -> WebDatasetSource:
     """Webdataset shards at `path` (folder, pattern or hub repo; see module docstring)."""
     if path is None or not os.fspath(path):
-        raise ValueError(
+        raise UserValueError(
             f"dataset {name!r} needs path= (--config.data_path=): a folder, a shard pattern "
             "such as 'DIR/{0..9}.tar' or a hub repo such as 'clip-benchmark/wds_cifar100'"
         )

@@ -42,11 +42,23 @@ def check_template_spec(field: str, spec: Any) -> None:
 def resolve_template_set(spec: str, dataset: str) -> tuple[str, tuple[str, ...], str]:
     """(name, templates, note) for a template spec: a TEMPLATE_SETS key, "dataset" or a literal.
 
-    "dataset" is the set the CLIP paper used for the dataset (`DATASET_TEMPLATES`), "photo"
-    with a note where the dataset has none.
+    "dataset" is the set the CLIP paper used for the dataset (`DATASET_TEMPLATES`); for a
+    CLIP_benchmark name ("cb/vtab/dtd") CLIP_benchmark's own templates for it (named after the
+    dataset, `CBDataset.templates`); "photo" with a note where the dataset has none.
     """
     if spec == "dataset":
         base = dataset.split("/")[0]
+        if base == "cb":
+            from jaxclip.data.clip_benchmark import lookup
+
+            entry = lookup(dataset)
+            if entry.templates():
+                return (
+                    f"cb/{entry.name}",
+                    entry.templates(),
+                    f"CLIP_benchmark's templates for {entry.name}",
+                )
+            base = dataset
         if base in DATASET_TEMPLATES:
             name = DATASET_TEMPLATES[base]
             return name, TEMPLATE_SETS[name], f"the CLIP paper's set for {base}"

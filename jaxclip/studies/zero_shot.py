@@ -14,6 +14,12 @@ Binds `jaxclip.analysis.zero_shot` to a model × dataset (`analyse`); the report
   optionally "class-marginal" prompts that replace the generic noun ("shape") by every class
   name and average the embeddings, so the prompt names the object as the training captions do.
 
+On a multi-label split (items with `labels_multi`, e.g. VOC2007 multi-label as
+`cb/voc2007_multilabel` or a webdataset with `npy` label vectors) the class-label part is
+retrieval-style instead: every class ranks the images by their cosine with its class weights,
+and the result holds each class's average precision and their mean (mAP,
+`jaxclip.analysis.multilabel`), the metric CLIP_benchmark reports there.
+
 Top-1, top-5 and mean per-class recall follow the common field `metrics_protocol`: jaxclip's
 definitions (`jaxclip.analysis.metrics`; top-5 null with at most 5 classes) or CLIP_benchmark's
 (`jaxclip.analysis.clip_benchmark`); CLIP_benchmark's three numbers are kept in `clip_benchmark`
@@ -37,12 +43,12 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from jaxclip.analysis import bootstrap, metrics
+from jaxclip.analysis import bootstrap, metrics, multilabel
 from jaxclip.analysis import clip_benchmark as cbm
 from jaxclip.analysis import zero_shot as zs
 from jaxclip.config_args import ConfigError, check_choice
 from jaxclip.data.templates import plural
-from jaxclip.report.references import ZERO_SHOT_TOP1, lookup
+from jaxclip.report.references import MULTILABEL_MAP, ZERO_SHOT_TOP1, lookup
 from jaxclip.studies.context import Context, Study
 from jaxclip.studies.result import StudyResult, optional, sidecar
 from jaxclip.studies.shared import (
@@ -99,6 +105,14 @@ class ZeroShotResult(StudyResult):
     # protocol (the record of WORKDIR/clip_benchmark.json).
     clip_benchmark: dict | None = optional()
     confusion: list | None = optional()  # only up to store_confusion_max_classes classes
+    # Multi-label splits: mAP over the classes with a positive image, its class count, the mean
+    # positive rate (the mAP of a random ranking, in expectation), one row per class {"class",
+    # "ap" (null: no positive image), "positives"}, published mAPs (percent).
+    mean_average_precision: float | None = optional()
+    map_classes: int | None = optional()
+    chance_map: float | None = optional()
+    average_precision: list | None = optional()
+    published_map_percent: dict | None = optional()
     attributes: dict | None = optional()  # attribute -> values, prompts, scores per prompt kind
     figures: list | None = optional()
     # For the report only: the (C, C) confusion counts at any C; the attributes' generic-prompt
@@ -191,6 +205,9 @@ def analyse(ctx: Context, cfg: ml_collections.ConfigDict) -> ZeroShotResult:
     x = np.asarray(features.embeds, np.float32)
     labels = np.asarray(features.labels, np.int64)
     classnames = tuple(str(c) for c in features.classnames)
+    multi = getattr(features, "labels_multi", None)
+    if multi is not None:
+        return _multilabel(ctx, cfg, x, np.asarray(multi, bool), classnames, split)
     keep = labels >= 0
     can_classify = bool(keep.any()) and len(classnames) >= 2
     attr_names = _attribute_names(ctx, cfg, features)
@@ -240,6 +257,59 @@ def analyse(ctx: Context, cfg: ml_collections.ConfigDict) -> ZeroShotResult:
             fields["marginal_example"] = None if first is None else np.asarray(first)
             figures += ATTRIBUTE_FIGURES
     return ZeroShotResult(split=split, **fields, figures=figures)
+
+
+def _multilabel(
+    ctx: Context,
+    cfg: ml_collections.ConfigDict,
+    x: np.ndarray,
+    targets: np.ndarray,
+    classnames: tuple[str, ...],
+    split: str,
+) -> ZeroShotResult:
+    """Per-class AP and mAP of a multi-label split (targets: bool (N, C))."""
+    if targets.shape != (len(x), len(classnames)):
+        raise ValueError(
+            f"labels_multi has shape {targets.shape}; expected ({len(x)}, {len(classnames)})"
+        )
+    if not targets.any():
+        return ZeroShotResult(split=split, skipped="no image of this split has a label")
+    set_name, templates, _ = resolve_template_set(cfg.templates, str(ctx.config.dataset))
+    prompts = [t.replace("{}", c) for c in classnames for t in templates]
+    text = embed_texts(ctx, prompts).reshape(len(classnames), len(templates), -1)
+    weights = zs.class_text_embeddings(text)
+    scores = np.asarray(zs.zero_shot_logits(x, weights, float(ctx.logit_scale)))
+    res = multilabel.mean_average_precision(scores, targets)
+    positives = targets.sum(0)
+    ap = res["ap"]
+    rows = [
+        {
+            "class": c,
+            "ap": None if np.isnan(ap[k]) else float(ap[k]),
+            "positives": int(positives[k]),
+        }
+        for k, c in enumerate(classnames)
+    ]
+    present = positives > 0
+    published = lookup(MULTILABEL_MAP, str(ctx.config.model), str(ctx.config.dataset))
+    return ZeroShotResult(
+        split=split,
+        templates={
+            "spec": cfg.templates,
+            "set": set_name,
+            "count": len(templates),
+            "templates": list(templates),
+        },
+        num_samples=len(x),
+        num_classes=len(classnames),
+        mean_average_precision=res["map"],
+        map_classes=res["classes"],
+        chance_map=float(np.mean(positives[present] / len(x))),
+        average_precision=rows,
+        published_map_percent=dict(published) if published else None,
+        # CLIP_benchmark averages over every class (AP 0 for a class without positives).
+        clip_benchmark={"mean_average_precision": float(np.nan_to_num(ap, nan=0.0).mean())},
+    )
 
 
 def _classify(

@@ -38,6 +38,9 @@ def render(result: Any, out: RenderContext) -> Section:
         report.text(f"Skipped: {result.skipped}.")
         return Section(NAME, report)
     cfg = out.config[NAME]
+    if result.mean_average_precision is not None:
+        _multilabel(result, cfg, out, report)
+        return Section(NAME, report)
     if result.per_class is not None:
         _accuracy(result, cfg, out, report)
         _per_class(result, cfg, out, report)
@@ -49,6 +52,53 @@ def render(result: Any, out: RenderContext) -> Section:
     if result.per_class is not None:
         _probe_note(result, report)
     return Section(NAME, report)
+
+
+def _multilabel(result: Any, cfg: Any, out: RenderContext, report: Report) -> None:
+    """A multi-label split: mAP against a random ranking and published numbers, per-class AP."""
+    model, dataset = str(out.config.model), str(out.config.dataset)
+    templates = result.templates["templates"]
+    how = (
+        f'the single template "{templates[0]}"'
+        if len(templates) == 1
+        else f"the {len(templates)} templates of the `{result.templates['set']}` set, ensembled"
+    )
+    m, chance = result.mean_average_precision, result.chance_map
+    relation = "above" if m > chance else ("equal to" if m == chance else "below")
+    missing = result.num_classes - result.map_classes
+    cb_map = pct(result.clip_benchmark["mean_average_precision"])
+    left_out = (
+        f" {missing} class(es) without a positive image have no AP and are left out of the mean "
+        f"(CLIP_benchmark counts them as 0: {cb_map:.2f} %)."
+        if missing
+        else ""
+    )
+    report.text(
+        f"Multi-label split: each of the {result.num_classes} classes ranks the "
+        f"{result.num_samples} images of the `{result.split}` split of `{dataset}` by the cosine "
+        f"between the image embedding (`{model}`) and its class prompt ({how}); average "
+        "precision (AP) averages the precision over that ranking at each positive image, tied "
+        "scores counted as one threshold, and mAP is the mean over classes (the metric "
+        f"CLIP_benchmark reports for VOC2007 multi-label). mAP = {pct(m):.2f} % over "
+        f"{result.map_classes} classes, {relation} the {pct(chance):.2f} % a random ranking "
+        f"scores in expectation (the mean share of positive images per class).{left_out}"
+    )
+    if result.published_map_percent:
+        rows = [{"source": "ours (this run)", "mAP %": pct(m)}] + [
+            {"source": k, "mAP %": v} for k, v in result.published_map_percent.items()
+        ]
+        report.table(rows, floatfmt=".2f")
+    report.section("Average precision per class", level=2)
+    ranked = sorted(
+        result.average_precision, key=lambda r: (r["ap"] is None, -(r["ap"] or 0.0), r["class"])
+    )
+    report.table(
+        [
+            {"class": r["class"], "AP %": pct(r["ap"]), "positive images": r["positives"]}
+            for r in ranked
+        ],
+        floatfmt=".2f",
+    )
 
 
 def _protocol_note(result: Any) -> str:
