@@ -97,6 +97,20 @@ def test_rerun_skips_finished_cells(swept, monkeypatch):
     assert states == {"finished"}
 
 
+def test_lost_cell_reruns_alone_from_cached_features(swept):
+    config, workdir, _ = swept
+    before = (workdir / "leaderboard.csv").read_bytes()
+    lost = sweep.Cell("tiny_random", "shapes/tiny", "zero_shot")
+    lost.results(workdir).unlink()
+    # The probe cell of the same model x dataset recorded complete train + test cache entries.
+    states = {(r["dataset"], r["study"]): r["state"] for r in sweep.dry_run(config, workdir)}
+    assert states.pop(("shapes/tiny", "zero_shot")) == "features cached"
+    assert set(states.values()) == {"finished"}
+    summary = sweep.run_sweep(config, workdir)
+    assert (summary["run"], summary["skipped"], summary["models_opened"]) == (1, 3, 1)
+    assert (workdir / "leaderboard.csv").read_bytes() == before
+
+
 def test_dry_run_lists_the_sources_grid_offline(tmp_path, monkeypatch, capsys):
     def no_model(*args, **kwargs):
         raise AssertionError("dry run opened a model")
