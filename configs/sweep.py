@@ -4,7 +4,8 @@
     python -m experiments.sweep --config=configs/sweep.py:sources --config.dry_run=True
 
 Grids after the colon (`GRIDS`): `smoke` (the tiny random model on shapes/tiny and
-shapes/tiny64, zero-shot and probes, under a minute on a CPU) and `sources` (the seven models
+shapes/tiny64, zero-shot and probes without the MLP and attribute probes; about a minute of
+CPU time) and `sources` (the seven models
 of the sources' slide deck × CIFAR-100, Food-101, EuroSAT and an ImageNet folder, zero-shot
 top-1 / top-5 and linear probes; needs the models and datasets downloaded, and
 `--config.data_path=` for the ImageNet folder). The common fields (dtype, max_examples,
@@ -69,7 +70,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.cell_reports = grid != "smoke"
     for name, module in STUDY_CONFIGS.items():
         config[name] = module.get_config(variant or None)[name]
-    if grid == "smoke":  # the probes' slowest parts off: seconds per cell on a CPU
+    if grid == "smoke":  # the probes' slowest parts off (MLP grid, attribute probes)
         config.probe.mlp = False
         config.probe.attributes = False
         config.probe.shots = (1,)
