@@ -64,6 +64,9 @@ def test_leaderboard_equals_cell_results(swept):
             ci = method.get("test_accuracy_ci") or method.get("top1_ci")
             if ci is None:
                 assert r["ci_low"] == r["ci_high"] == ""
+            else:  # the probe's own interval, where the study writes one
+                assert r["ci_low"] == f"{ci['ci_low']:.6f}"
+                assert r["ci_high"] == f"{ci['ci_high']:.6f}"
         assert r["value"] == f"{value:.6f}"
         # 64 test images (max_examples of the smoke config); accuracies are k / 64.
         assert int(r["n"]) == n == 64
