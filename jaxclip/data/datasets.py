@@ -396,7 +396,7 @@ def load_shapes(
 
     Args:
       split: "train" or "test" (TFDS slicing allowed, e.g. "train[:1000]").
-      config: "64" (default), "128", "32", "tiny" or a `shapes.ShapesConfig`.
+      config: "64" (default), "128", "32", "tiny", "tiny64" or a `shapes.ShapesConfig`.
       data_dir: default `$JAXCLIP_DATA_DIR` or ~/.cache/jaxclip/tfds.
     """
     from jaxclip.data import shapes

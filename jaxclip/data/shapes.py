@@ -19,8 +19,8 @@ analytically.
 explicitly by `shapes_builder`). It prepares into array_record files without TensorFlow (images
 are given to `tfds.features.Image` as PNG bytes encoded by PIL) and reads back with
 `builder.as_data_source(split)`. Builder configs: "64" (default), "128" and "32" (the
-resolution study; 10k train / 2k test each) and "tiny" (32 px, 256 / 128 examples, for smoke
-tests).
+resolution study; 10k train / 2k test each), "tiny" (32 px, 256 / 128 examples, for smoke
+tests) and "tiny64" (the same at 64 px: a second small dataset for smoke sweeps).
 """
 
 from __future__ import annotations
@@ -392,6 +392,7 @@ class Shapes(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         _config("128", 128, 10_000, 2_000),
         _config("32", 32, 10_000, 2_000),
         _config("tiny", 32, 256, 128),
+        _config("tiny64", 64, 256, 128),
     ]
     # No checksums file (nothing is downloaded). Also sidesteps tfds 4.9.10's `code_path`, which
     # needs the `importlib_resources` backport that tfds only installs on Python < 3.9.
@@ -484,7 +485,7 @@ def shapes_builder(
     """The `Shapes` builder for `config`, prepared (generated on first use; seconds for "64").
 
     Args:
-      config: "64" (default), "128", "32", "tiny", or a custom `ShapesConfig`.
+      config: "64" (default), "128", "32", "tiny", "tiny64", or a custom `ShapesConfig`.
       data_dir: TFDS data dir; default `default_data_dir()`.
     """
     names = [c.name for c in Shapes.BUILDER_CONFIGS]

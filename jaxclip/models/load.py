@@ -893,6 +893,7 @@ def load(
     dtype: str = "float32",
     allow_pickle: bool = False,
     hidden_act: str | None = None,
+    step: int | None = None,
 ) -> LoadedCLIP:
     """Opens a CLIP checkpoint (see the module docstring for the accepted formats).
 
@@ -907,6 +908,8 @@ def load(
       allow_pickle: allow reading pickle files (.bin / .pt), which can run code.
       hidden_act: override the MLP activation ("quick_gelu", "gelu"); needed for OpenCLIP GELU
         models given as a bare state dict.
+      step: with a `train_clip` run folder, the orbax checkpoint step to open
+        (`jaxclip.models.steps`); a step folder `RUN/checkpoints/<step>` opens without it.
 
     Returns:
       LoadedCLIP with module, params, tokenizer, config, preprocess and encoders.
@@ -923,6 +926,10 @@ def load(
         raise ValueError(f"dtype={dtype!r} is not valid; choose one of {list(DTYPES)}")
     raw = os.fspath(name_or_path)
     path = Path(raw).expanduser()
+    from jaxclip.models import steps
+
+    if step is not None or steps.is_step_folder(path):
+        return steps.load_step(path, step, dtype=dtype)
     tried: list[str] = []
     if path.is_dir():
         config, params, tok, pre = _load_folder(path, raw, allow_pickle, hidden_act)

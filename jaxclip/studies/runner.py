@@ -80,8 +80,12 @@ def run_studies(
     model=None,
     t0: float | None = None,
     before: Mapping[str, float] | None = None,
+    render: bool = True,
 ) -> dict:
     """Runs `names` in order; returns the results dict that was written to results.json.
+
+    `render=False` writes the files but not report.md and its figures (a sweep's cells;
+    `python -m experiments.report --workdir=DIR` draws them later).
 
     `t0` (a `time.perf_counter()` value) and `before` (seconds of steps run before this call,
     e.g. `{"train_model": 180.2}` when the model was trained on first use) let an entry point
@@ -134,6 +138,10 @@ def run_studies(
     atomic.write_json(workdir / CLIP_BENCHMARK_FILE, clip_benchmark_records(results))
     _write_arrays(workdir / ARRAYS_FILE, arrays)
     timings["write_results"] = round(time.perf_counter() - t, 3)
+    if not render:
+        total = {**timings, "parts": parts, "total": round(time.perf_counter() - t0, 3)}
+        atomic.write_json(workdir / TIMINGS_FILE, to_jsonable(add_other(total)))
+        return results
     with progress.task("report"):
         render_run(workdir, timings={**timings, "parts": parts}, t0=t0)
     return results
