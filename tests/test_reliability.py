@@ -11,7 +11,6 @@ import shutil
 import stat
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -333,7 +332,21 @@ def _cases(b: Path, data_dir: Path) -> dict[str, tuple[list[str], list[str]]]:
     }
 
 
+# Cases also run as real `python -m` subprocesses (each pays the interpreter and import start-up):
+# an early config error, the deep paths through TFDS, the hub / transformers and training.
+REAL_SUBPROCESS_CASES = ("unknown key", "unprepared tfds", "offline hub id", "train width vs heads")
+
+
+def _contract_failures(name: str, returncode: int, stderr: str, expected: list[str]) -> list[str]:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    ok = returncode == 2 and len(lines) == 1 and all(e in lines[0] for e in expected)
+    return [] if ok else [f"{name}: rc={returncode} stderr={stderr[-1500:]!r}"]
+
+
 def test_every_user_error_is_one_line_and_exit_code_2(bad_inputs, shapes_data_dir, tmp_path):
+    """Every case runs its entry point's real `__main__` in a child forked from one driver
+    process (tests/entry_driver.py: the imports are paid once); REAL_SUBPROCESS_CASES also run
+    as plain subprocesses and must print the same line with the same exit code."""
     cases = _cases(bad_inputs, shapes_data_dir)
     ro = tmp_path / "ro_workdir"
     if not _read_only(ro):
@@ -341,27 +354,55 @@ def test_every_user_error_is_one_line_and_exit_code_2(bad_inputs, shapes_data_di
         cases.pop("read-only workdir")
     cache = tmp_path / "cache"
 
-    def one(item):
-        name, (args, expected) = item
-        workdir = ro if name == "read-only workdir" else tmp_path / "runs" / name.replace(" ", "_")
+    def argv(name, args, runs):
+        workdir = ro if name == "read-only workdir" else runs / name.replace(" ", "_")
         extra = [f"--workdir={workdir}"]
         if "experiments.extract" in args:
             extra.append(f"--config.cache_dir={cache}")
-        t = time.perf_counter()
-        out = _run([*args, *extra], tmp_path)
-        return name, out, expected, time.perf_counter() - t
+        assert args[0] == "-m"
+        return [*args, *extra]
+
+    driver_cases = [
+        {"name": name, "module": a[1], "args": a[2:]}
+        for name, (args, _) in cases.items()
+        for a in [argv(name, args, tmp_path / "runs")]
+    ]
+    (tmp_path / "cases.json").write_text(json.dumps(driver_cases))
+
+    def real(name):
+        return name, _run(argv(name, cases[name][0], tmp_path / "real_runs"), tmp_path)
 
     try:
-        with ThreadPoolExecutor(4) as pool:
-            results = list(pool.map(one, cases.items()))
+        with ThreadPoolExecutor(2) as pool:
+            reals = pool.map(real, REAL_SUBPROCESS_CASES)
+            driver = _run(
+                [
+                    "-m",
+                    "tests.entry_driver",
+                    str(tmp_path / "cases.json"),
+                    str(tmp_path / "out.json"),
+                ],
+                tmp_path,
+                timeout=900,
+            )
+            reals = dict(reals)
     finally:
         _writable_again(ro)
+    # The driver's own stderr holds what importing the libraries printed: nothing.
+    assert driver.returncode == 0 and not driver.stderr.strip(), driver.stderr[-3000:]
+    results = {r["name"]: r for r in json.loads((tmp_path / "out.json").read_text())}
+    assert list(results) == list(cases)
     failures = []
-    for name, out, expected, _ in results:
-        lines = [line for line in out.stderr.splitlines() if line.strip()]
-        ok = out.returncode == 2 and len(lines) == 1 and all(e in lines[0] for e in expected)
-        if not ok:
-            failures.append(f"{name}: rc={out.returncode} stderr={out.stderr[-1500:]!r}")
+    for name, (_, expected) in cases.items():
+        r = results[name]
+        failures += _contract_failures(name, r["returncode"], r["stderr"], expected)
+    for name, out in reals.items():
+        failures += _contract_failures(
+            f"{name} (subprocess)", out.returncode, out.stderr, cases[name][1]
+        )
+        forked = results[name]["stderr"].replace(str(tmp_path / "runs"), "RUNS")
+        if out.stderr.replace(str(tmp_path / "real_runs"), "RUNS") != forked:
+            failures.append(f"{name}: subprocess {out.stderr!r} != forked {forked!r}")
     assert not failures, "\n".join(failures)
     # Nothing was encoded for the read-only workdir: the check came before any work.
     assert not list(cache.glob("images-*"))
