@@ -31,6 +31,7 @@ def runs(tmp_path_factory):
         c.progress = False
         c.eval_every = every
         c.eval_examples = EVAL_EXAMPLES
+        c.checkpoint_every = SMOKE_STEPS  # one checkpoint: saves are not what is tested here
         out[every] = (c, train.train(c, tmp_path_factory.mktemp(f"every{every}"), evaluate=False))
     return out
 
@@ -137,3 +138,35 @@ def test_bad_eval_settings_are_one_line_errors():
     c.eval_examples = 0
     with pytest.raises(ConfigError, match="eval_examples=0"):
         train.check_config(c)
+
+
+def test_dissect_reads_the_evaluations_of_the_run_that_trained_its_model(tmp_path):
+    """The offline default's report shows how the mini learned: the runner picks the {step,
+    eval_*} records (no wall-clock fields: results.json stays reproducible) out of the metrics
+    log of the run recorded under the model's catalog name, and nothing for other models."""
+    import json
+
+    import ml_collections
+
+    from jaxclip.models.catalog import models_root, record_trained
+    from jaxclip.studies.runner import _training_eval
+
+    run = models_root(tmp_path) / "train_clip-0123456789abcdef"
+    (run / "model").mkdir(parents=True)
+    (run / "model" / "config.json").write_text("{}")
+    records = [
+        {"step": 1, "loss": 5.0, "steps_per_s": 0.5},
+        {
+            "step": 2,
+            "loss": 4.0,
+            "steps_per_s": 0.7,
+            "eval_zero_shot_shape": 0.25,
+            "eval_i2t_R@1": 0.5,
+        },
+    ]
+    (run / train.METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in records))
+    record_trained("mini", run / "model", tmp_path)
+    mini = ml_collections.ConfigDict({"model": "mini", "cache_dir": str(tmp_path)})
+    assert _training_eval(mini) == [{"step": 2, "eval_zero_shot_shape": 0.25, "eval_i2t_R@1": 0.5}]
+    other = ml_collections.ConfigDict({"model": "tiny_random", "cache_dir": str(tmp_path)})
+    assert _training_eval(other) == []
