@@ -170,3 +170,20 @@ def test_dissect_reads_the_evaluations_of_the_run_that_trained_its_model(tmp_pat
     assert _training_eval(mini) == [{"step": 2, "eval_zero_shot_shape": 0.25, "eval_i2t_R@1": 0.5}]
     other = ml_collections.ConfigDict({"model": "tiny_random", "cache_dir": str(tmp_path)})
     assert _training_eval(other) == []
+
+
+def test_training_report_shows_the_evaluations(runs, tmp_path):
+    from jaxclip.report.training import write_run
+
+    config, result = runs[EVAL_EVERY]
+    results = write_run(config, result, tmp_path)
+    last = result.metrics[-1]
+    assert results["training"]["final_eval"] == {
+        k.removeprefix("eval_"): v for k, v in last.items() if k.startswith("eval_")
+    }
+    report = (tmp_path / "report.md").read_text()
+    assert "Held-out evaluation during training" in report
+    assert "eval_curves.png" in report and (tmp_path / "eval_curves.png").is_file()
+    off = write_run(runs[0][0], runs[0][1], tmp_path / "off")
+    assert off["training"]["final_eval"] == {}
+    assert "Held-out evaluation" not in (tmp_path / "off" / "report.md").read_text()
