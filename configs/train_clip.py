@@ -88,6 +88,12 @@ def mini_config() -> ml_collections.ConfigDict:
     c.log_every = 10  # append a metrics line every this many steps
     c.progress = True  # progress with loss and in-batch accuracy (a bar on a terminal, else lines)
     c.eval_batch_size = 256  # images per encoder call in the zero-shot evaluation
+    # Held-out evaluation during training (zero-shot per attribute, retrieval R@1 / R@5 on the
+    # first eval_examples test images, logged to train_metrics.jsonl): every eval_every steps
+    # and at the last step; 0 = off. XLA's cost analysis: one evaluation (forward of 512 images,
+    # 512 captions and 19 prompts) is 25.5 GFLOP, 0.71 of a 35.7 GFLOP training step: 1.4 %.
+    c.eval_every = 50
+    c.eval_examples = 512  # test images evaluated (the first ones of test_split)
     return c
 
 
@@ -115,6 +121,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.checkpoint_every = 2
         c.log_every = 1
         c.eval_batch_size = 128
+        c.eval_every = 0  # off: smoke runs in tests stay as fast as they were
     return c
 
 

@@ -41,8 +41,10 @@ a run killed and resumed ends with parameters bit-identical to an uninterrupted 
 
 Outputs in `workdir`: `train_config.json` (what the run is; a resume with a different config is
 refused), `train_metrics.jsonl` (one JSON line per logging step, appended: loss, in-batch
-accuracies, logit scale, learning rate, gradient norm averaged over the interval, steps/s; a
-resume first drops the lines past its checkpoint, atomically) and its copy `train_metrics.csv`
+accuracies, logit scale, learning rate, gradient norm averaged over the interval, steps/s; at
+every `eval_every`-th step and the last, also the held-out evaluation `EVAL_KEYS` (see
+`make_evaluator`); a resume first drops the lines past its checkpoint, atomically) and its copy
+`train_metrics.csv`
 (rewritten atomically when a run ends), `checkpoints/`, and at the end
 `model/` (a transformers-compatible CLIPModel folder written by `jaxclip.models.load.save`, so
 `jaxclip.load(workdir / "model")` opens it), `zero_shot.json` and `DONE.json` (written last).
@@ -106,6 +108,8 @@ NON_IDENTITY_FIELDS = frozenset(
         "log_every",
         "progress",
         "eval_batch_size",
+        "eval_every",
+        "eval_examples",
     }
 )
 METRICS_FILE = "train_metrics.jsonl"
@@ -542,7 +546,8 @@ class TrainResult:
       zero_shot: `evaluate_zero_shot_attributes` on the test split ({} if skipped).
       timing: seconds: "load" (data, tokenizer), "compile" (init or restore, compilation and
         the first step), "train" (the steps after the first),
-        "eval", "total"; "steps_per_s" (after the first step of this run; None if this call ran
+        "eval", "total"; "eval_during_training" (the held-out evaluations inside the loop, left
+        out of "train"); "steps_per_s" (after the first step of this run; None if this call ran
         fewer than two steps).
     """
 
@@ -577,6 +582,10 @@ def check_config(config: Any) -> None:
         raise ConfigError(f"config.keep_checkpoints={config.keep_checkpoints} must be >= 1")
     if config.eval_batch_size < 1:
         raise ConfigError(f"config.eval_batch_size={config.eval_batch_size} must be >= 1")
+    if config.get("eval_every", 0) < 0:
+        raise ConfigError(f"config.eval_every={config.eval_every} must be >= 0 (0 = off)")
+    if config.get("eval_examples", 1) < 1:
+        raise ConfigError(f"config.eval_examples={config.eval_examples} must be >= 1")
     check_choice("compute_dtype", config.compute_dtype, COMPUTE_DTYPES)
     if not config.logit_scale_init <= MAX_LOGIT_SCALE:
         raise ConfigError(
@@ -667,6 +676,14 @@ def _setup(
         schedule,
         make_train_step(module, optimizer, schedule, mesh, preprocess),
     )
+
+
+@functools.lru_cache(maxsize=8)
+def _embed_fn(clip_config: Any, compute_dtype: str, preprocess: Any) -> Callable:
+    """`make_embed_fn` of the CLIP built like `_setup`'s, cached (one compilation per shape)."""
+    from jaxclip.models.clip import CLIP
+
+    return make_embed_fn(CLIP(clip_config, dtype=COMPUTE_DTYPES[compute_dtype]), preprocess)
 
 
 def _write_identity(workdir: Path, config: Any, clip_config: Any) -> None:
@@ -788,10 +805,28 @@ def _train(
     metrics_path = workdir / METRICS_FILE
     _keep_metrics_until(metrics_path, start)
 
+    test = None
+    evaluator = None
+    if int(config.get("eval_every", 0)) > 0:
+        test = _load_data(config, config.test_split, tokenizer)
+        eval_set = make_eval_set(test, tokenizer, int(config.eval_examples))
+        embed_fn = _embed_fn(clip_config, config.compute_dtype, preprocess)
+        evaluator = make_evaluator(embed_fn, eval_set, replicated)
+
     num_steps = int(config.num_steps)
     end = num_steps if stop_after is None else min(num_steps, start + int(stop_after))
-    state, t_first, t_trained = _run_steps(
-        config, state, train_step, data.images, tokens, sharded, mngr, metrics_path, start, end
+    state, t_first, t_trained, t_evals = _run_steps(
+        config,
+        state,
+        train_step,
+        data.images,
+        tokens,
+        sharded,
+        mngr,
+        metrics_path,
+        start,
+        end,
+        evaluator,
     )
 
     params = jax.device_get(state["params"])
@@ -801,10 +836,11 @@ def _train(
     timing = {
         "load": t_loaded - t_start,
         "compile": (t_first - t_loaded) if t_first else 0.0,
-        "train": (t_trained - t_first) if t_first else 0.0,
+        "train": (t_trained - t_first - t_evals) if t_first else 0.0,
+        "eval_during_training": t_evals,
         # None (JSON null), not NaN, when this call ran fewer than 2 steps (a rerun of a
         # finished or nearly finished run): DONE.json and results.json are strict JSON.
-        "steps_per_s": timed / (t_trained - t_first) if t_first and timed > 0 else None,
+        "steps_per_s": (timed / (t_trained - t_first - t_evals) if t_first and timed > 0 else None),
     }
     records = read_metrics(metrics_path)
     if records:
@@ -831,7 +867,7 @@ def _train(
         loaded = from_params(
             clip_config, params, tokenizer=tokenizer, preprocess=preprocess, name=str(model_dir)
         )
-        test = _load_data(config, config.test_split, None)
+        test = test if test is not None else _load_data(config, config.test_split, None)
         result.zero_shot = evaluate_zero_shot_attributes(
             loaded, test, batch_size=int(config.eval_batch_size)
         )
@@ -856,15 +892,20 @@ def _run_steps(
     metrics_path: Path,
     start: int,
     end: int,
-) -> tuple[Any, float | None, float]:
+    evaluator: Callable[[Any], dict[str, float]] | None = None,
+) -> tuple[Any, float | None, float, float]:
     """Steps `start`..`end` of the training loop: batches, metrics lines, checkpoints, the
-    progress bar. Returns (state, time after the first step or None, time after the last)."""
+    progress bar, and `evaluator(params)` every `config.eval_every` steps and at the last step
+    (merged into that step's metrics line, which is then written even off the `log_every` grid).
+    Returns (state, time after the first step or None, time after the last, seconds spent in
+    `evaluator`)."""
     from jaxclip import progress
 
     num_steps = int(config.num_steps)
     n_caps = tokens.shape[1]
     pending: list[dict[str, jax.Array]] = []
-    t_first = None
+    eval_every = int(config.get("eval_every", 0)) if evaluator is not None else 0
+    t_first, t_evals = None, 0.0
     last_log_t, last_log_step = time.perf_counter(), start
     bar = progress.bar(
         total=num_steps, initial=start, desc="train_clip", unit="step", disable=not config.progress
@@ -882,7 +923,8 @@ def _run_steps(
             if t_first is None:
                 jax.block_until_ready(state)
                 t_first = time.perf_counter()
-            if done % config.log_every == 0 or done == num_steps:
+            eval_now = eval_every > 0 and (done % eval_every == 0 or done == num_steps)
+            if done % config.log_every == 0 or done == num_steps or eval_now:
                 host = jax.device_get(pending)
                 pending = []
                 now = time.perf_counter()
@@ -890,6 +932,11 @@ def _run_steps(
                 rec.update({k: float(np.mean([m[k] for m in host])) for k in host[0]})
                 rec["steps_per_s"] = (done - last_log_step) / max(now - last_log_t, 1e-9)
                 last_log_t, last_log_step = now, done
+                if eval_now:
+                    rec.update(evaluator(state["params"]))
+                    took = time.perf_counter() - now
+                    t_evals += took
+                    last_log_t += took  # steps/s counts training only
                 with open(metrics_path, "a", encoding="utf-8") as f:
                     f.write(json.dumps(rec) + "\n")
                 bar.set_postfix(
@@ -908,7 +955,124 @@ def _run_steps(
     finally:
         bar.close()
         mngr.close()  # waits for a save in flight
-    return state, t_first, t_trained
+    return state, t_first, t_trained, t_evals
+
+
+# --- evaluation during training -----------------------------------------------------------------
+
+# Retrieval cut-offs logged during training.
+EVAL_KS = (1, 5)
+
+
+def eval_keys(attributes: Sequence[str]) -> list[str]:
+    """The metric names an evaluation during training adds to a metrics record: zero-shot
+    accuracy per attribute ("eval_zero_shot_<attribute>") and retrieval recall both ways
+    ("eval_i2t_R@K", "eval_t2i_R@K" for K in EVAL_KS); all fractions in [0, 1]."""
+    return [f"eval_zero_shot_{a}" for a in attributes] + [
+        f"eval_{d}_R@{k}" for d in ("i2t", "t2i") for k in EVAL_KS
+    ]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class EvalSet:
+    """The fixed held-out subset evaluated during training, tokenised once.
+
+    Attributes:
+      images: uint8 (N, H, W, 3), the first N images of the test split.
+      caption_ids: int32 (N, T) the first caption of each image (retrieval: caption i <-> image i).
+      prompt_ids: int32 (P, T') every class prompt, attribute after attribute.
+      prompt_slices: attribute -> (start, stop) rows of `prompt_ids`.
+      labels: attribute -> int (N,) labels.
+      classnames: attribute -> names of its values.
+    """
+
+    images: np.ndarray
+    caption_ids: np.ndarray
+    prompt_ids: np.ndarray
+    prompt_slices: dict[str, tuple[int, int]]
+    labels: dict[str, np.ndarray]
+    classnames: dict[str, tuple[str, ...]]
+
+
+def make_eval_set(
+    split: CaptionedArrays,
+    tokenizer: Any,
+    num_examples: int,
+    prompts: Mapping[str, str] | None = None,
+) -> EvalSet:
+    """The first `num_examples` items of `split` (all of them if fewer) and the zero-shot prompts
+    of its attributes (`ATTRIBUTE_PROMPTS` by default), tokenised once (rows cut after the last
+    EOS, `trim_to_eos`, which leaves every embedding unchanged)."""
+    if num_examples < 1:
+        raise ValueError(f"num_examples={num_examples} must be >= 1")
+    n = min(int(num_examples), len(split))
+    prompts = dict(ATTRIBUTE_PROMPTS if prompts is None else prompts)
+    texts, slices = [], {}
+    for attr, template in prompts.items():
+        if attr in split.labels:
+            names = split.classnames[attr]
+            slices[attr] = (len(texts), len(texts) + len(names))
+            texts += [template.format(name) for name in names]
+    if not slices:
+        raise ValueError(f"{split.name} has none of the attributes {sorted(prompts)}")
+    captions = tokenize_captions([caps[:1] for caps in split.captions[:n]], tokenizer)[:, 0]
+    eos = tokenizer.eos_token_id
+    return EvalSet(
+        images=split.images[:n],
+        caption_ids=trim_to_eos(captions, eos).astype(np.int32),
+        prompt_ids=trim_to_eos(np.asarray(tokenizer(texts)), eos).astype(np.int32),
+        prompt_slices=slices,
+        labels={a: split.labels[a][:n] for a in slices},
+        classnames={a: split.classnames[a] for a in slices},
+    )
+
+
+def make_embed_fn(module: Any, preprocess: Any) -> Callable:
+    """jit (params, images uint8, caption_ids, prompt_ids) -> raw (image, caption, prompt)
+    embeddings, float32, computed with the model's own `encode_image` / `encode_text`."""
+    from jaxclip.data.preprocess import normalize
+
+    def embed(params, images, caption_ids, prompt_ids):
+        variables = {"params": params}
+        img, _ = module.apply(variables, normalize(images, preprocess), method="encode_image")
+        cap, _ = module.apply(variables, caption_ids, method="encode_text")
+        prm, _ = module.apply(variables, prompt_ids, method="encode_text")
+        return img, cap, prm
+
+    return jax.jit(embed)
+
+
+def make_evaluator(embed_fn: Callable, eval_set: EvalSet, sharding: Any) -> Callable:
+    """params -> {EVAL_KEYS: value}: zero-shot accuracy per attribute and retrieval recall.
+
+    The images and tokens are put on the device once; each call encodes them with the current
+    params (`embed_fn`, on the device) and scores them with the analysis functions the studies
+    use: `jaxclip.analysis.zero_shot` (class weights = normalised prompt embedding, top-1 =
+    argmax of the cosine, as `evaluate_zero_shot_attributes`) and
+    `jaxclip.analysis.retrieval.recall_at_k` (exact ranks; caption i belongs to image i). It
+    reads the params only: the training state and data order are untouched.
+    """
+    from jaxclip.analysis import retrieval, zero_shot
+
+    arrays = jax.device_put((eval_set.images, eval_set.caption_ids, eval_set.prompt_ids), sharding)
+    pairs = np.arange(len(eval_set.images))
+
+    def evaluate(params: Any) -> dict[str, float]:
+        img, cap, prm = embed_fn(params, *arrays)
+        out: dict[str, float] = {}
+        for attr, (a, b) in eval_set.prompt_slices.items():
+            weights = zero_shot.class_text_embeddings(prm[a:b])
+            res = zero_shot.evaluate_zero_shot(
+                img, eval_set.labels[attr], weights, eval_set.classnames[attr]
+            )
+            out[f"eval_zero_shot_{attr}"] = float(res.top1)
+        rec = retrieval.recall_at_k(img, cap, pairs, ks=EVAL_KS)
+        for d, key in (("i2t", "image_to_text"), ("t2i", "text_to_image")):
+            for k in EVAL_KS:
+                out[f"eval_{d}_R@{k}"] = float(rec[key][f"R@{k}"])
+        return out
+
+    return evaluate
 
 
 # --- zero-shot evaluation ----------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The results and report of a training run (`python -m experiments.train_clip`).
 
 `write_run(config, result, workdir)` turns a `jaxclip.train.TrainResult` into results.json,
-metrics.csv, report.md and training_curves.png.
+metrics.csv, report.md, training_curves.png and, when the run evaluated on held-out data during
+training (`config.eval_every`), eval_curves.png.
 """
 
 from __future__ import annotations
@@ -41,6 +42,57 @@ def curves_figure(metrics: list[dict[str, Any]]):
     return fig
 
 
+def eval_records(metrics: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The metrics records that hold a held-out evaluation (`jaxclip.train.make_evaluator`)."""
+    return [r for r in metrics if any(k.startswith("eval_zero_shot_") for k in r)]
+
+
+def eval_curves_figure(metrics: list[dict[str, Any]]):
+    """Held-out zero-shot accuracy per attribute and retrieval recall against the step; None
+    when no record holds an evaluation."""
+    from matplotlib.figure import Figure
+
+    rows = eval_records(metrics)
+    if not rows:
+        return None
+    steps = [r["step"] for r in rows]
+    attrs = [k.removeprefix("eval_zero_shot_") for k in rows[-1] if k.startswith("eval_zero_shot_")]
+    fig = Figure(figsize=(10, 3.6))
+    ax_zs, ax_r = fig.subplots(1, 2)
+    for i, attr in enumerate(attrs):
+        ax_zs.plot(
+            steps,
+            [r[f"eval_zero_shot_{attr}"] for r in rows],
+            marker=".",
+            color=f"C{i}",
+            label=ATTRIBUTE_TITLES.get(attr, attr),
+        )
+    ax_zs.set_xlabel("step")
+    ax_zs.set_ylabel("zero-shot accuracy (held-out)")
+    ax_zs.set_ylim(0, 1)
+    ax_zs.legend()
+    ax_zs.grid(alpha=0.3)
+    for k, style in ((1, "-"), (5, "--")):
+        for d, name, color in (("i2t", "image → text", "C1"), ("t2i", "text → image", "C2")):
+            key = f"eval_{d}_R@{k}"
+            if key in rows[-1]:
+                ax_r.plot(
+                    steps,
+                    [r[key] for r in rows],
+                    style,
+                    marker=".",
+                    color=color,
+                    label=f"{name} R@{k}",
+                )
+    ax_r.set_xlabel("step")
+    ax_r.set_ylabel("retrieval recall (held-out)")
+    ax_r.set_ylim(0, 1)
+    ax_r.legend()
+    ax_r.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
 def write_run(config: Any, result: Any, workdir: str | Path) -> dict[str, Any]:
     """Writes the files of a finished training run; returns the results dict.
 
@@ -73,6 +125,9 @@ def write_run(config: Any, result: Any, workdir: str | Path) -> dict[str, Any]:
             "final_accuracy_i2t": last.get("accuracy_i2t"),
             "final_accuracy_t2i": last.get("accuracy_t2i"),
             "final_logit_scale": last.get("logit_scale"),
+            "final_eval": {
+                k.removeprefix("eval_"): v for k, v in last.items() if k.startswith("eval_")
+            },
         },
         "zero_shot": zero_shot,
         "timing": result.timing,
@@ -128,5 +183,26 @@ def write_run(config: Any, result: Any, workdir: str | Path) -> dict[str, Any]:
     if metrics:
         name = save_figure(curves_figure(metrics), workdir, "training_curves.png")
         report.figure(name, "Training loss and in-batch accuracy")
+    evals = eval_records(metrics)
+    if evals:
+        n = config.get("eval_examples")
+        report.section("Held-out evaluation during training")
+        report.text(
+            f"Every {config.get('eval_every')} steps and at the last, on the first {n} images of "
+            f"the {config.test_split} split: zero-shot accuracy per attribute (the prompts "
+            "above) and retrieval between each image and its first caption (R@K both ways)."
+        )
+        report.table(
+            [
+                {
+                    "step": r["step"],
+                    **{k.removeprefix("eval_"): v for k, v in r.items() if k.startswith("eval_")},
+                }
+                for r in evals
+            ],
+            floatfmt=".3f",
+        )
+        name = save_figure(eval_curves_figure(metrics), workdir, "eval_curves.png")
+        report.figure(name, "Held-out zero-shot accuracy and retrieval recall during training")
     report.write(workdir)
     return results

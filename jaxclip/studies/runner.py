@@ -116,6 +116,8 @@ def run_studies(
             "preprocess_rule": model.preprocess.rule,
         },
     }
+    if training_eval := _training_eval(config):
+        results["model"]["training_eval"] = training_eval
     parts: dict[str, Any] = {}
     arrays: dict[str, np.ndarray] = {}
     for i, name in enumerate(names):
@@ -185,7 +187,36 @@ def render_run(
         saved = add_other(saved)
         atomic.write_json(workdir / TIMINGS_FILE, to_jsonable(saved))
     report = _assemble(config, names, results, sections, saved)
+    if records := results["model"].get("training_eval"):
+        from jaxclip.report.plots import save_figure
+        from jaxclip.report.training import eval_curves_figure
+
+        name = save_figure(eval_curves_figure(records), workdir, "model_training_eval.png")
+        report.section(f"How `{config.model}` learned")
+        report.text(
+            "Held-out evaluation during the model's training (`python -m experiments.train_clip`"
+            ", `eval_every`): zero-shot accuracy per attribute and image <-> caption retrieval "
+            "recall on a fixed subset of the test split, against the training step."
+        )
+        report.figure(name, "Held-out zero-shot accuracy and retrieval recall during training")
     return report.write(workdir)
+
+
+def _training_eval(config: Any) -> list[dict[str, Any]]:
+    """{step, eval_*} records of the run that trained `config.model` here ("mini"), logged by
+    its held-out evaluation during training; [] for other models or runs without one."""
+    from jaxclip.models.catalog import ModelNotTrained, trained_model_dir
+    from jaxclip.report.training import eval_records
+    from jaxclip.train import METRICS_FILE, read_metrics
+
+    try:
+        model_dir = trained_model_dir(str(config.model), config.cache_dir or None)
+    except ModelNotTrained:
+        return []
+    return [
+        {k: v for k, v in r.items() if k == "step" or k.startswith("eval_")}
+        for r in eval_records(read_metrics(model_dir.parent / METRICS_FILE))
+    ]
 
 
 def _assemble(
