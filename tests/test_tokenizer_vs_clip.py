@@ -116,3 +116,27 @@ def test_pad_id_does_not_change_text_embeddings():
 def test_bad_pad_id():
     with pytest.raises(ValueError, match="pad_token_id=49408 is not an id of the vocabulary"):
         Tokenizer.openai(pad_token_id=49408)
+
+
+@pytest.mark.parametrize("layout,pad", [("open_clip", OPENAI_PAD_ID), ("transformers", EOT_ID)])
+def test_loaded_checkpoints_pad_as_their_tokenizer(tmp_path, clip_tokenize, layout, pad):
+    """An OpenCLIP folder pads with 0 (open_clip.tokenize); a transformers folder with the pad
+    token its tokenizer files name (EOT in the files jaxclip and openai/clip-* write)."""
+    import jaxclip
+    from jaxclip.models.catalog import _tiny_random
+
+    model = _tiny_random()
+    assert model.tokenizer.pad_token_id == EOT_ID  # jaxclip's own models: unchanged
+    model.save(tmp_path, layout=layout)
+    loaded = jaxclip.load(tmp_path)
+    assert loaded.tokenizer.pad_token_id == pad
+    if layout == "transformers":
+        from transformers import AutoTokenizer
+
+        assert AutoTokenizer.from_pretrained(tmp_path).pad_token_id == pad
+    texts = ["a photo of a dog.", "x.<|endoftext|>"]
+    ctx = model.config.text.context_length
+    ref = clip_tokenize(texts, context_length=ctx).numpy()
+    after_eot = np.arange(ctx) > np.argmax(ref == EOT_ID, axis=1)[:, None]
+    np.testing.assert_array_equal(loaded.tokenizer(texts), np.where(after_eot, pad, ref))
+    np.testing.assert_array_equal(loaded.encode_text(texts), model.encode_text(texts))
