@@ -745,7 +745,7 @@ def _train(
     from jaxclip.config_args import ConfigError
     from jaxclip.data.preprocess import PreprocessConfig
     from jaxclip.models.load import from_params, save
-    from jaxclip.models.tokenizer import Tokenizer
+    from jaxclip.models.tokenizer import EOT_ID, Tokenizer
 
     check_config(config)
     t_start = time.perf_counter()
@@ -758,7 +758,9 @@ def _train(
             f"config.batch_size={config.batch_size} is not divisible by the {n_dev} devices"
         )
 
-    tokenizer = Tokenizer.openai(int(config.model.context_length))
+    # EOT padding, as jaxclip's saved tokenizer files state (positions after EOT never reach
+    # the embedding of the causal tower).
+    tokenizer = Tokenizer.openai(int(config.model.context_length), pad_token_id=EOT_ID)
     data = _load_data(config, config.train_split, tokenizer)
     if len(data) < config.batch_size:
         raise ConfigError(

@@ -533,38 +533,39 @@ def tau_l2_equivalence(
     *,
     max_iter: int = 500,
     tol: float = 1e-6,
+    polish_tol: float | None = 1e-9,
 ) -> list[dict[str, float]]:
     """Both sides of "features x / tau at l2 == features x at l2 * tau^2", per tau.
 
     Left: a probe fitted on x / tau at `l2` (no standardisation). Right: a probe on x at
-    l2 * tau^2. Reported per tau: both test accuracies, both objectives at the fits (equal at
+    l2 * tau^2. Each side is solved by the float32 L-BFGS (`max_iter`, `tol`) and then, unless
+    `polish_tol` is None, refined by float64 Newton steps until the solver's gradient measure is
+    <= `polish_tol` and the Newton decrement (the objective's second-order distance to its
+    minimum) <= 1e-12 of the objective (`linear.polish_logistic_newton`; float32 L-BFGS alone
+    stops percents above the optimum on raw pixel-scale features at small tau). Problems with more than
+    `linear.POLISH_MAX_PARAMS` parameters keep the L-BFGS fit (`polished` False).
+
+    Reported per tau: both test accuracies, both objectives (float64) at the fits (equal at
     the optimum), their relative gap `objective_gap`, `converged_left` / `converged_right` (each
-    fit's solver test at `tol`; unconverged fits need not agree), the
-    largest |W_tau - tau W'| relative to max |W_tau| (0 up to solver tolerance), the fraction of
-    equal test predictions, and the accuracy with a StandardScaler on x / tau (equal to the one
-    on x: the invariance).
+    fit's stopping test: the polish's when polished, else the L-BFGS test at `tol`;
+    unconverged fits need not agree), `grad_left` / `grad_right` (that gradient measure),
+    `newton_steps_left` / `newton_steps_right`, `polished` (both sides refined), the largest |W_tau - tau W'| relative to
+    max |W_tau| (0 up to solver tolerance), the fraction of equal test predictions, and the
+    accuracy with a StandardScaler on x / tau (equal to the one on x: the invariance).
     """
     xtr = np.asarray(_as_2d("x_train", x_train))
     xte = np.asarray(_as_2d("x_test", x_test))
     t = _check_taus(taus)
+    if polish_tol is not None and not polish_tol > 0:
+        raise ValueError(f"polish_tol must be positive or None; got {polish_tol}")
     settings = {"max_iter": max_iter, "tol": tol}
     raw = {**settings, "standardize": False, "precondition": default_precondition(False)}
     rows = []
     std_ref = linear.fit_logistic(xtr, y_train, l2_grid=[l2], **settings)
     for tau in t:
-        left = linear.fit_logistic(xtr / tau, y_train, l2_grid=[l2], **raw)
-        right = linear.fit_logistic(xtr, y_train, l2_grid=[l2 * tau**2], **raw)
+        left, f_left, g_left, k_left = _polished_fit(xtr / tau, y_train, l2, polish_tol, raw)
+        right, f_right, g_right, k_right = _polished_fit(xtr, y_train, l2 * tau**2, polish_tol, raw)
         std = linear.fit_logistic(xtr / tau, y_train, l2_grid=[l2], **settings)
-        f_left = float(
-            linear.logistic_objective(
-                left.coef, left.intercept, xtr / tau, _labels_of(left, y_train), l2
-            )
-        )
-        f_right = float(
-            linear.logistic_objective(
-                right.coef, right.intercept, xtr, _labels_of(right, y_train), l2 * tau**2
-            )
-        )
         denom = max(float(np.max(np.abs(left.coef))), 1e-30)
         rows.append(
             {
@@ -578,6 +579,11 @@ def tau_l2_equivalence(
                 "objective_gap": abs(f_left - f_right) / max(abs(f_right), 1e-30),
                 "converged_left": bool(left.converged),
                 "converged_right": bool(right.converged),
+                "grad_left": g_left,
+                "grad_right": g_right,
+                "newton_steps_left": max(k_left, 0),
+                "newton_steps_right": max(k_right, 0),
+                "polished": k_left >= 0 and k_right >= 0,
                 "rel_coef_diff": float(np.max(np.abs(left.coef - tau * right.coef)) / denom),
                 "same_predictions": float(np.mean(left.predict(xte / tau) == right.predict(xte))),
                 "acc_standardized_x_over_tau": std.score(xte / tau, y_test),
@@ -585,6 +591,28 @@ def tau_l2_equivalence(
             }
         )
     return rows
+
+
+def _polished_fit(
+    x: np.ndarray, y: Any, l2: float, polish_tol: float | None, solver: dict[str, Any]
+) -> tuple[linear.LinearProbe, float, float, int]:
+    """L-BFGS fit on raw x, then the float64 Newton polish when asked and small enough.
+
+    Returns (probe, float64 objective, float64 gradient measure, Newton steps or -1 when not
+    polished).
+    """
+    probe = linear.fit_logistic(x, y, l2_grid=[l2], **solver)
+    yi = _labels_of(probe, y)
+    c, d = probe.coef.shape
+    if polish_tol is None or c * (d + 1) > linear.POLISH_MAX_PARAMS:
+        f = linear.logistic_objective64(probe.coef, probe.intercept, x, yi, l2)
+        g = linear.logistic_grad_measure64(probe.coef, probe.intercept, x, yi, l2)
+        return probe, f, g, -1
+    pol = linear.polish_logistic_newton(probe.coef, probe.intercept, x, yi, l2, tol=polish_tol)
+    probe = dataclasses.replace(
+        probe, coef=pol.coef, intercept=pol.intercept, converged=pol.converged
+    )
+    return probe, pol.loss, pol.grad_max, pol.n_iter
 
 
 def _labels_of(probe: linear.LinearProbe, y: Any) -> np.ndarray:

@@ -75,7 +75,7 @@ from jaxclip.models.clip import CLIP
 from jaxclip.models.decompose import Decomposition, decompose_batched
 from jaxclip.models.siglip import Siglip
 from jaxclip.models.siglip_text import SiglipTextTokenizer
-from jaxclip.models.tokenizer import Tokenizer, trim_to_eos
+from jaxclip.models.tokenizer import EOT_ID, OPENAI_PAD_ID, Tokenizer, trim_to_eos
 from jaxclip.models.variants import (
     CLIPConfig,
     ConvNeXtConfig,
@@ -406,7 +406,7 @@ def from_params(
     return LoadedCLIP(
         module=CLIP(config, dtype=DTYPES[dtype], param_dtype=jnp.float32),
         params=jax.device_put(checked),
-        tokenizer=tokenizer or Tokenizer.openai(config.text.context_length),
+        tokenizer=tokenizer or Tokenizer.openai(config.text.context_length, pad_token_id=EOT_ID),
         config=config,
         name=name,
         preprocess=preprocess or PreprocessConfig(image_size=config.vision.image_size),
@@ -568,8 +568,8 @@ def _from_openai_state_dict(
 
 def _matching_tokenizer(tok: Tokenizer, config: CLIPConfig) -> Tokenizer:
     """Without a causal mask padding is seen by the text tower: pad with the model's pad id."""
-    if not config.text.causal and tok.pad_token_id != config.text.pad_token_id:
-        tok.hf.pad_token = tok.hf.convert_ids_to_tokens(config.text.pad_token_id)
+    if not config.text.causal:
+        tok.pad_token_id = int(config.text.pad_token_id)
     return tok
 
 
@@ -659,8 +659,11 @@ def _load_folder(
             f"{folder} is not a CLIP checkpoint folder: tried config.json (transformers) and "
             f"{', '.join(oc.WEIGHT_FILES)} (OpenCLIP); found {present}"
         )
-    tok = _matching_tokenizer(Tokenizer.from_folder(folder, config.text.context_length), config)
-    return config, params, tok, pre
+    # Padding as the checkpoint's own tokenizer: OpenCLIP's pads with 0, a transformers folder
+    # with the pad token its tokenizer files name.
+    pad = None if is_hf and not (pretrained is not None and readable) else OPENAI_PAD_ID
+    tok = Tokenizer.from_folder(folder, config.text.context_length, pad_token_id=pad)
+    return config, params, _matching_tokenizer(tok, config), pre
 
 
 def siglip_preprocess(image_size: int) -> PreprocessConfig:

@@ -8,16 +8,29 @@ vocabulary is derived exactly as OpenAI's `clip/simple_tokenizer.py` does: the 2
 <|startoftext|> (49406) and <|endoftext|> (49407).
 
 Text is cleaned as OpenAI cleans it before BPE (`ftfy.fix_text` when ftfy is installed, HTML
-unescaped twice, whitespace runs collapsed, stripped); transformers' fast tokenizer only
-normalises NFC, so without this step strings like "It’s" or "&amp;" tokenize differently from
-what the models were trained on. Rows are [SOT] tokens [EOT] padded with the tokenizer's pad id
-(EOT for CLIP) to `context_length`; longer texts are cut so that EOT stays the last token
-(OpenAI's `tokenize(..., truncate=True)`).
+unescaped twice, whitespace runs collapsed, stripped, lower-cased); transformers' fast tokenizer
+only normalises NFC, so without this step strings like "It’s" or "&amp;" tokenize differently
+from what the models were trained on. "<|startoftext|>" / "<|endoftext|>" written in the text
+are special tokens only where OpenAI's pre-tokenisation pattern matches them on their own
+(transformers would also take them glued to punctuation, "x.<|endoftext|>"). Rows are
+[SOT] tokens [EOT], cut so that EOT stays the last token when too long, then padded to
+`context_length` with the checkpoint's pad id: 0 for OpenAI and OpenCLIP checkpoints (as
+`clip.tokenize` and `open_clip.tokenize`), the pad token of the tokenizer files for
+transformers folders (EOT, 49407, for openai/clip-* on the hub), EOT for jaxclip's own models
+(`tiny_random`, models trained here: their saved tokenizer files say EOT), and the model's
+pad id for text towers without a causal mask. For causal towers pooled at the first EOT (or
+at argmax(ids), transformers' legacy rule, which is the first EOT for either pad id) the pad
+id cannot reach the embedding.
 
-One known difference from OpenAI's tokenizer remains: a literal "<|endoftext|>" written inside
-the text directly after punctuation ("!!!<|endoftext|>") is one special token here (transformers
-extracts special tokens first) but plain characters for OpenAI's regex. Standalone it is the
-special token for both.
+Compared with OpenAI's `clip.tokenize` (`Tokenizer.openai()`; tests/test_tokenizer_vs_clip.py
+checks each point against it):
+  * ids, padding (0), special tokens inside the text, cleaning and lower-casing, any
+    `context_length`: equal;
+  * too long texts: `clip.tokenize` raises unless truncate=True; here they are always cut as
+    with truncate=True (the first context_length ids, the last one replaced by EOT);
+  * without ftfy installed (optional here, required by OpenAI's package) mojibake such as
+    "cafÃ©" is not repaired, so such strings differ;
+  * the result is an int32 numpy array, not an int64 torch tensor.
 """
 
 from __future__ import annotations
@@ -31,9 +44,20 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import regex
 
 ASSETS = Path(__file__).parent / "assets"
 BPE_PATH = ASSETS / "bpe_simple_vocab_16e6.txt.gz"
+# OpenAI's pre-tokenisation pattern (`clip/simple_tokenizer.py`).
+_OPENAI_PAT = regex.compile(
+    r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+""",
+    regex.IGNORECASE,
+)
+OPENAI_PAD_ID = 0
+"""The pad id of `clip.tokenize` and `open_clip.tokenize` (token 0, "!", after EOT)."""
+EOT_ID = 49407
+"""<|endoftext|>: also the pad id of transformers' CLIP tokenizer files and of jaxclip's own
+models (trained and saved with it, so their token rows stay as they were)."""
 _TOKENIZER_FILES = ("tokenizer.json", "vocab.json")
 
 
@@ -92,11 +116,19 @@ class Tokenizer:
     Attributes:
       hf: the wrapped transformers tokenizer.
       context_length: row length (77 for CLIP).
-      eos_token_id, bos_token_id, pad_token_id, vocab_size.
+      pad_token_id: the id after EOT up to `context_length` (module docstring: the checkpoint's
+        convention); only rows are padded with it, the wrapped tokenizer never sees it.
+      eos_token_id, bos_token_id, vocab_size.
       clean: apply OpenAI's text cleaning first (see the module docstring).
     """
 
-    def __init__(self, hf_tokenizer, context_length: int = 77, clean: bool = True):
+    def __init__(
+        self,
+        hf_tokenizer,
+        context_length: int = 77,
+        clean: bool = True,
+        pad_token_id: int | None = None,
+    ):
         if context_length < 2:
             raise ValueError(f"context_length={context_length} must be >= 2 (SOT and EOT)")
         if hf_tokenizer.pad_token is None:
@@ -104,25 +136,41 @@ class Tokenizer:
         self.hf = hf_tokenizer
         self.context_length = int(context_length)
         self.clean = clean
+        pad = hf_tokenizer.pad_token_id if pad_token_id is None else pad_token_id
+        if not 0 <= int(pad) < len(hf_tokenizer):
+            raise ValueError(
+                f"pad_token_id={pad} is not an id of the vocabulary [0, {len(hf_tokenizer)})"
+            )
+        self.pad_token_id = int(pad)
 
     @classmethod
-    def openai(cls, context_length: int = 77) -> Tokenizer:
-        """The OpenAI CLIP tokenizer, built offline from the shipped BPE vocabulary."""
+    def openai(cls, context_length: int = 77, pad_token_id: int = OPENAI_PAD_ID) -> Tokenizer:
+        """The OpenAI CLIP tokenizer, built offline from the shipped BPE vocabulary; rows padded
+        with 0 as `clip.tokenize` and `open_clip.tokenize` pad (or `pad_token_id`)."""
         from transformers import CLIPTokenizer
 
         vocab, merges = openai_vocab_and_merges()
         hf = CLIPTokenizer(vocab=dict(vocab), merges=list(merges), model_max_length=context_length)
-        return cls(hf, context_length)
+        return cls(hf, context_length, pad_token_id=pad_token_id)
 
     @classmethod
-    def from_folder(cls, folder: str | os.PathLike, context_length: int = 77) -> Tokenizer:
-        """The tokenizer saved in a transformers folder, or the OpenAI one if there is none."""
+    def from_folder(
+        cls,
+        folder: str | os.PathLike,
+        context_length: int = 77,
+        pad_token_id: int | None = None,
+    ) -> Tokenizer:
+        """The tokenizer saved in a transformers folder, padding with the pad token its files
+        name (tokenizer_config.json / special_tokens_map.json; EOT if none), or the OpenAI one
+        (pad 0) if there is none; `pad_token_id` overrides either."""
         folder = Path(folder)
         if not any((folder / f).is_file() for f in _TOKENIZER_FILES):
-            return cls.openai(context_length)
+            pad = OPENAI_PAD_ID if pad_token_id is None else pad_token_id
+            return cls.openai(context_length, pad)
         from transformers import AutoTokenizer
 
-        return cls(AutoTokenizer.from_pretrained(str(folder)), context_length)
+        hf = AutoTokenizer.from_pretrained(str(folder))
+        return cls(hf, context_length, pad_token_id=pad_token_id)
 
     @property
     def eos_token_id(self) -> int:
@@ -131,10 +179,6 @@ class Tokenizer:
     @property
     def bos_token_id(self) -> int:
         return int(self.hf.bos_token_id)
-
-    @property
-    def pad_token_id(self) -> int:
-        return int(self.hf.pad_token_id)
 
     @property
     def vocab_size(self) -> int:
@@ -152,14 +196,48 @@ class Tokenizer:
             return np.zeros((0, self.context_length), np.int32)
         if self.clean:
             texts = [clean_text(t) for t in texts]
-        ids = self.hf(
-            texts,
-            padding="max_length",
-            truncation=True,
-            max_length=self.context_length,
-            return_attention_mask=False,
+        rows = self.hf(
+            texts, truncation=True, max_length=self.context_length, return_attention_mask=False
         )["input_ids"]
-        return np.asarray(ids, dtype=np.int32)
+        if self._clip_specials():
+            rows = [self._openai_row(t) if "<|" in t else r for t, r in zip(texts, rows)]
+        ids = np.full((len(rows), self.context_length), self.pad_token_id, np.int32)
+        for i, row in enumerate(rows):
+            ids[i, : len(row)] = row
+        return ids
+
+    def _clip_specials(self) -> bool:
+        return (self.hf.bos_token, self.hf.eos_token) == ("<|startoftext|>", "<|endoftext|>")
+
+    def _openai_row(self, text: str) -> list[int]:
+        """[SOT] ids [EOT] with "<|startoftext|>" / "<|endoftext|>" special only where OpenAI's
+        pattern matches them as a token of their own (glued to punctuation, "x.<|endoftext|>",
+        its punctuation-run class takes ".<|" and they are plain text); truncated as
+        `clip.tokenize(..., truncate=True)`: the first context_length ids, the last one EOT."""
+        special = {"<|startoftext|>": self.bos_token_id, "<|endoftext|>": self.eos_token_id}
+        out, start = [self.bos_token_id], 0
+
+        def plain(segment: str) -> list[int]:
+            if not segment.strip():
+                return []
+            enc = self.hf(
+                segment,
+                add_special_tokens=False,
+                split_special_tokens=True,
+                truncation=True,
+                max_length=self.context_length,  # the row keeps at most that many anyway
+            )
+            return list(enc["input_ids"])
+
+        for m in _OPENAI_PAT.finditer(text):
+            if m.group().lower() in special:
+                out += [*plain(text[start : m.start()]), special[m.group().lower()]]
+                start = m.end()
+        out += [*plain(text[start:]), self.eos_token_id]
+        if len(out) > self.context_length:
+            out = out[: self.context_length]
+            out[-1] = self.eos_token_id
+        return out
 
     def save(self, folder: str | os.PathLike) -> None:
         """Writes the transformers tokenizer files into `folder` (loadable by AutoTokenizer)."""

@@ -98,12 +98,21 @@ def equivalence_sentence(rows: list[dict[str, Any]], small: float = 1e-5) -> str
     )
 
 
+def _solver_note(rows: list[dict[str, Any]]) -> str:
+    """How the fits were solved, with the largest final gradient measured (older results have
+    no polish fields: the L-BFGS alone)."""
+    if not all(e.get("polished") for e in rows):
+        return "float32 L-BFGS at a tight tolerance"
+    g = max(max(float(e["grad_left"]), float(e["grad_right"])) for e in rows)
+    return f"float32 L-BFGS refined by float64 Newton steps, final gradients ≤ {g:.1e}"
+
+
 def _equivalence(report: Report, r: Any, cfg: Any) -> None:
     eq = r.tau_l2_equivalence
     report.text(
         f"The identity, checked numerically with `tau_l2_equivalence` (JAX logistic probes "
         f"on {eq['num_train']} training images, no scaler, "
-        f"λ = {cfg.sweep_l2:g}, tight solver tolerance): left, the probe on x / τ at λ; "
+        f"λ = {cfg.sweep_l2:g}, {_solver_note(eq['rows'])}): left, the probe on x / τ at λ; "
         "right, the probe on x at λτ². " + equivalence_sentence(eq["rows"]) + " The last two "
         "columns add a StandardScaler, which makes the accuracy the same for every τ."
     )
