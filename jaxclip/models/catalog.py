@@ -121,20 +121,34 @@ def trained_model_dir(name: str, cache_dir=None) -> Path:
     )
 
 
-def _mini(dtype: str = "float32", cache_dir: str | None = None):
-    """The mini-CLIP trained on the built-in shapes dataset (`experiments.train_clip`), named
-    "mini" (not its folder under the cache: names go into results.json and cache keys)."""
-    import dataclasses
+def _trained(name: str) -> Callable[..., Any]:
+    """Opener of a model trained here and recorded under `name`; the model is named `name`
+    (not its folder under the cache: names go into results.json and cache keys)."""
 
-    from jaxclip.models.load import load
+    def opener(dtype: str = "float32", cache_dir: str | None = None):
+        import dataclasses
 
-    model = load(trained_model_dir("mini", cache_dir), dtype=dtype)
-    return dataclasses.replace(model, name="mini")
+        from jaxclip.models.load import load
+
+        model = load(trained_model_dir(name, cache_dir), dtype=dtype)
+        return dataclasses.replace(model, name=name)
+
+    opener.__doc__ = f"The model trained here (`experiments.train_clip`) recorded as {name!r}."
+    return opener
+
+
+_mini = _trained("mini")  # the mini-CLIP trained on the built-in shapes dataset
+_mini_siglip = _trained("mini_siglip")  # the same recipe with SigLIP's sigmoid loss
 
 
 MODELS.update(
     {
         "mini": ("mini-CLIP trained offline on shapes (experiments.train_clip)", _mini),
+        "mini_siglip": (
+            "mini-SigLIP: the mini-CLIP's recipe with SigLIP's sigmoid loss and a logit bias "
+            "(experiments.train_clip, configs/train_clip.py:sigmoid)",
+            _mini_siglip,
+        ),
         "tiny_random": ("random tiny CLIP for smoke tests", _tiny_random),
         "vit_b32": (
             "OpenAI ViT-B/32 (openai/clip-vit-base-patch32)",
