@@ -35,12 +35,7 @@ def ensure_trained(config: Any) -> float | None:
     Returns the seconds spent when the model was not trained yet (trained now, or waited for
     while another process trained it), else None.
     """
-    names = [str(config.model), *(str(m) for m in config.get("compare_models", ()))]
-    spent = [t for name in names if (t := _ensure_one(config, name)) is not None]
-    return sum(spent) if spent else None
-
-
-def _ensure_one(config: Any, name: str) -> float | None:
+    name = str(config.model)
     recipe = TRAINED_HERE.get(name)
     if recipe is None:
         return None
