@@ -5,6 +5,12 @@ Variants after the colon: a model (`mini`, `tiny_random`, `vit_b32`, ...), a dat
 setting: OpenAI ViT-B/32 on the COCO test split as one batch) or `configs/geometry.py:smoke`
 (tiny random model on shapes/tiny, seconds). The study (and `check_config` of these fields):
 `jaxclip.studies.geometry`.
+
+`siglip_vs_clip` runs the study on two models, each into WORKDIR/<model>/, and writes
+WORKDIR/report.md and comparison.json with their numbers side by side
+(`jaxclip.studies.geometry_compare`): the mini-CLIP (`mini`, softmax loss) and the mini-SigLIP
+(`mini_siglip`, the same recipe trained with SigLIP's sigmoid loss; both are trained on first
+use). With `smoke`: the random `tiny_random` and `tiny_random_sigmoid` on shapes/tiny.
 """
 
 from __future__ import annotations
@@ -42,8 +48,21 @@ def study_config() -> ml_collections.ConfigDict:
     return c
 
 
+# The comparison variant: its models, full and smoke.
+COMPARISONS = {"siglip_vs_clip": (("mini", "mini_siglip"), ("tiny_random", "tiny_random_sigmoid"))}
+
+
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    config = common.base_config(arg)
+    tokens = [t.strip() for t in (arg or "").split(",") if t.strip()]
+    compare = [t for t in tokens if t in COMPARISONS]
+    config = common.base_config(",".join(t for t in tokens if t not in COMPARISONS))
+    # Two or more models: the study runs on each into WORKDIR/<model>/ and WORKDIR/report.md
+    # puts their numbers side by side (config.model is then the first); () = config.model only.
+    config.compare_models = ()
+    if compare:
+        full, smoke = COMPARISONS[compare[0]]
+        config.compare_models = smoke if config.smoke else full
+        config.model = config.compare_models[0]
     config.geometry = study_config()
     if config.smoke:
         g = config.geometry

@@ -13,7 +13,8 @@ colon, comma-separated:
   dataset: shapes (default, 64 px), shapes128 (128 px, patch side doubled: the same 4 x 4 token
            grid), shapes32 (32 px, patch side halved), tiny (shapes/tiny: 32 px, 256 / 128 images)
   flags:   smoke (tiny model (width 64, 2 + 2 layers) on shapes/tiny unless a dataset is named,
-           6 steps: seconds, for tests)
+           6 steps: seconds, for tests); sigmoid (SigLIP's sigmoid loss, `loss = "sigmoid"`,
+           named "mini_siglip": the model `jaxclip.load("mini_siglip")` opens)
 
 Fields can be overridden on the command line (`--config.num_steps=900`); `check_config` then
 rejects impossible values with one line naming the field.
@@ -69,6 +70,12 @@ def mini_config() -> ml_collections.ConfigDict:
     c.model.act = "gelu"  # MLP activation: quick_gelu | gelu | gelu_new | gelu_pytorch_tanh | relu
     c.compute_dtype = "float32"  # float32 | bfloat16 (params and optimiser state stay float32)
     c.logit_scale_init = math.log(1 / 0.07)  # initial t; logits are scaled by exp(t) <= 100
+    # Loss: "softmax" (CLIP's symmetric InfoNCE) or "sigmoid" (SigLIP's pairwise sigmoid loss
+    # with a learned scale and bias; the model then carries a logit_bias). The loss and the two
+    # sigmoid fields enter the identity hash only for "sigmoid".
+    c.loss = "softmax"
+    c.sigmoid_logit_scale_init = math.log(10.0)  # sigmoid: initial t' (t = exp t'; SigLIP: log 10)
+    c.sigmoid_logit_bias_init = -10.0  # sigmoid: initial logit bias b (SigLIP: -10)
     # Optimisation.
     c.seed = 0  # params init and the data order (a pure function of seed and step)
     c.batch_size = 256  # global batch (pairs per contrastive loss), split over the devices
@@ -99,7 +106,9 @@ def mini_config() -> ml_collections.ConfigDict:
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """The training config for the variant string `arg` (see the module docstring)."""
-    parsed = parse_variants(arg, {"dataset": list(DATASETS)}, {"dataset": "shapes"})
+    parsed = parse_variants(
+        arg, {"dataset": list(DATASETS)}, {"dataset": "shapes"}, flags=("smoke", "sigmoid")
+    )
     tokens = [t.strip() for t in (arg or "").split(",")]
     c = mini_config()
     variant = parsed["dataset"]
@@ -122,6 +131,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.log_every = 1
         c.eval_batch_size = 128
         c.eval_every = 0  # off: smoke runs in tests stay as fast as they were
+    if parsed["sigmoid"]:
+        c.loss = "sigmoid"
+        c.name = c.name.replace("mini", "mini_siglip")  # "smoke" stays "smoke"
     return c
 
 

@@ -2,7 +2,8 @@
 
 `ensure_trained(config)` runs before any experiment opens `config.model`: for "mini" it trains
 the mini-CLIP of `configs/train_clip.py` once (a few minutes on a CPU; cached and recorded under
-its name, so `jaxclip.load("mini")` opens it afterwards) or reuses the finished run.
+its name, so `jaxclip.load("mini")` opens it afterwards) or reuses the finished run; for
+"mini_siglip" likewise the same recipe with SigLIP's sigmoid loss (`configs/train_clip.py:sigmoid`).
 """
 
 from __future__ import annotations
@@ -17,9 +18,15 @@ def _mini_recipe() -> Any:
     return mini_config()
 
 
+def _mini_siglip_recipe() -> Any:
+    from configs.train_clip import get_config
+
+    return get_config("sigmoid")
+
+
 # Catalog name -> the train_clip config that produces it (imported on use: a bad command line
 # is reported before JAX is imported).
-TRAINED_HERE = {"mini": _mini_recipe}
+TRAINED_HERE = {"mini": _mini_recipe, "mini_siglip": _mini_siglip_recipe}
 
 
 def ensure_trained(config: Any) -> float | None:
@@ -28,7 +35,8 @@ def ensure_trained(config: Any) -> float | None:
     Returns the seconds spent when the model was not trained yet (trained now, or waited for
     while another process trained it), else None.
     """
-    recipe = TRAINED_HERE.get(str(config.model))
+    name = str(config.model)
+    recipe = TRAINED_HERE.get(name)
     if recipe is None:
         return None
     from jaxclip import train
@@ -41,7 +49,7 @@ def ensure_trained(config: Any) -> float | None:
     from jaxclip import progress
 
     progress.say(
-        f"training {config.model!r} on first use (cached afterwards) into "
+        f"training {name!r} on first use (cached afterwards) into "
         f"{train.run_folder(recipe_config, cache_dir)}"
     )
     t = time.perf_counter()

@@ -75,6 +75,7 @@ __all__ = [
     "sigmoid_logits",
     "sigmoid_loss",
     "sigmoid_loss_parts",
+    "sigmoid_loss_parts_blockwise",
     "sigmoid_loss_parts_from_logits",
 ]
 
@@ -397,6 +398,60 @@ def sigmoid_loss_parts_from_logits(logits: ArrayLike) -> SigmoidLossParts:
         mean_positive_logit=jnp.mean(diag),
         mean_negative_logit=mean_neg,
         accuracy=jnp.mean(right.astype(logits.dtype)),
+    )
+
+
+def sigmoid_loss_parts_blockwise(
+    logits_rows: Callable[[Array], Array], n: int, block_size: int
+) -> SigmoidLossParts:
+    """`sigmoid_loss_parts_from_logits` of an implicit (n, n) logits matrix streamed in row
+    blocks (the sigmoid twin of `clip_loss_parts_blockwise`, same `logits_rows` contract).
+
+    Every part is a sum over entries, so each block adds its sums of softplus(−L_jj),
+    softplus(L_jk) (k ≠ j), L_jj, L_jk (k ≠ j) and of the rightly classified entries; only a
+    (block_size, n) block is alive at a time. Equal to the full-matrix parts up to rounding.
+    """
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    if not isinstance(block_size, int) or block_size < 1:
+        raise ValueError(f"block_size must be a positive int, got {block_size!r}")
+    block_size = min(block_size, n)
+    n_blocks = -(-n // block_size)
+    rows_all = jnp.arange(n_blocks * block_size, dtype=jnp.int32).reshape(n_blocks, block_size)
+    cols = jnp.arange(n, dtype=jnp.int32)
+
+    def step(carry, rows):
+        valid = rows < n
+        block = logits_rows(jnp.minimum(rows, n - 1))
+        if block.shape != (block_size, n):
+            raise ValueError(f"logits_rows returned {block.shape}, expected {(block_size, n)}")
+        eye = rows[:, None] == cols[None, :]
+        neg = (~eye) & valid[:, None]
+        pos = eye & valid[:, None]
+        right = jnp.where(eye, block > 0, block <= 0) & valid[:, None]
+        sums = jnp.stack(
+            [
+                jnp.sum(jnp.where(pos, jax.nn.softplus(-block), 0.0)),
+                jnp.sum(jnp.where(neg, jax.nn.softplus(block), 0.0)),
+                jnp.sum(jnp.where(pos, block, 0.0)),
+                jnp.sum(jnp.where(neg, block, 0.0)),
+                jnp.sum(right.astype(block.dtype)),
+            ]
+        )
+        return carry + sums, None
+
+    dtype = jax.eval_shape(logits_rows, jnp.zeros((block_size,), jnp.int32)).dtype
+    sums, _ = jax.lax.scan(step, jnp.zeros((5,), dtype), rows_all)
+    positive, negative = sums[0] / n, sums[1] / n
+    n_neg = n * n - n
+    nan = jnp.asarray(jnp.nan, dtype)
+    return SigmoidLossParts(
+        total=positive + negative,
+        positive=positive,
+        negative=negative,
+        mean_positive_logit=sums[2] / n,
+        mean_negative_logit=sums[3] / n_neg if n_neg > 0 else nan,
+        accuracy=sums[4] / (n * n),
     )
 
 

@@ -6,6 +6,10 @@ the symmetric InfoNCE loss `jaxclip.losses.clip_loss` over the whole global batc
     ℓ = ½ [mean_j CE(L_j·, j) + mean_j CE(L_·j, j)],   L = exp(t) · v̂ t̂ᵀ,
 
 where t is the learned log logit scale, clamped after every update to t ≤ ln 100 (CLIP §2.5).
+With `loss="sigmoid"` the loss is SigLIP's pairwise sigmoid loss instead (Zhai et al. 2023,
+Eq. 1; `jaxclip.losses.sigmoid_loss`), ℓ = −(1/N) Σ_j Σ_k log σ(z_jk (exp(t')·v̂_jᵀt̂_k + b)), with
+a learned log scale t' and bias b initialised as the paper does (t' = log 10, b = −10; the model
+then carries a `logit_bias` parameter, `CLIPConfig.logit_bias_init_value`) and no clamp on t'.
 The optimiser is AdamW (Loshchilov & Hutter 2019) with decoupled weight decay applied only to
 weight matrices (Dense and patch-conv kernels): biases, LayerNorm scales, embeddings (token,
 position, class) and the logit scale are not decayed. The learning rate warms up linearly from 0
@@ -81,7 +85,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxclip import atomic
-from jaxclip.losses import clip_logits, clip_loss
+from jaxclip.losses import clip_logits, clip_loss, sigmoid_loss
 from jaxclip.models.catalog import models_root, record_trained
 from jaxclip.models.tokenizer import trim_to_eos
 from jaxclip.version import __version__
@@ -99,6 +103,10 @@ ATTRIBUTE_PROMPTS: dict[str, str] = {
 # Config fields that do not change the trained parameters (beyond float summation order for
 # num_devices): left out of the run identity, so changing them neither blocks a resume nor
 # makes train_or_reuse train again.
+LOSSES = ("softmax", "sigmoid")
+# Fields of the sigmoid loss only: with the default loss ("softmax") they and `loss` itself stay
+# out of the run identity, so a softmax run keeps the identity it had before they existed.
+SIGMOID_FIELDS = ("sigmoid_logit_scale_init", "sigmoid_logit_bias_init")
 NON_IDENTITY_FIELDS = frozenset(
     {
         "data_dir",
@@ -272,10 +280,25 @@ def model_config(config: Any, image_size: int):
                 act=m.act,
             ),
             projection_dim=m.projection_dim,
-            logit_scale_init_value=float(config.logit_scale_init),
+            **_logit_inits(config),
         )
     except ValueError as e:
         raise ValueError(f"config.model does not give a valid CLIP: {e}") from e
+
+
+def loss_name(config: Any) -> str:
+    """The config's training loss: "softmax" (CLIP) or "sigmoid" (SigLIP); "softmax" if unset."""
+    return str(config.get("loss", "softmax"))
+
+
+def _logit_inits(config: Any) -> dict[str, float | None]:
+    """`CLIPConfig` keywords of the initial log scale (and bias, for the sigmoid loss)."""
+    if loss_name(config) == "sigmoid":
+        return {
+            "logit_scale_init_value": float(config.sigmoid_logit_scale_init),
+            "logit_bias_init_value": float(config.sigmoid_logit_bias_init),
+        }
+    return {"logit_scale_init_value": float(config.logit_scale_init)}
 
 
 def learning_rate_schedule(config: Any) -> optax.Schedule:
@@ -345,14 +368,18 @@ def make_train_step(
     schedule: optax.Schedule,
     mesh: Mesh,
     preprocess: Any,
+    loss: str = "softmax",
 ) -> Callable:
     """The jitted step: (state, images uint8 (B,H,W,3), input_ids (B,L)) -> (state, metrics).
 
     state = {"step": int32, "params": ..., "opt_state": ...}, replicated over the mesh; the
     batch is sharded over its "data" axis. Metrics (replicated scalars): loss, accuracy_i2t /
     accuracy_t2i (in-batch R@1), logit_scale (exp t, before the update), learning_rate,
-    grad_norm.
+    grad_norm; with loss="sigmoid" (SigLIP's loss, the module has a `logit_bias`) also
+    logit_bias (b, before the update).
     """
+    if loss not in LOSSES:
+        raise ValueError(f"loss={loss!r} is not valid; choose one of {LOSSES}")
     from jaxclip.data.preprocess import normalize
 
     replicated = NamedSharding(mesh, P())
@@ -362,7 +389,12 @@ def make_train_step(
         pixels = normalize(images, preprocess)
         out = module.apply({"params": params}, pixels, input_ids)
         scale = jnp.exp(out["logit_scale"])
-        loss = clip_loss(out["image_embeds"], out["text_embeds"], scale)
+        if loss == "sigmoid":
+            bias = out["logit_bias"]
+            value = sigmoid_loss(out["image_embeds"], out["text_embeds"], scale, bias)
+        else:
+            value = clip_loss(out["image_embeds"], out["text_embeds"], scale)
+        # R@1 is the same for t·cos + b as for t·cos: the bias moves every logit alike.
         logits = jax.lax.stop_gradient(clip_logits(out["image_embeds"], out["text_embeds"], scale))
         idx = jnp.arange(logits.shape[0])
         aux = {
@@ -370,7 +402,9 @@ def make_train_step(
             "accuracy_t2i": jnp.mean(jnp.argmax(logits, axis=0) == idx),
             "logit_scale": scale,
         }
-        return loss, aux
+        if loss == "sigmoid":
+            aux["logit_bias"] = bias
+        return value, aux
 
     def step(state, images, input_ids):
         (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(
@@ -378,8 +412,10 @@ def make_train_step(
         )
         updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], updates)
-        # CLIP §2.5: the temperature is clipped so that the logits are scaled by at most 100.
-        params["logit_scale"] = jnp.minimum(params["logit_scale"], MAX_LOGIT_SCALE)
+        if loss == "softmax":
+            # CLIP §2.5: the temperature is clipped so that the logits are scaled by at most 100
+            # (SigLIP does not clip its t).
+            params["logit_scale"] = jnp.minimum(params["logit_scale"], MAX_LOGIT_SCALE)
         metrics = {
             "loss": loss,
             **aux,
@@ -408,10 +444,18 @@ def _to_dict(config: Any) -> dict[str, Any]:
 def run_identity(config: Any) -> dict[str, Any]:
     """The config fields that determine the trained params, plus the jaxclip version and, for
     the built-in shapes dataset, its version (a regenerated dataset means a new model).
-    `data_path` enters only when set, so runs on named datasets keep their hash."""
+    `data_path` enters only when set, so runs on named datasets keep their hash. The loss enters
+    only when it is not the default: a "softmax" run leaves out `loss` and the sigmoid-only fields
+    (so its identity is the one it had before the sigmoid loss existed); a "sigmoid" run keeps them
+    and leaves out `logit_scale_init`, which it does not use."""
     d = {k: v for k, v in _to_dict(config).items() if k not in NON_IDENTITY_FIELDS}
     if not d.get("data_path"):
         d.pop("data_path", None)
+    if loss_name(config) == "softmax":
+        for k in ("loss", *SIGMOID_FIELDS):
+            d.pop(k, None)
+    else:
+        d.pop("logit_scale_init", None)
     if str(d.get("dataset", "")).split("/")[0] == "shapes":
         from jaxclip.data.shapes import Shapes
 
@@ -587,6 +631,11 @@ def check_config(config: Any) -> None:
     if config.get("eval_examples", 1) < 1:
         raise ConfigError(f"config.eval_examples={config.eval_examples} must be >= 1")
     check_choice("compute_dtype", config.compute_dtype, COMPUTE_DTYPES)
+    check_choice("loss", loss_name(config), LOSSES)
+    if loss_name(config) == "sigmoid":
+        for field in SIGMOID_FIELDS:
+            if not math.isfinite(float(config[field])):
+                raise ConfigError(f"config.{field}={config[field]!r} must be finite")
     if not config.logit_scale_init <= MAX_LOGIT_SCALE:
         raise ConfigError(
             f"config.logit_scale_init={config.logit_scale_init} exceeds ln 100 = "
@@ -658,6 +707,7 @@ def _setup(
     optimizer_fields: tuple[tuple[str, Any], ...],
     devices: tuple[Any, ...],
     preprocess: Any,
+    loss: str = "softmax",
 ):
     """(module, optimizer, schedule, jitted step), cached: runs in one process (tests,
     train_or_reuse after an interruption) reuse the compiled step."""
@@ -674,7 +724,7 @@ def _setup(
         module,
         optimizer,
         schedule,
-        make_train_step(module, optimizer, schedule, mesh, preprocess),
+        make_train_step(module, optimizer, schedule, mesh, preprocess, loss),
     )
 
 
@@ -781,6 +831,7 @@ def _train(
         tuple((k, config[k]) for k in OPTIMIZER_FIELDS),
         tuple(mesh.devices.flat),
         preprocess,
+        loss_name(config),
     )
     replicated = NamedSharding(mesh, P())
     sharded = NamedSharding(mesh, P("data"))

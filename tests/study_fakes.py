@@ -72,6 +72,7 @@ class FakeContext:
         recorded in `text_calls`.
       model, dataset: the config's names (published numbers are keyed on them).
       logit_scale: the model's learned logit scale.
+      logit_bias: a sigmoid-loss model's learned logit bias (None: a softmax CLIP).
       attributes: `source(...).info.attributes`, the dataset's attribute value names.
       source_items: given, `source(...)` also serves that many image items (`FakeSource`).
       config: extra config fields.
@@ -86,6 +87,7 @@ class FakeContext:
         model: str = "planted",
         dataset: str = "planted",
         logit_scale: float = 100.0,
+        logit_bias: float | None = None,
         attributes: Mapping[str, Sequence[str]] | None = None,
         source_items: int | None = None,
         config: Mapping[str, Any] | None = None,
@@ -98,6 +100,7 @@ class FakeContext:
             {"model": model, "dataset": dataset, "seed": 0, **(config or {})}
         )
         self.logit_scale = logit_scale
+        self.logit_bias = logit_bias
         self.src = FakeSource(attributes, source_items)
         self.text_calls: list[list[str]] = []
 

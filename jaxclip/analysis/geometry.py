@@ -17,7 +17,8 @@ What is here (paper sections in brackets):
 * `variance_spectrum` (Fig. 5), `off_diagonal_dominance` ODD(l) = Σ_{k≠l}|C_lk| / C_ll (Eq. 6),
   `whitening` (ZCA / PCA).
 * `modality_gap` – the gap vector m_i − m_t.
-* `shift_loss_sweep`, `alpha_shift_loss_sweep`, `gap_shift_loss_sweep` – the CLIP loss (total /
+* `shift_loss_sweep`, `alpha_shift_loss_sweep`, `gap_shift_loss_sweep` – the CLIP loss, or with
+  a `logit_bias` SigLIP's sigmoid loss (total / positive / negative on scores t·cos + b), (total /
   alignment / uniformity, correct / wrong) while one or both modalities move, v' = v − α·m
   (Eq. 9), for a whole α grid in one vmapped, blockwise computation (Sec. 5, Fig. 6).
 * `conformity_kl_sweep` – KL between the image and text conformity distributions vs α
@@ -38,7 +39,12 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jaxclip.analysis.conformity import conformity_under_shift
-from jaxclip.losses import ClipLossParts, clip_loss_parts_blockwise
+from jaxclip.losses import (
+    ClipLossParts,
+    SigmoidLossParts,
+    clip_loss_parts_blockwise,
+    sigmoid_loss_parts_blockwise,
+)
 
 Array = jax.Array
 
@@ -320,7 +326,7 @@ def auto_block_size(n: int, n_coefficients: int, budget_bytes: int = 2**28) -> i
 
 
 @functools.partial(jax.jit, static_argnames=("block_size",))
-def _shift_sweep(v, t, a, b, coefficients, logit_scale, block_size):
+def _shift_sweep(v, t, a, b, coefficients, logit_scale, logit_bias, block_size):
     n = v.shape[0]
     vb, vv, va = v @ b, jnp.sum(v * v, 1), v @ a
     ta, tt, tb = t @ a, jnp.sum(t * t, 1), t @ b
@@ -336,9 +342,13 @@ def _shift_sweep(v, t, a, b, coefficients, logit_scale, block_size):
             cosines = ((g - c * vb[r][:, None]) * inv_nt[None, :] + col[None, :]) * inv_nv[r][
                 :, None
             ]
-            return logit_scale * cosines
+            if logit_bias is None:
+                return logit_scale * cosines
+            return logit_scale * cosines + logit_bias
 
-        return clip_loss_parts_blockwise(rows, n, block_size)
+        if logit_bias is None:
+            return clip_loss_parts_blockwise(rows, n, block_size)
+        return sigmoid_loss_parts_blockwise(rows, n, block_size)
 
     return jax.vmap(one)(coefficients)
 
@@ -351,9 +361,10 @@ def shift_loss_sweep(
     image_shift: ArrayLike | None = None,
     text_shift: ArrayLike | None = None,
     logit_scale: float | ArrayLike = 100.0,
+    logit_bias: float | ArrayLike | None = None,
     block_size: int | None = None,
     budget_bytes: int = 2**28,
-) -> ClipLossParts:
+) -> ClipLossParts | SigmoidLossParts:
     """CLIP loss parts while the embeddings move: v' = v − c·a, t' = t − c·b, for all c at once.
 
     The whole set is one batch (N pairs; Levi & Gilboa Sec. 5 use all of COCO val). One vmapped
@@ -369,10 +380,14 @@ def shift_loss_sweep(
       coefficients: (A,) the grid of c.
       image_shift, text_shift: (D,) directions a, b (None = no shift of that modality).
       logit_scale: s = 1/τ (CLIP ViT-B/32: 100).
+      logit_bias: None for CLIP's softmax loss; a scalar b for a sigmoid-loss model (SigLIP):
+        the logits are then the scores s·cos + b and the loss SigLIP's sigmoid loss
+        (`jaxclip.losses.sigmoid_loss_parts_blockwise`).
       block_size: rows per block; default from `budget_bytes` (`auto_block_size`).
 
     Returns:
-      `ClipLossParts` whose fields have a leading axis of length A.
+      `ClipLossParts` (or `SigmoidLossParts` with a `logit_bias`) whose fields have a leading
+      axis of length A.
     """
     v = jnp.asarray(image, jnp.float32)
     t = jnp.asarray(text, jnp.float32)
@@ -393,11 +408,14 @@ def shift_loss_sweep(
     s = jnp.asarray(logit_scale, jnp.float32)
     if s.ndim != 0:
         raise ValueError(f"logit_scale must be a scalar, got shape {s.shape}")
+    bias = None if logit_bias is None else jnp.asarray(logit_bias, jnp.float32)
+    if bias is not None and bias.ndim != 0:
+        raise ValueError(f"logit_bias must be a scalar, got shape {bias.shape}")
     if block_size is None:
         block_size = auto_block_size(v.shape[0], cs.shape[0], budget_bytes)
     if not isinstance(block_size, int) or block_size < 1:
         raise ValueError(f"block_size must be a positive int, got {block_size!r}")
-    return _shift_sweep(v, t, a, b, cs, s, min(block_size, v.shape[0]))
+    return _shift_sweep(v, t, a, b, cs, s, bias, min(block_size, v.shape[0]))
 
 
 def alpha_shift_loss_sweep(
@@ -407,14 +425,16 @@ def alpha_shift_loss_sweep(
     *,
     side: str = "image",
     logit_scale: float | ArrayLike = 100.0,
+    logit_bias: float | ArrayLike | None = None,
     block_size: int | None = None,
     budget_bytes: int = 2**28,
-) -> ClipLossParts:
+) -> ClipLossParts | SigmoidLossParts:
     """The α-shift experiment (Levi & Gilboa Eq. 9, Fig. 6): v' = v − α·m for α in a grid.
 
     side="image" shifts every image by α·m_i (m_i = mean raw image embedding), texts fixed;
     side="text" shifts every text by α·m_t. α = 0 is CLIP as trained, α = 1 centres that
-    modality at the origin, α = −1 doubles its offset. See `shift_loss_sweep`.
+    modality at the origin, α = −1 doubles its offset. See `shift_loss_sweep` (with a
+    `logit_bias`, the sigmoid loss of a SigLIP-style model).
     """
     if side not in ("image", "text"):
         raise ValueError(f"side must be 'image' or 'text', got {side!r}")
@@ -422,11 +442,11 @@ def alpha_shift_loss_sweep(
     if side == "image":
         return shift_loss_sweep(
             v, t, alphas, image_shift=jnp.mean(v, 0), logit_scale=logit_scale,
-            block_size=block_size, budget_bytes=budget_bytes,
+            logit_bias=logit_bias, block_size=block_size, budget_bytes=budget_bytes,
         )  # fmt: skip
     return shift_loss_sweep(
         v, t, alphas, text_shift=jnp.mean(t, 0), logit_scale=logit_scale,
-        block_size=block_size, budget_bytes=budget_bytes,
+        logit_bias=logit_bias, block_size=block_size, budget_bytes=budget_bytes,
     )  # fmt: skip
 
 

@@ -21,6 +21,7 @@ from jaxclip.analysis import geometry as geo
 
 __all__ = [
     "LOSS_CURVES",
+    "SIGMOID_LOSS_CURVES",
     "Summary",
     "conformity_summary",
     "gap_summary",
@@ -44,6 +45,17 @@ LOSS_CURVES = (
     "n_wrong",
     "accuracy_i2t",
     "accuracy_t2i",
+)
+
+
+# The sigmoid loss's parts kept per α (`jaxclip.losses.SigmoidLossParts` fields).
+SIGMOID_LOSS_CURVES = (
+    "total",
+    "positive",
+    "negative",
+    "mean_positive_logit",
+    "mean_negative_logit",
+    "accuracy",
 )
 
 
@@ -215,6 +227,22 @@ def _curve_summary(alphas: np.ndarray, curves: dict[str, np.ndarray]) -> dict[st
     }
 
 
+def _sigmoid_curve_summary(alphas: np.ndarray, curves: dict[str, np.ndarray]) -> dict[str, float]:
+    i0 = int(np.argmin(np.abs(alphas)))
+    tot = curves["total"]
+    k = int(np.nanargmin(tot))
+    return {
+        "alpha_min_total": float(alphas[k]),
+        "total_min": float(tot[k]),
+        "total_at_0": float(tot[i0]),
+        "positive_at_0": float(curves["positive"][i0]),
+        "negative_at_0": float(curves["negative"][i0]),
+        "alpha_min_positive": float(alphas[int(np.nanargmin(curves["positive"]))]),
+        "alpha_min_negative": float(alphas[int(np.nanargmin(curves["negative"]))]),
+        "accuracy_at_0": float(curves["accuracy"][i0]),
+    }
+
+
 def loss_summary(
     pair_image: np.ndarray,
     pair_text: np.ndarray,
@@ -223,22 +251,32 @@ def loss_summary(
     *,
     logit_scale: float,
     budget_bytes: int,
+    logit_bias: float | None = None,
 ) -> dict[str, Any]:
-    """The CLIP loss of all pairs as one batch while one modality moves, v' = v − α·m (Eq. 9).
+    """The model's loss of all pairs as one batch while one modality moves, v' = v − α·m (Eq. 9).
 
-    Per shifted side: `curves` (every `LOSS_CURVES` part per α) and `summary` (the α of the
-    minimal total / alignment / uniformity, and the parts at α = 0, the α nearest 0).
+    Without `logit_bias`, CLIP's softmax loss: per shifted side `curves` (every `LOSS_CURVES`
+    part per α) and `summary` (the α of the minimal total / alignment / uniformity, and the
+    parts at α = 0, the α nearest 0). With a `logit_bias` b (a sigmoid-loss model), SigLIP's
+    sigmoid loss on the scores t·cos + b: `SIGMOID_LOSS_CURVES` (total = positive + negative)
+    and the α of the minimal total / positive / negative part, with `loss` = "sigmoid" and
+    `logit_bias` added to the entry.
     """
+    sigmoid = logit_bias is not None
     out: dict[str, Any] = {"alphas": alphas.tolist(), "logit_scale": logit_scale}
+    if sigmoid:  # a softmax model's entry keeps the keys it always had
+        out.update(loss="sigmoid", logit_bias=float(logit_bias))
+    names = SIGMOID_LOSS_CURVES if sigmoid else LOSS_CURVES
     for side in sides:
         parts = geo.alpha_shift_loss_sweep(
             pair_image, pair_text, alphas, side=side, logit_scale=logit_scale,
-            budget_bytes=budget_bytes,
+            logit_bias=logit_bias, budget_bytes=budget_bytes,
         )  # fmt: skip
-        curves = {k: np.asarray(getattr(parts, k), np.float64) for k in LOSS_CURVES}
+        curves = {k: np.asarray(getattr(parts, k), np.float64) for k in names}
+        summary = _sigmoid_curve_summary if sigmoid else _curve_summary
         out[side] = {
             "curves": {k: v.tolist() for k, v in curves.items()},
-            "summary": _curve_summary(alphas, curves),
+            "summary": summary(alphas, curves),
         }
     return out
 
@@ -264,7 +302,12 @@ def _examples(texts: Sequence[str], c: np.ndarray, k: int) -> dict[str, list[dic
 
 
 def conformity_summary(
-    image: np.ndarray, text: np.ndarray, texts: Sequence[str], *, examples: int = 0
+    image: np.ndarray,
+    text: np.ndarray,
+    texts: Sequence[str],
+    *,
+    examples: int = 0,
+    scores: tuple[float, float] | None = None,
 ) -> Summary:
     """Exact conformity (Eq. 10) and its fits from the raw and the normalised mean (Eq. 11).
 
@@ -272,6 +315,10 @@ def conformity_summary(
     b, Pearson and max abs. error (closed-form a, b for the normalised mean). With `examples`
     > 0 also the most and least conforming distinct texts (`texts`, one per text row).
     Arrays per modality: `conformity_<m>` and the cosines `cos_raw_<m>`, `cos_normalised_<m>`.
+
+    `scores` = (t, b) of a sigmoid-loss model adds `scores`: conformity in the model's score
+    units, the mean of t·cos + b over the other members, = t·C + b (an affine map of C: the
+    Pearson of each fit is unchanged, its a is multiplied by t and its b becomes t·b_fit + b).
     """
     entry: dict[str, Any] = {}
     arrays: dict[str, np.ndarray] = {}
@@ -287,6 +334,17 @@ def conformity_summary(
         for fit in (e.raw, e.normalised):
             entry[name][fit.mean_kind] = _fit_entry(fit)
             arrays[f"cos_{fit.mean_kind}_{name}"] = fit.cos_to_mean
+    if scores is not None:
+        t, b = float(scores[0]), float(scores[1])
+        entry["scores"] = {"logit_scale": t, "logit_bias": b}
+        for name in ("image", "text"):
+            c, fit = est[name].conformity, est[name].raw
+            entry["scores"][name] = {
+                "mean": float(np.mean(t * c + b)),
+                "std": float(np.std(t * c)),
+                "a": t * float(fit.a),
+                "b": t * float(fit.b) + b,
+            }
     if examples > 0:
         entry["examples"] = _examples(texts, est["text"].conformity, examples)
     return Summary(entry, arrays)

@@ -44,10 +44,11 @@ def _hub(repo_id: str, allow_pickle: bool = False) -> Callable[..., Any]:
     return opener
 
 
-@functools.lru_cache(maxsize=1)
-def _tiny_random_params():
+@functools.lru_cache(maxsize=2)
+def _tiny_random_params(sigmoid: bool = False):
     """(config, params) of the `tiny` CLIP initialised with seed 0, made once per process (JAX
-    arrays are immutable, so sharing them is safe).
+    arrays are immutable, so sharing them is safe). `sigmoid`: with SigLIP's logit scale and
+    bias (t' = log 10, b = -10), as a CLIP trained with the sigmoid loss starts.
 
     The init is one jitted computation compiled without XLA's backend optimisations: its ~40
     random draws otherwise take 15 s to compile on a 2-core CPU (eager, 20 s), against about 5 s
@@ -60,6 +61,13 @@ def _tiny_random_params():
     from jaxclip.models.variants import tiny
 
     config = tiny()
+    if sigmoid:
+        import dataclasses
+        import math
+
+        config = dataclasses.replace(
+            config, logit_scale_init_value=math.log(10.0), logit_bias_init_value=-10.0
+        )
     s = config.vision.image_size
     args = (
         jax.random.PRNGKey(0),
@@ -77,6 +85,14 @@ def _tiny_random(dtype: str = "float32", cache_dir: str | None = None):
 
     config, params = _tiny_random_params()
     return from_params(config, params, dtype=dtype, name="tiny_random(seed=0)")
+
+
+def _tiny_random_sigmoid(dtype: str = "float32", cache_dir: str | None = None):
+    """A randomly initialised `tiny` CLIP (seed 0) with a logit bias: a sigmoid-loss smoke model."""
+    from jaxclip.models.load import from_params
+
+    config, params = _tiny_random_params(sigmoid=True)
+    return from_params(config, params, dtype=dtype, name="tiny_random_sigmoid(seed=0)")
 
 
 class ModelNotTrained(UserFileNotFoundError):
@@ -121,21 +137,39 @@ def trained_model_dir(name: str, cache_dir=None) -> Path:
     )
 
 
-def _mini(dtype: str = "float32", cache_dir: str | None = None):
-    """The mini-CLIP trained on the built-in shapes dataset (`experiments.train_clip`), named
-    "mini" (not its folder under the cache: names go into results.json and cache keys)."""
-    import dataclasses
+def _trained(name: str) -> Callable[..., Any]:
+    """Opener of a model trained here and recorded under `name`; the model is named `name`
+    (not its folder under the cache: names go into results.json and cache keys)."""
 
-    from jaxclip.models.load import load
+    def opener(dtype: str = "float32", cache_dir: str | None = None):
+        import dataclasses
 
-    model = load(trained_model_dir("mini", cache_dir), dtype=dtype)
-    return dataclasses.replace(model, name="mini")
+        from jaxclip.models.load import load
+
+        model = load(trained_model_dir(name, cache_dir), dtype=dtype)
+        return dataclasses.replace(model, name=name)
+
+    opener.__doc__ = f"The model trained here (`experiments.train_clip`) recorded as {name!r}."
+    return opener
+
+
+_mini = _trained("mini")  # the mini-CLIP trained on the built-in shapes dataset
+_mini_siglip = _trained("mini_siglip")  # the same recipe with SigLIP's sigmoid loss
 
 
 MODELS.update(
     {
         "mini": ("mini-CLIP trained offline on shapes (experiments.train_clip)", _mini),
+        "mini_siglip": (
+            "mini-SigLIP: the mini-CLIP's recipe with SigLIP's sigmoid loss and a logit bias "
+            "(experiments.train_clip, configs/train_clip.py:sigmoid)",
+            _mini_siglip,
+        ),
         "tiny_random": ("random tiny CLIP for smoke tests", _tiny_random),
+        "tiny_random_sigmoid": (
+            "random tiny CLIP with a logit bias (sigmoid loss) for smoke tests",
+            _tiny_random_sigmoid,
+        ),
         "vit_b32": (
             "OpenAI ViT-B/32 (openai/clip-vit-base-patch32)",
             _hub("openai/clip-vit-base-patch32"),

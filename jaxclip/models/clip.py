@@ -439,6 +439,13 @@ class CLIP(nn.Module):
             (),
             self.param_dtype,
         )
+        if cfg.logit_bias_init_value is not None:  # sigmoid-loss CLIP: logits t·cos + b
+            self.logit_bias = self.param(
+                "logit_bias",
+                lambda _, shape, dtype: jnp.full(shape, cfg.logit_bias_init_value, dtype),
+                (),
+                self.param_dtype,
+            )
 
     def encode_image(
         self, pixel_values: jax.Array, *, return_hidden: bool = False
@@ -500,11 +507,15 @@ class CLIP(nn.Module):
         return embeds, out
 
     def __call__(self, pixel_values: jax.Array, input_ids: jax.Array) -> dict[str, jax.Array]:
-        """Both towers: {"image_embeds", "text_embeds" (raw, float32), "logit_scale"}."""
+        """Both towers: {"image_embeds", "text_embeds" (raw, float32), "logit_scale"}, plus
+        "logit_bias" for a sigmoid-loss CLIP (`CLIPConfig.logit_bias_init_value` set)."""
         image_embeds, _ = self.encode_image(pixel_values)
         text_embeds, _ = self.encode_text(input_ids)
-        return {
+        out = {
             "image_embeds": image_embeds,
             "text_embeds": text_embeds,
             "logit_scale": self.logit_scale.astype(jnp.float32),
         }
+        if self.config.logit_bias_init_value is not None:
+            out["logit_bias"] = self.logit_bias.astype(jnp.float32)
+        return out

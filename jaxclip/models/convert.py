@@ -119,6 +119,8 @@ def _text_shapes(config: CLIPConfig) -> dict[Path, tuple[int, ...]]:
         ("text_model", "final_layer_norm", "scale"): (t.width,),
         ("text_model", "final_layer_norm", "bias"): (t.width,),
     }
+    if config.logit_bias_init_value is not None:  # a sigmoid-loss CLIP's learned bias b
+        shapes[("logit_bias",)] = ()
     for k, s in _tower_layer_shapes(t).items():
         shapes[("text_model", *k)] = s
     return shapes
@@ -350,6 +352,8 @@ def _conv_tower_name(path: Path) -> str:
 def _openai_sources(config: CLIPConfig) -> dict[Path, tuple[str, int | None]]:
     """Our path -> (OpenAI / OpenCLIP name, which third of in_proj or None)."""
     out: dict[Path, tuple[str, int | None]] = {p: (n, None) for p, n in _OPENAI_TEXT_TOP.items()}
+    if config.logit_bias_init_value is not None:  # OpenCLIP's name for a sigmoid model's b
+        out[("logit_bias",)] = ("logit_bias", None)
     towers: list[tuple[str, str, VisionConfig | TextConfig]] = [
         ("text_model", "transformer", config.text)
     ]

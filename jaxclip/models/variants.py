@@ -254,12 +254,17 @@ class CLIPConfig:
       text: the text tower.
       projection_dim: size D of the shared embedding space (bias-free projections).
       logit_scale_init_value: initial log of the inverse temperature, log(1 / 0.07) = 2.6592.
+      logit_bias_init_value: None (CLIP), or the initial value of a learned scalar
+        `logit_bias` b: a CLIP trained with SigLIP's sigmoid loss (logits t·cos + b; SigLIP
+        initialises b = -10). Its folder's config.json then carries this key and its weights a
+        `logit_bias` tensor, which transformers' CLIPModel ignores.
     """
 
     vision: ImageTowerConfig = dataclasses.field(default_factory=VisionConfig)
     text: TextConfig = dataclasses.field(default_factory=TextConfig)
     projection_dim: int = 512
     logit_scale_init_value: float = 2.6592
+    logit_bias_init_value: float | None = None
 
     def __post_init__(self):
         if self.projection_dim <= 0:
@@ -508,6 +513,9 @@ def from_hf_config(hf: Mapping[str, Any]) -> CLIPConfig:
         text=text,
         projection_dim=int(hf.get("projection_dim", 512)),
         logit_scale_init_value=float(hf.get("logit_scale_init_value", 2.6592)),
+        logit_bias_init_value=(
+            None if hf.get("logit_bias_init_value") is None else float(hf["logit_bias_init_value"])
+        ),
     )
 
 
@@ -535,7 +543,7 @@ def to_hf_config(cfg: CLIPConfig) -> dict[str, Any]:
     text = {theirs: getattr(cfg.text, ours) for theirs, ours in _TEXT_KEYS.items()}
     vision.update(model_type="clip_vision_model", num_channels=3, projection_dim=cfg.projection_dim)
     text.update(model_type="clip_text_model", projection_dim=cfg.projection_dim)
-    return {
+    out = {
         "architectures": ["CLIPModel"],
         "model_type": "clip",
         "projection_dim": cfg.projection_dim,
@@ -544,6 +552,9 @@ def to_hf_config(cfg: CLIPConfig) -> dict[str, Any]:
         "text_config": text,
         "vision_config": vision,
     }
+    if cfg.logit_bias_init_value is not None:  # a sigmoid-loss CLIP (transformers ignores it)
+        out["logit_bias_init_value"] = cfg.logit_bias_init_value
+    return out
 
 
 # --- SigLIP (sigmoid-loss two-tower models) -----------------------------------------------------

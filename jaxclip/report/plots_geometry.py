@@ -215,24 +215,35 @@ def plot_loss_vs_alpha(
     alphas: Sequence[float], curves: Mapping[str, Sequence[float | None]], *, side: str = "image"
 ) -> Figure:
     """Loss vs α of v' = v − α·m (Fig. 6): total, alignment, uniformity, and the loss of the
-    correctly and of the wrongly matched pairs, one panel each.
+    correctly and of the wrongly matched pairs, one panel each; for a sigmoid-loss sweep
+    (`curves` has "positive") total, positive and negative part, one panel each.
 
-    `curves` maps those five names to one value per α (None or NaN: no term). Each panel's y
+    `curves` maps those names to one value per α (None or NaN: no term). Each panel's y
     range is its own curve's (the correct and wrong losses differ in scale: on one shared axis
     their trends would look flat); a red star marks each curve's minimum.
     """
     al = np.asarray(alphas, np.float64)
-    f = {k: _floats(curves[k]) for k in ("total", "alignment", "uniformity", "correct", "wrong")}
-    fig = Figure(figsize=(12, 6.4))
-    axes = fig.subplots(2, 3)
-    panels = (
-        ("total", "total loss", "k"),
-        ("alignment", "alignment term", "tab:green"),
-        ("uniformity", "uniformity term", "tab:purple"),
-        ("correct", "loss of correctly matched pairs", "tab:green"),
-        ("wrong", "loss of wrongly matched pairs", "tab:red"),
-    )
-    for ax, (key, title, col) in zip(axes.ravel(), panels):
+    if "positive" in curves:
+        panels: tuple[tuple[str, str, str], ...] = (
+            ("total", "total sigmoid loss", "k"),
+            ("positive", "positive part (matched pairs)", "tab:green"),
+            ("negative", "negative part (all other pairs)", "tab:red"),
+        )
+        fig = Figure(figsize=(12, 3.6))
+        axes = fig.subplots(1, 3)
+    else:
+        panels = (
+            ("total", "total loss", "k"),
+            ("alignment", "alignment term", "tab:green"),
+            ("uniformity", "uniformity term", "tab:purple"),
+            ("correct", "loss of correctly matched pairs", "tab:green"),
+            ("wrong", "loss of wrongly matched pairs", "tab:red"),
+        )
+        fig = Figure(figsize=(12, 6.4))
+        axes = fig.subplots(2, 3)
+        axes[1, 2].remove()
+    f = {k: _floats(curves[k]) for k, _, _ in panels}
+    for ax, (key, title, col) in zip(np.ravel(axes), panels):
         ax.plot(al, f[key], color=col, marker=".")
         ax.set_title(title)
         ax.set_ylabel("loss")
@@ -245,7 +256,6 @@ def plot_loss_vs_alpha(
             _own_ylim(ax, f[key])
         else:
             ax.text(0.5, 0.5, "no such pairs", transform=ax.transAxes, ha="center")
-    axes[1, 2].remove()
     fig.tight_layout()
     return fig
 

@@ -43,12 +43,18 @@ class Context(Protocol):
     Attributes:
       config: the run's ConfigDict (common fields: model, dataset, splits, seed, ...).
       logit_scale: the model's learned logit scale exp(t) (CLIP: 100).
+      logit_bias: a sigmoid-loss model's learned logit bias b (SigLIP: scores t·cos + b), None
+        for a softmax-loss CLIP. Optional: studies read it with `getattr(ctx, "logit_bias",
+        None)`.
     """
 
     config: Any
 
     @property
     def logit_scale(self) -> float: ...
+
+    @property
+    def logit_bias(self) -> float | None: ...
 
     def split_name(self, which: str) -> str:
         """'train' / 'test' -> the dataset's split string."""
@@ -129,6 +135,11 @@ class RunContext:
     @property
     def logit_scale(self) -> float:
         return float(math.exp(float(np.asarray(self.model.params["logit_scale"]))))
+
+    @property
+    def logit_bias(self) -> float | None:
+        b = self.model.params.get("logit_bias")
+        return None if b is None else float(np.asarray(b))
 
     def split_name(self, which: str) -> str:
         return split_name(self.config, which)

@@ -10,7 +10,10 @@ report is drawn by `jaxclip.studies.geometry_render` (the "double ellipsoid" pap
 * thin-shell statistics of the centred vectors (Eqs. 3-4; COCO images 7.5873 vs 7.6007);
 * variance spectrum and off-diagonal dominance ODD (Eq. 6, Fig. 5); the modality-gap vector;
 * the CLIP loss as one modality is shifted, v' = v − α·m (Eq. 9), split into alignment /
-  uniformity and correctly / wrongly matched terms, image side and text side (Fig. 6);
+  uniformity and correctly / wrongly matched terms, image side and text side (Fig. 6); for a
+  sigmoid-loss model (SigLIP, or a CLIP trained with `loss="sigmoid"`: the context has a
+  `logit_bias`) SigLIP's sigmoid loss on the scores t·cos + b, split into its positive
+  (matched pairs) and negative (all other pairs) parts;
 * conformity and its mean-cosine estimate with the raw and the normalised mean (Eqs. 10-11,
   Fig. 9), and the KL between the image and text conformity distributions vs α (Fig. 11).
 
@@ -213,10 +216,18 @@ def analyse(ctx: Context, cfg: ml_collections.ConfigDict) -> GeometryResult:
         msg = f"need at least 2 images and 2 distinct texts, got {len(pairs.image)} and {n_texts}"
         return GeometryResult(**head, skipped=msg)
     scale = float(cfg.logit_scale) if cfg.logit_scale > 0 else float(ctx.logit_scale)
-    return GeometryResult(**head, **_parts(pairs, cfg, scale, seed))
+    bias = getattr(ctx, "logit_bias", None)  # a sigmoid-loss model's b (None: CLIP)
+    bias = None if bias is None else float(bias)
+    return GeometryResult(**head, **_parts(pairs, cfg, scale, seed, bias))
 
 
-def _parts(pairs: Pairs, cfg: ml_collections.ConfigDict, scale: float, seed: int) -> dict:
+def _parts(
+    pairs: Pairs,
+    cfg: ml_collections.ConfigDict,
+    scale: float,
+    seed: int,
+    bias: float | None = None,
+) -> dict:
     """Every part's results.json entry and arrays, as `GeometryResult` keyword arguments."""
     xi, xt = pairs.image, pairs.text
     alphas = alpha_grid(cfg)
@@ -237,11 +248,13 @@ def _parts(pairs: Pairs, cfg: ml_collections.ConfigDict, scale: float, seed: int
     progress.step(f"loss sweep over {len(alphas)} alphas")
     loss = gs.loss_summary(
         pairs.pair_image, pairs.pair_text, alphas, cfg.sides, logit_scale=scale,
-        budget_bytes=int(cfg.loss_memory_mb) * 2**20,
+        budget_bytes=int(cfg.loss_memory_mb) * 2**20, logit_bias=bias,
     )  # fmt: skip
     examples = int(cfg.examples) if pairs.source == "captions" else 0
     progress.step("conformity")
-    conformity = gs.conformity_summary(xi, xt, pairs.texts, examples=examples)
+    conformity = gs.conformity_summary(
+        xi, xt, pairs.texts, examples=examples, scores=None if bias is None else (scale, bias)
+    )
     progress.step(f"conformity KL sweep over {len(alphas)} alphas")
     kl = gs.kl_summary(
         xi, xt, alphas, cfg.sides, method=cfg.kl_method, bins=int(cfg.kl_bins),

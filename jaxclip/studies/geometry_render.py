@@ -114,12 +114,13 @@ def intro(result: Any, cfg: Any, model: str, dataset: str, paper: dict) -> str:
 
 def _sweep_rows(result: Any) -> list[tuple[str, str, str]]:
     rows = []
+    what = "sigmoid loss" if result.loss.get("loss") == "sigmoid" else "loss"
     for side in ("image", "text"):
         if side in result.loss:
             su = result.loss[side]["summary"]
             rows.append(
                 (
-                    f"α of minimal loss, {side}s shifted (loss at α = 0)",
+                    f"α of minimal {what}, {side}s shifted ({what} at α = 0)",
                     f"{su['alpha_min_total']:+.2f} ({num(su['total_at_0']):.4f})",
                     "≈ 0" if side == "image" else "≈ 0 (supplement)",
                 )

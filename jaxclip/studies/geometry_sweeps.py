@@ -72,9 +72,58 @@ def _ties_note(pairs: dict, cfg: Any) -> str:
     return ""
 
 
+def _sigmoid_summary_row(side: str, su: dict) -> dict[str, Any]:
+    return {
+        "shifted": side,
+        "α at min total": su["alpha_min_total"],
+        "min total": num(su["total_min"]),
+        "total at α=0": num(su["total_at_0"]),
+        "positive at α=0": num(su["positive_at_0"]),
+        "negative at α=0": num(su["negative_at_0"]),
+        "α at min positive": su["alpha_min_positive"],
+        "α at min negative": su["alpha_min_negative"],
+        "pairs right at α=0 %": 100 * num(su["accuracy_at_0"]),
+    }
+
+
+def _sigmoid_per_alpha_rows(alphas: list[float], curves: dict[str, list]) -> list[dict[str, Any]]:
+    c = {k: [num(x) for x in v] for k, v in curves.items()}
+    return [
+        {
+            "α": float(a),
+            "total": c["total"][j],
+            "positive": c["positive"][j],
+            "negative": c["negative"][j],
+            "mean matched score": c["mean_positive_logit"][j],
+            "mean other score": c["mean_negative_logit"][j],
+            "pairs right %": 100 * c["accuracy"][j],
+        }
+        for j, a in enumerate(alphas)
+    ]
+
+
+def _sigmoid_intro(lo_: dict, n: int, scale_src: str) -> str:
+    t, b = lo_["logit_scale"], lo_["logit_bias"]
+    return (
+        "Shift one modality along its own mean, v' = v − α·m (Eq. 9), keeping the other fixed: "
+        "α = 0 is the model as trained, α = 1 centres that modality at the origin, α = −1 "
+        "doubles its offset. This model was trained with SigLIP's sigmoid loss (Zhai et al. "
+        "2023, Eq. 1), so for each α that loss of all "
+        f"{n} pairs as one batch is computed on its scores L = t·cos + b, with t = {t:.4g} "
+        f"({scale_src}) and its learned bias b = {b:.4g}: ℓ = −(1/N) Σ_j Σ_k log σ(z_jk L_jk), "
+        "z = +1 for the matched pair, −1 for the other N − 1 texts of each image. It splits "
+        "into a *positive* part (1/N) Σ_j softplus(−L_jj), pulling matched pairs up (the role "
+        "of alignment), and a *negative* part (1/N) Σ_{j≠k} softplus(L_jk), pushing the "
+        f"{n * n - n} other pairs down (the role of uniformity). A pair is classified right "
+        "when its score has the right sign."
+    )
+
+
 def loss(result: Any, cfg: Any, report: Report, workdir: Path) -> None:
     """Contrastive loss vs the position of the ellipsoid, one sweep per shifted modality."""
     lo_ = result.loss
+    if lo_.get("loss") == "sigmoid":
+        return _sigmoid_loss(result, cfg, report, workdir)
     alphas, scale = lo_["alphas"], lo_["logit_scale"]
     sides = [side for side in cfg.sides]
     for side in sides:
@@ -123,6 +172,46 @@ def loss(result: Any, cfg: Any, report: Report, workdir: Path) -> None:
             f"<details><summary>Loss at every α ({side}s shifted; nan = no term in that "
             "group)</summary>\n\n"
             + markdown_table(_per_alpha_rows(alphas, lo_[side]["curves"]), floatfmt=".4f")
+            + "\n</details>"
+        )
+
+
+def _sigmoid_loss(result: Any, cfg: Any, report: Report, workdir: Path) -> None:
+    """The α sweep of a sigmoid-loss model: total = positive + negative."""
+    lo_ = result.loss
+    alphas = lo_["alphas"]
+    sides = list(cfg.sides)
+    for side in sides:
+        fig = plots.plot_loss_vs_alpha(alphas, lo_[side]["curves"], side=side)
+        save_figure(fig, workdir, f"geometry_loss_{side}")
+    scale_src = "set in the config" if cfg.logit_scale > 0 else "the model's own learned value"
+    report.section("Sigmoid loss vs the position of the ellipsoid", level=2)
+    report.text(_sigmoid_intro(lo_, result.pairs["n_pairs"], scale_src))
+    rows = [_sigmoid_summary_row(side, lo_[side]["summary"]) for side in sides]
+    report.table(rows, floatfmt=".4f", caption="Sigmoid loss summary per shifted modality")
+    lo, hi = float(alphas[0]), float(alphas[-1])
+    for side in sides:
+        su = lo_[side]["summary"]
+        a = su["alpha_min_total"]
+        where = (
+            f"at the edge of the grid [{lo:g}, {hi:g}], so the true minimum may lie beyond it"
+            if a in (lo, hi)
+            else "inside the grid"
+        )
+        at0, low = num(su["total_at_0"]), num(su["total_min"])
+        report.text(
+            f"{side.capitalize()}s shifted: the sigmoid loss is lowest at α = {a:+.2f} "
+            f"({where}); at α = 0 it is {at0:.4f}, {at0 - low:.4f} above that minimum."
+        )
+    for side in sides:
+        report.figure(
+            f"geometry_loss_{side}.png",
+            f"Sigmoid loss vs α, {side}s shifted: total, positive and negative part, each "
+            "panel on its own y scale",
+        )
+        report.text(
+            f"<details><summary>Sigmoid loss at every α ({side}s shifted)</summary>\n\n"
+            + markdown_table(_sigmoid_per_alpha_rows(alphas, lo_[side]["curves"]), floatfmt=".4f")
             + "\n</details>"
         )
 
@@ -194,6 +283,29 @@ def conformity(result: Any, cfg: Any, report: Report, workdir: Path, paper: dict
         name, "Conformity vs cosine to the mean, raw (left) and normalised (right) mean, "
         "with the fit (paper Fig. 9)",
     )  # fmt: skip
+    scores = result.conformity.get("scores")
+    if scores:
+        t, b = scores["logit_scale"], scores["logit_bias"]
+        report.text(
+            "In this sigmoid-loss model's score units, L = t·cos + b with t = "
+            f"{t:.4g} and b = {b:.4g}, the mean score of a member to the others of its modality "
+            "is t·C + b: an affine image of conformity, so each Pearson above is unchanged and "
+            "the fit becomes (t·a)·cos(v, m) + (t·b_fit + b)."
+        )
+        report.table(
+            [
+                {
+                    "modality": name,
+                    "mean score t·C + b": num(scores[name]["mean"]),
+                    "std": num(scores[name]["std"]),
+                    "a (raw mean)": num(scores[name]["a"]),
+                    "b (raw mean)": num(scores[name]["b"]),
+                }
+                for name in ("image", "text")
+            ],
+            floatfmt=".6g",
+            caption="Conformity in score units (t·cos + b)",
+        )
     examples = result.conformity.get("examples")
     if examples:
         report.text("Most and least conforming captions (the paper's Fig. 9 examples):")
