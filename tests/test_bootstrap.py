@@ -35,16 +35,97 @@ def test_coverage_of_percentile_interval():
     assert 0.93 <= cover <= 0.97, cover
 
 
+def test_coverage_of_counts_path_interval():
+    # The same coverage check through mean_interval's counts path itself: 1 000 data sets, one
+    # call each (its own seed), 2 000 resamples.
+    n, p, reps, b = 400, 0.3, 1000, 2000
+    rng = np.random.default_rng(1)
+    hits = 0
+    for r in range(reps):
+        iv = bs.mean_interval(rng.random(n) < p, b, seed=r)
+        hits += iv.ci_low <= p <= iv.ci_high
+    assert 0.93 <= hits / reps <= 0.97, hits / reps
+
+
 def test_mean_interval_matches_numpy_loop_and_is_seeded():
     x = np.random.default_rng(0).random(300) < 0.4
-    s = bs.mean_samples(x, 500, seed=3, chunk=128)  # several chunks, a partial last one
+    # index path: several chunks, a partial last one
+    s = bs.mean_samples(x, 500, seed=3, chunk=128, method="indices")
     np.testing.assert_array_equal(s, _loop_means(x, 500, 3, 128))
-    iv = bs.mean_interval(x, 500, seed=3, chunk=128)
-    assert iv.value == x.mean()
+    iv = bs.mean_interval(x, 500, seed=3, chunk=128, method="indices")
+    assert iv.value == x.mean() and iv.n == 300
     assert (iv.ci_low, iv.ci_high) == tuple(np.percentile(s, [2.5, 97.5]))
-    assert iv == bs.mean_interval(x, 500, seed=3, chunk=128)
-    assert iv != bs.mean_interval(x, 500, seed=4, chunk=128)
+    assert iv == bs.mean_interval(x, 500, seed=3, chunk=128, method="indices")
+    assert iv != bs.mean_interval(x, 500, seed=4, chunk=128, method="indices")
     assert iv.ci_low < iv.value < iv.ci_high
+
+
+def test_counts_path_equals_numpy_loop_of_binomial_draws():
+    x = np.random.default_rng(0).random(300) < 0.4
+    k = int(x.sum())
+    rng = np.random.default_rng(3)
+    loop = np.array([rng.binomial(300, k / 300) / 300 for _ in range(500)])
+    s = bs.mean_samples(x, 500, seed=3)
+    np.testing.assert_array_equal(s, loop)
+    iv = bs.mean_interval(x, 500, seed=3)
+    assert (iv.ci_low, iv.ci_high) == tuple(bs.percentile_interval(loop))
+    assert iv == bs.mean_interval(x, 500, seed=3) and iv != bs.mean_interval(x, 500, seed=4)
+
+
+def test_counts_and_index_resamples_have_the_same_law():
+    # Same data, 20 000 resamples each way: the two resampled-count histograms must be
+    # indistinguishable (chi-square on binned counts), and the intervals agree within MC error.
+    x = np.random.default_rng(2).random(400) < 0.3
+    counts = np.round(bs.mean_samples(x, 20_000, seed=5) * 400).astype(int)
+    index = np.round(bs.mean_samples(x, 20_000, seed=5, method="indices") * 400).astype(int)
+    edges = np.unique(np.percentile(np.concatenate([counts, index]), np.linspace(0, 100, 21)))
+    edges[-1] += 1
+    table = np.stack([np.histogram(counts, edges)[0], np.histogram(index, edges)[0]])
+    assert stats.chi2_contingency(table).pvalue > 1e-3
+    lo_c, hi_c = bs.percentile_interval(counts / 400)
+    lo_i, hi_i = bs.percentile_interval(index / 400)
+    assert abs(lo_c - lo_i) < 0.01 and abs(hi_c - hi_i) < 0.01  # sd of the mean is 0.023
+
+
+def test_paired_counts_path_equals_multinomial_loop_and_index_law():
+    rng = np.random.default_rng(4)
+    a = rng.random(250) < 0.6
+    b = np.where(rng.random(250) < 0.7, a, rng.random(250) < 0.5)
+    cells = [(a & b).sum(), (a & ~b).sum(), (~a & b).sum(), (~a & ~b).sum()]
+    np.testing.assert_array_equal(bs.paired_cells(a, b), cells)
+    g = np.random.default_rng(7)
+    loop = []
+    for _ in range(300):
+        c = g.multinomial(250, np.array(cells) / 250)
+        loop.append(c[1] / 250 - c[2] / 250)
+    s = bs.paired_samples(a, b, 300, seed=7)
+    np.testing.assert_array_equal(s, np.array(loop))
+    d = bs.paired_difference(a, b, 300, seed=7)
+    assert (d.ci_low, d.ci_high) == tuple(bs.percentile_interval(np.array(loop)))
+    # the law of the index path: a two-sample KS test on 20 000 resamples each, on the integer
+    # count differences (the two paths round n10 / n - n01 / n differently)
+    big_c = np.round(bs.paired_samples(a, b, 20_000, seed=1) * 250)
+    big_i = np.round(bs.paired_samples(a, b, 20_000, seed=1, method="indices") * 250)
+    assert stats.ks_2samp(big_c, big_i).pvalue > 1e-3
+
+
+def test_paired_comparisons_holm_and_verdict():
+    # 200 examples; b differs from a on 30 examples all in a's favour (clear); c on 4 (2 vs 2)
+    a = np.zeros(200, bool)
+    a[:100] = True
+    b = a.copy()
+    b[:30] = False
+    c = a.copy()
+    c[:2] = False
+    c[150:152] = True
+    rows = bs.paired_comparisons([("a", "b", a, b), ("a", "c", a, c)], 2000, seed=0)
+    p1 = stats.binomtest(30, 30, 0.5).pvalue
+    p2 = stats.binomtest(2, 4, 0.5).pvalue
+    np.testing.assert_allclose([r["p_value"] for r in rows], [p1, p2], rtol=1e-12)
+    np.testing.assert_allclose([r["p_holm"] for r in rows], [min(1, 2 * p1), min(1, p2)])
+    assert [r["distinguishable"] for r in rows] == [True, False]
+    assert rows[0]["difference"] == 0.15 and rows[1]["difference"] == 0.0
+    assert rows[0]["ci_low"] > 0 and rows[1]["ci_low"] < 0 < rows[1]["ci_high"]
 
 
 def test_indices_cover_range_uniformly():
@@ -69,14 +150,14 @@ def test_jit_equals_eager_and_vmap_equals_loop():
 def test_paired_bootstrap_matches_numpy_loop():
     rng = np.random.default_rng(1)
     a, b = rng.random(250) < 0.6, rng.random(250) < 0.5
-    s = bs.paired_samples(a, b, 300, seed=7, chunk=100)
+    s = bs.paired_samples(a, b, 300, seed=7, chunk=100, method="indices")
     loop = [
         a[r].mean(dtype=np.float64) - b[r].mean(dtype=np.float64)
         for idx in bs.resample_indices(250, 300, 7, 100)
         for r in idx
     ]
     np.testing.assert_array_equal(s, np.array(loop))
-    d = bs.paired_difference(a, b, 300, seed=7, chunk=100)
+    d = bs.paired_difference(a, b, 300, seed=7, chunk=100, method="indices")
     assert d.difference == pytest.approx(a.mean() - b.mean(), abs=1e-15)
     assert (d.ci_low, d.ci_high) == tuple(np.percentile(s, [2.5, 97.5]))
 
@@ -143,3 +224,5 @@ def test_bad_input_is_one_line_user_error():
         bs.class_interval(np.zeros(3, int), np.zeros(3, int), 2, "f2")
     with pytest.raises(UserError, match="dtype float"):
         bs.mean_interval(np.ones(5) * 0.5)
+    with pytest.raises(UserError, match="method='bins'"):
+        bs.mean_interval(np.ones(5, bool), method="bins")

@@ -85,6 +85,7 @@ def _cfg() -> ml_collections.ConfigDict:
     cfg.equivalence_max_train = 0
     cfg.prompt_count_set = "generic100"
     cfg.prompt_counts = (16, 32, 100, 500)
+    cfg.svc_taus = (0.5, 0.07, 0.03)
     return cfg
 
 
@@ -131,7 +132,10 @@ def test_features_rank_and_separable_probes(planted):
     assert refs["ceiling"]["test_accuracy"] >= 0.95
     head = res["headline"]
     assert isinstance(head, list) and len(head) == 3
-    assert all(set(h) - {"converged"} == {"method", "top1", "top5", "macro_f1"} for h in head)
+    assert all(
+        set(h) - {"converged", "top1_ci"} == {"method", "top1", "top5", "macro_f1"} for h in head
+    )
+    assert head[0]["top1_ci"] == res["methods"]["svc_linear"]["test_accuracy_ci"]
     assert [h.get("converged") for h in head] == [
         m.get("converged") for m in res["methods"].values()
     ]
@@ -153,6 +157,47 @@ def test_svc_and_logistic_match_sklearn(planted):
     lr = LogisticRegression(C=1 / l2, max_iter=5000, tol=1e-8).fit(sc.transform(ztr), ytr)
     ref = np.mean(lr.predict(sc.transform(zte)) == yte)
     assert abs(res["methods"]["jax_logistic"]["test_accuracy"] - ref) <= 1 / N_TEST + 1e-9
+
+
+def test_svc_tau_intervals_and_neighbour_tests(planted):
+    from scipy import stats
+
+    from jaxclip.analysis import bootstrap
+    from jaxclip.studies import class_agnostic_render_tau as render_tau
+
+    ctx, _, test, _, _, section = planted
+    res = section.results
+    n = len(test.labels)
+    rows = res["svc_tau"]
+    assert [r["tau"] for r in rows] == [0.5, 0.07, 0.03]
+    for r in rows:
+        k = round(r["test_accuracy"] * n)
+        rng = np.random.default_rng(ctx.config.seed)  # numpy's binomial draws, config seed
+        lo, hi = bootstrap.percentile_interval(rng.binomial(n, k / n, 10_000) / n)
+        assert r["test_accuracy_ci"] == {"value": k / n, "ci_low": lo, "ci_high": hi, "n": n}
+    comps = res["svc_tau_comparisons"]
+    assert [(c["a"], c["b"]) for c in comps] == [("τ 0.5", "τ 0.07"), ("τ 0.07", "τ 0.03")]
+    p = []
+    for c, ra, rb in zip(comps, rows, rows[1:]):
+        d01, d10 = c["discordant_a"], c["discordant_b"]
+        assert c["difference"] == pytest.approx(ra["test_accuracy"] - rb["test_accuracy"])
+        assert (d01 - d10) / n == pytest.approx(c["difference"])
+        p.append(1.0 if d01 + d10 == 0 else stats.binomtest(d01, d01 + d10, 0.5).pvalue)
+        assert c["p_value"] == pytest.approx(p[-1], rel=1e-12)
+    lo_p, hi_p = sorted(p)
+    want = sorted([min(1.0, 2 * lo_p), max(min(1.0, 2 * lo_p), hi_p)])
+    assert sorted(c["p_holm"] for c in comps) == pytest.approx(want)
+    md = section.report.markdown()
+    for c in comps:
+        assert render_tau.comparison_sentence(c) in md
+    # the words follow the numbers: the same row rendered as significant / not
+    c = comps[0]
+    yes = render_tau.tau_comparison_text([{**c, "p_holm": 0.001, "distinguishable": True}])
+    no = render_tau.tau_comparison_text([{**c, "p_holm": 0.41, "distinguishable": False}])
+    assert (
+        "1 of 1 distinguishable" in yes and ", distinguishable from noise (Holm p = 0.001)" in yes
+    )
+    assert "0 of 1 distinguishable" in no and "not distinguishable from noise (Holm p = 0.41)" in no
 
 
 def test_entropy_against_float64_numpy(planted):

@@ -135,8 +135,8 @@ def test_headline_is_one_entry_per_probe(planted):
     head = section.results["headline"]
     assert isinstance(head, list) and len(head) == len(section.results["methods"])
     for h, m in zip(head, section.results["methods"].values()):
-        assert set(h) - {"converged"} == {"method", "top1", "top5", "macro_f1"}
-        assert h["top1"] == m["test_accuracy"]
+        assert set(h) - {"converged"} == {"method", "top1", "top5", "macro_f1", "top1_ci"}
+        assert h["top1"] == m["test_accuracy"] and h["top1_ci"] == m["test_accuracy_ci"]
         assert h.get("converged") == m.get("converged")  # the solver's flag, where it has one
     by = {h["method"]: h for h in head}
     assert by["StandardScaler + SVC(linear)"]["top5"] is None  # labels only
@@ -166,6 +166,70 @@ def test_numbers_match_independent_sklearn_fits(planted):
     lr = LogisticRegression(C=1.0 / l2, max_iter=5000, tol=1e-8).fit(sc.transform(xtr), ytr)
     acc = np.mean(lr.predict(sc.transform(xte)) == yte)
     assert abs(res["methods"]["jax_logistic"]["test_accuracy"] - acc) <= 1 / len(yte) + 1e-9
+
+
+def test_intervals_and_probe_vs_zero_shot_against_independent_fits(planted):
+    from scipy import stats
+
+    from jaxclip.analysis import bootstrap
+
+    ctx, train, test, section = planted
+    res = section.results
+    xtr, ytr, _ = _labelled(train)
+    xte, yte, _ = _labelled(test)
+    sc = StandardScaler().fit(xtr)
+    pred = SVC(kernel="linear", C=1.0, random_state=42).fit(sc.transform(xtr), ytr)
+    pred = pred.predict(sc.transform(xte))
+    n, k = len(yte), int((pred == yte).sum())
+    # the counts path: Binomial(n, k / n) draws of numpy's generator under the config seed
+    rng = np.random.default_rng(ctx.config.seed)
+    lo, hi = bootstrap.percentile_interval(rng.binomial(n, k / n, 10_000) / n)
+    ci = res["methods"]["svc_linear"]["test_accuracy_ci"]
+    assert ci == {"value": k / n, "ci_low": lo, "ci_high": hi, "n": n}
+    f1 = res["methods"]["svc_linear"]["macro_f1_ci"]
+    assert f1["value"] == pytest.approx(f1_score(yte, pred, average="macro"))
+    assert f1["ci_low"] <= f1["value"] <= f1["ci_high"] and f1["n"] == n
+    for m in res["methods"].values():
+        assert m["test_accuracy_ci"]["value"] == pytest.approx(m["test_accuracy"])
+        assert m["macro_f1_ci"]["value"] == pytest.approx(m["macro_f1"])
+    assert res["zero_shot"]["top1_ci"] == {"value": 1.0, "ci_low": 1.0, "ci_high": 1.0, "n": n}
+    comps = {c["a"]: c for c in res["comparisons"]}
+    assert set(comps) == set(res["methods"]) and {c["b"] for c in comps.values()} == {"zero_shot"}
+    # zero-shot is right on every test image: the discordant pairs are the SVC's errors
+    c = comps["svc_linear"]
+    assert (c["discordant_a"], c["discordant_b"]) == (0, n - k)
+    want = 1.0 if k == n else stats.binomtest(0, n - k, 0.5).pvalue
+    assert c["p_value"] == pytest.approx(want)
+    assert c["difference"] == pytest.approx(k / n - 1.0)
+    md = section.report.markdown()
+    assert f"| {100 * k / n:.2f} [{100 * lo:.2f}, {100 * hi:.2f}] |" in md
+    assert "StandardScaler + SVC(linear) vs zero-shot: " in md
+    verdict = "distinguishable" if c["distinguishable"] else "not distinguishable"
+    assert f"{100 * (k / n - 1):+.2f} points" in md and verdict in md
+
+
+def test_probe_vs_zero_shot_sentence_follows_the_numbers(tmp_path):
+    # A text encoder that names the wrong class (each prompt -> the next class's direction):
+    # zero-shot is wrong on every image, the probe right on nearly all -> distinguishable.
+    train, test = _split(N_TRAIN, 1), _split(N_TEST, 2)
+
+    def wrong(text):
+        return np.roll(np.stack([_embed(f"a {c}") for c in CLASSES]), 1, axis=0)[
+            next(i for i, c in enumerate(CLASSES) if re.search(rf"\b{c}\b", text))
+        ]
+
+    ctx = FakeContext({"train": train, "test": test}, tmp_path, embed=wrong)
+    cfg = _cfg()
+    cfg.svc_max_train, cfg.linear_svc, cfg.sklearn_logistic, cfg.mlp = 0, False, False, False
+    cfg.attributes, cfg.shots, cfg.shot_repeats = False, (1,), 1
+    ran = _run(ctx, cfg)
+    assert ran.results["zero_shot"]["top1"] == 0.0
+    (c,) = ran.results["comparisons"]
+    assert c["a"] == "jax_logistic" and c["distinguishable"] and c["ci_low"] > 0.9
+    md = ran.report.markdown()
+    assert "1 of 1 distinguishable" in md
+    assert re.search(r"vs zero-shot: \+\d+\.\d\d points \[\+[\d.]+, \+[\d.]+\], "
+                     r"distinguishable from noise \(Holm p < 0\.0001\)", md)  # fmt: skip
 
 
 def test_regularisation_path_matches_sklearn_on_the_fit_part(planted):

@@ -277,9 +277,10 @@ def test_saved_run_renders_the_planted_answers(tmp_path):
     csv = (tmp_path / "metrics.csv").read_text()
     assert "prompts/similarity/norms/text_norm_cv" in csv
     md = (tmp_path / "report.md").read_text()
-    assert "| a photo of a {}. | 100.00 | 100.00 | 0.00 |" in md
-    assert f"| {SHIFTED} | 0.00 |" in md
-    assert f"| {BROKEN} | {100 * (1 - 1 / C):.2f} |" in md
+    assert "| a photo of a {}. | 100.00 [100.00, 100.00] | 100.00 [100.00, 100.00] | +0.00 |" in md
+    assert f"| {SHIFTED} | 0.00 [0.00, 0.00] |" in md
+    assert f"| {BROKEN} | {100 * (1 - 1 / C):.2f} [" in md
+    assert "3 of 3 differ from the baseline beyond noise." in md
     assert "gives 25.00 % against 100.00 % for the cosine (+75.00 points for the cosine)" in md
     assert set(check_links(tmp_path, md)) == set(stored["figures"])
 
@@ -302,3 +303,84 @@ def test_end_to_end_smoke(tmp_path, shapes_data_dir):
     assert set(check_links(workdir, md)) == set(stored["figures"])
     best = max(stored["templates"], key=lambda r: r["top1"])
     assert stored["best"] == {"template": best["template"], "top1": best["top1"]}
+
+
+def _holm_by_hand(p):
+    """Holm's step-down adjustment written out in float64 (sorted, scaled, running maximum)."""
+    p = np.asarray(p, np.float64)
+    order = np.argsort(p, kind="stable")
+    out, running = np.empty_like(p), 0.0
+    for i, j in enumerate(order):
+        running = max(running, min(1.0, (len(p) - i) * p[j]))
+        out[j] = running
+    return out
+
+
+def test_template_intervals_and_paired_tests_against_scipy(planted_run):
+    from scipy import stats
+
+    from jaxclip.analysis import bootstrap
+
+    _, feats, section = planted_run
+    res = section.results
+    rows = {r["template"]: r for r in res["templates"]}
+    n = len(feats.labels)
+    # top-1 interval of the broken template (70 of 80 right): numpy's binomial draws, seed 0
+    rng = np.random.default_rng(0)
+    lo, hi = bootstrap.percentile_interval(rng.binomial(n, 70 / n, 10_000) / n)
+    assert rows[BROKEN]["top1_ci"] == {"value": 1 - 1 / C, "ci_low": lo, "ci_high": hi, "n": n}
+    assert rows["a photo of a {}."]["top1_ci"]["ci_low"] == 1.0  # every resample is all right
+    comps = {c["a"]: c for c in res["comparisons"]}
+    assert set(comps) == set(rows) - {"a photo of a {}."}
+    assert all(c["b"] == "a photo of a {}." for c in comps.values())
+    # McNemar: the broken template loses class 0's 10 images and wins none; shifted loses all
+    p = {t: 1.0 for t in comps}
+    p[BROKEN] = stats.binomtest(0, PER_CLASS, 0.5).pvalue
+    p[SHIFTED] = stats.binomtest(0, n, 0.5).pvalue
+    names = list(comps)
+    np.testing.assert_allclose([comps[t]["p_value"] for t in names], [p[t] for t in names])
+    holm = dict(zip(names, _holm_by_hand([p[t] for t in names])))
+    for t in names:
+        assert comps[t]["p_holm"] == pytest.approx(holm[t], rel=1e-12)
+        assert comps[t]["distinguishable"] == (holm[t] <= 0.05)
+    assert comps[BROKEN]["distinguishable"] and comps[SHIFTED]["distinguishable"]
+    assert comps[BROKEN]["difference"] == pytest.approx(-1 / C)
+    assert comps[SHIFTED]["ci_low"] == comps[SHIFTED]["ci_high"] == -1.0
+    # the paired interval of the broken template: numpy's multinomial draws of the four cells
+    g = np.random.default_rng(0)
+    cells = np.array([n - PER_CLASS, 0, PER_CLASS, 0]) / n
+    d = [(c[1] - c[2]) / n for c in g.multinomial(n, cells, 10_000)]
+    assert (comps[BROKEN]["ci_low"], comps[BROKEN]["ci_high"]) == bootstrap.percentile_interval(
+        np.array(d)
+    )
+    cmp = res["similarity"]["comparison"]
+    assert (cmp["a"], cmp["b"], cmp["discordant_a"], cmp["discordant_b"]) == (
+        "cosine",
+        "dot",
+        n - 2 * PER_CLASS,
+        0,
+    )
+    md = section.report.markdown()
+    cell = f"{100 * (1 - 1 / C):.2f} [{100 * lo:.2f}, {100 * hi:.2f}]"
+    assert f"| {BROKEN} | {cell} |" in md
+    assert '"{}": -12.50 points' in md and "distinguishable from noise (Holm p = 0.0" in md
+    assert f'"{IRRELEVANT_TEMPLATE[:59]}' in md
+    assert "cosine vs dot: +75.00 points" in md
+
+
+def test_comparison_sentences_follow_the_numbers(tmp_path):
+    # Two images per class: the broken template now loses only 2 images -> McNemar p = 0.5,
+    # which no correction makes significant; the sentence must say so.
+    feats = _features()
+    keep = np.concatenate([np.flatnonzero(feats.labels == c)[:2] for c in range(C)])
+    small = ImageFeatures(feats.embeds[keep], feats.labels[keep], np.arange(keep.size), {},
+                          None, CLASSES, {})  # fmt: skip
+    ran = _run(_ctx(small, tmp_path), study_config())
+    comps = {c["a"]: c for c in ran.results["comparisons"]}
+    assert comps[BROKEN]["p_value"] == pytest.approx(0.5)
+    assert not comps[BROKEN]["distinguishable"]
+    assert comps[SHIFTED]["distinguishable"]  # 16 of 16 lost: p = 2^-15
+    md = ran.report.markdown()
+    assert '"{}": -12.50 points' in md
+    sentence = next(s for s in md.split("; ") if s.startswith('"{}": -12.50 points'))
+    assert "not distinguishable from noise" in sentence

@@ -153,6 +153,37 @@ def test_caption_recalls_against_brute_force(planted_run):
     assert [e["rank"] for e in cap["examples"]] == sorted(e["rank"] for e in cap["examples"])
 
 
+def test_recall_intervals_resample_images_with_their_captions(planted_run):
+    from jaxclip.analysis import bootstrap
+
+    ctx, feats, table, section = planted_run
+    cap = section.results["captions"]
+    texts = [c for cs in feats.captions for c in cs]
+    t2i = np.repeat(np.arange(N), 2)
+    s = _cos(np.stack([table[t] for t in texts]), feats.embeds)
+    rank_t = (s > s[np.arange(len(texts)), t2i][:, None]).sum(1)
+    for k in (1, 5):
+        # numpy loop over the same image index rows (config seed): every drawn image brings
+        # both of its captions; recall = their hits / their number
+        per_image = np.stack([np.bincount(t2i, rank_t < k, N), np.bincount(t2i, None, N)], 1)
+        rec = [
+            per_image[row, 0].sum() / per_image[row, 1].sum()
+            for idx in bootstrap.resample_indices(N, 10_000, ctx.config.seed)
+            for row in idx
+        ]
+        lo, hi = bootstrap.percentile_interval(np.array(rec))
+        ci = cap["text_to_image"][f"R@{k}_ci"]
+        assert ci["value"] == pytest.approx(np.mean(rank_t < k)) and ci["n"] == N
+        assert (ci["ci_low"], ci["ci_high"]) == pytest.approx((lo, hi), abs=1e-12)
+    # image -> text: every image has a caption exactly on it, R@1 = 1 in every resample
+    assert cap["image_to_text"]["R@1_ci"] == {"value": 1.0, "ci_low": 1.0, "ci_high": 1.0, "n": N}
+    r1 = cap["text_to_image"]["R@1_ci"]
+    cell = f"{100 * r1['value']:.2f} [{100 * r1['ci_low']:.2f}, {100 * r1['ci_high']:.2f}]"
+    md = section.report.markdown()
+    assert f"| text → image | {2 * N} | {cell} |" in md
+    assert "text → image resamples images with all their captions together" in md
+
+
 def test_caption_ceiling_from_the_labels(planted_run):
     section = planted_run[-1]
     ceiling = section.results["captions"]["own_image"]["ceiling"]

@@ -352,11 +352,12 @@ def test_headline_intervals_from_the_same_resamples(planted_run):
     res = section.results
     _, y, s = _independent_cosines(feats)
     correct = s.argmax(1) == y
-    # the same index rows (config seed), read with a numpy loop: accuracy and balanced accuracy
-    rows = [r for idx in bootstrap.resample_indices(y.size, 10_000, ctx.config.seed) for r in idx]
-    acc = np.array([correct[r].mean() for r in rows])
-    lo, hi = np.percentile(acc, [2.5, 97.5])
-    assert res["top1_ci"] == {"value": res["top1"], "ci_low": lo, "ci_high": hi}
+    # the counts path: a numpy loop drawing Binomial(n, k / n) resampled counts (config seed)
+    n, k = y.size, int(correct.sum())
+    rng = np.random.default_rng(ctx.config.seed)
+    acc = np.array([rng.binomial(n, k / n) / n for _ in range(10_000)])
+    lo, hi = bootstrap.percentile_interval(acc)
+    assert res["top1_ci"] == {"value": res["top1"], "ci_low": lo, "ci_high": hi, "n": n}
     for name in ("top5", "mean_per_class_recall", "macro_f1"):
         ci = res[f"{name}_ci"]
         assert ci["value"] == pytest.approx(res[name])

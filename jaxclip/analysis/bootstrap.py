@@ -1,13 +1,24 @@
 """Percentile bootstrap intervals and paired comparisons, from per-example results.
 
 Pure functions of arrays: a correctness vector, per-query hits, true / predicted labels. Models
-are never re-run: a resample is a row of indices drawn with replacement (`draw_indices`, under
-a key derived from the config seed and the chunk number), and every statistic is recomputed
-from integer counts over that row, so the numbers are exact and a numpy loop over the same index
-rows (`resample_indices`) gives the same values bit for bit.
+are never re-run. Two ways to draw a resample:
 
-Resamples are drawn in chunks of `chunk` rows (at most about 2**24 indices per chunk) to bound
-memory; the jitted kernel sees one chunk shape, so it compiles once.
+- **counts** (`method="counts"`, the default for 0/1 statistics): a bootstrap resample of n
+  0/1 outcomes with k ones holds a number of ones that is Binomial(n, k / n); the paired
+  statistic of two 0/1 vectors depends only on how many resampled examples fall in each of the
+  four (a, b) cells, which is Multinomial(n, cell counts / n). Drawing those counts directly
+  (`count_samples`, `cell_samples`: numpy's `Generator(PCG64)` seeded by the config seed) is
+  exact in distribution — the resampled statistics have exactly the law of an index bootstrap —
+  but they are not the same random draws as the index rows below, and they cost O(resamples)
+  instead of O(resamples x n). A numpy loop drawing the same counts one resample at a time gives
+  the same values bit for bit.
+- **indices** (`method="indices"`, and every statistic that is not a function of a few counts:
+  grouped recall, macro-F1 / per-class recall): a resample is a row of indices drawn with
+  replacement (`draw_indices`, under a key derived from the config seed and the chunk number),
+  and the statistic is recomputed from integer counts over that row, so the numbers are exact
+  and a numpy loop over the same index rows (`resample_indices`) gives the same values bit for
+  bit. Rows are drawn in chunks of `chunk` rows (at most about 2**24 indices per chunk) to bound
+  memory; the jitted kernel sees one chunk shape, so it compiles once.
 
 - `mean_interval`: a statistic that is a mean of per-example 0/1 values (accuracy, image -> text
   Recall@K from per-image hits).
@@ -16,7 +27,8 @@ memory; the jitted kernel sees one chunk shape, so it compiles once.
   resampled images' captions).
 - `class_interval`: macro-F1 or mean per-class recall, recomputed per resample from resampled
   confusion counts (scikit-learn's zero-division rules, `jaxclip.analysis.metrics`).
-- `paired_difference`: bootstrap of the difference of two means on the same examples (same rows).
+- `paired_difference`: bootstrap of the difference of two means on the same examples (same
+  resamples: four-cell counts, or the same index rows).
 - `mcnemar_exact`: McNemar's exact test, two-sided binomial test on the discordant counts.
 - `holm`: Holm's step-down adjustment of many p-values.
 
@@ -43,16 +55,24 @@ _MAX_CHUNK_INDICES = 1 << 24
 _MULSHIFT_MAX_N = 0xFFFF
 
 
+METHODS = ("counts", "indices")
+
+
 @dataclass(frozen=True)
 class Interval:
-    """A point value and its percentile bootstrap interval (fractions, not percent)."""
+    """A point value, its percentile bootstrap interval (fractions, not percent) and n.
+
+    `n` is the number of units resampled: examples, or groups (images) for grouped statistics.
+    """
 
     value: float
     ci_low: float
     ci_high: float
+    n: int | None = None
 
-    def as_dict(self) -> dict[str, float]:
-        return {"value": self.value, "ci_low": self.ci_low, "ci_high": self.ci_high}
+    def as_dict(self) -> dict[str, float | int | None]:
+        """The results.json form of every `<name>_ci` field: value, ci_low, ci_high, n."""
+        return {"value": self.value, "ci_low": self.ci_low, "ci_high": self.ci_high, "n": self.n}
 
 
 @dataclass(frozen=True)
@@ -65,15 +85,69 @@ class PairedDifference:
     p_value: float
     discordant_a: int  # a right, b wrong
     discordant_b: int  # b right, a wrong
+    n: int | None = None  # examples compared
 
     @property
     def interval_excludes_zero(self) -> bool:
         return self.ci_low > 0.0 or self.ci_high < 0.0
 
+    def as_dict(self) -> dict[str, float | int | None]:
+        return {
+            "difference": self.difference,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "p_value": self.p_value,
+            "discordant_a": self.discordant_a,
+            "discordant_b": self.discordant_b,
+            "n": self.n,
+        }
+
 
 def _check_resamples(num_resamples: int) -> None:
     if not isinstance(num_resamples, int) or num_resamples < 2:
         raise UserValueError(f"num_resamples={num_resamples!r}: must be an integer >= 2")
+
+
+def _check_method(method: str) -> None:
+    if method not in METHODS:
+        raise UserValueError(f"method={method!r}: expected one of {', '.join(METHODS)}")
+
+
+def _is_binary(a: np.ndarray) -> bool:
+    return bool(((a == 0) | (a == 1)).all())
+
+
+def _rng(seed: int) -> np.random.Generator:
+    """The counts path's generator: numpy's PCG64 seeded by the (config) seed."""
+    return np.random.default_rng(seed)
+
+
+def count_samples(k: int, n: int, num_resamples: int, seed: int) -> np.ndarray:
+    """Resampled numbers of ones among n 0/1 outcomes with k ones: (num_resamples,) int64.
+
+    Each is a Binomial(n, k / n) draw, exactly the law of the number of ones in n indices drawn
+    with replacement (exact in distribution, not the same draws as `resample_indices`).
+    """
+    _check_resamples(num_resamples)
+    if not 0 <= k <= n or n < 1:
+        raise UserValueError(f"k={k!r}, n={n!r}: expected 0 <= k <= n and n >= 1")
+    return _rng(seed).binomial(n, k / n, size=num_resamples).astype(np.int64)
+
+
+def cell_samples(cells: np.ndarray, num_resamples: int, seed: int) -> np.ndarray:
+    """Resampled counts of examples per cell: (num_resamples, m) int64, rows summing to n.
+
+    `cells` (m,) are the counts of the n examples in m disjoint cells (e.g. the four
+    (a right?, b right?) cells of a paired comparison); each resample is a
+    Multinomial(n, cells / n) draw, exactly the law of the cell counts of n indices drawn with
+    replacement (exact in distribution, not the same draws as `resample_indices`).
+    """
+    _check_resamples(num_resamples)
+    c = np.asarray(cells, np.int64)
+    if c.ndim != 1 or c.size < 1 or (c < 0).any() or c.sum() < 1:
+        raise UserValueError(f"cells={c.tolist()}: expected non-negative counts with sum >= 1")
+    n = int(c.sum())
+    return _rng(seed).multinomial(n, c / n, size=num_resamples).astype(np.int64)
 
 
 def chunk_size(n: int, num_resamples: int, chunk: int | None = None) -> int:
@@ -187,11 +261,23 @@ def percentile_interval(samples: np.ndarray, level: float = LEVEL) -> tuple[floa
 
 
 def mean_samples(
-    values: np.ndarray, num_resamples: int = DEFAULT_RESAMPLES, seed: int = 0, chunk=None
+    values: np.ndarray,
+    num_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    chunk: int | None = None,
+    method: str = "counts",
 ) -> np.ndarray:
-    """Resampled means of a 0/1 (or integer) per-example vector: (num_resamples,) float64."""
+    """Resampled means of a 0/1 (or integer) per-example vector: (num_resamples,) float64.
+
+    `method="counts"` draws Binomial(n, k / n) counts for 0/1 values (`count_samples`; exact in
+    distribution, not the index rows); integer values that are not 0/1 always use index rows.
+    """
+    _check_method(method)
     v = _as_int_matrix(values, "values")
-    return _sums(v, num_resamples, seed, chunk)[:, 0] / v.shape[0]
+    n = v.shape[0]
+    if method == "counts" and v.shape[1] == 1 and _is_binary(v):
+        return count_samples(int(v.sum()), n, num_resamples, seed) / n
+    return _sums(v, num_resamples, seed, chunk)[:, 0] / n
 
 
 def mean_interval(
@@ -200,11 +286,12 @@ def mean_interval(
     seed: int = 0,
     level: float = LEVEL,
     chunk: int | None = None,
+    method: str = "counts",
 ) -> Interval:
     """Accuracy (or any mean of per-example 0/1 values) with its percentile bootstrap interval."""
     v = _as_int_matrix(values, "values")[:, 0]
-    lo, hi = percentile_interval(mean_samples(v, num_resamples, seed, chunk), level)
-    return Interval(float(v.mean(dtype=np.float64)), float(lo), float(hi))
+    lo, hi = percentile_interval(mean_samples(v, num_resamples, seed, chunk, method), level)
+    return Interval(float(v.mean(dtype=np.float64)), float(lo), float(hi), int(v.size))
 
 
 def grouped_interval(
@@ -235,7 +322,7 @@ def grouped_interval(
     per_group = per_group[per_group[:, 1] > 0]  # a group without items is never a query
     s = _sums(per_group.astype(np.int32), num_resamples, seed, chunk)
     lo, hi = percentile_interval(s[:, 0] / s[:, 1], level)
-    return Interval(float(h.mean(dtype=np.float64)), float(lo), float(hi))
+    return Interval(float(h.mean(dtype=np.float64)), float(lo), float(hi), len(per_group))
 
 
 def class_scores(tp: np.ndarray, true: np.ndarray, pred: np.ndarray, metric: str) -> np.ndarray:
@@ -302,7 +389,7 @@ def class_interval(
     true = np.bincount(t, minlength=num_classes)
     pred = np.bincount(p, minlength=num_classes)
     lo, hi = percentile_interval(s, level)
-    return Interval(float(class_scores(tp, true, pred, metric)), float(lo), float(hi))
+    return Interval(float(class_scores(tp, true, pred, metric)), float(lo), float(hi), int(t.size))
 
 
 def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> tuple[float, int, int]:
@@ -326,14 +413,33 @@ def paired_samples(
     num_resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
     chunk: int | None = None,
+    method: str = "counts",
 ) -> np.ndarray:
-    """Resampled mean(a) - mean(b), both over the same resampled rows: (num_resamples,)."""
+    """Resampled mean(a) - mean(b), both over the same resamples: (num_resamples,).
+
+    `method="counts"` (0/1 vectors): Multinomial(n, cells / n) counts of the four cells
+    (a right & b right, a right & b wrong, a wrong & b right, both wrong) per resample
+    (`cell_samples`), and the difference (n10 - n01) / n; exact in distribution, not the
+    index rows. `method="indices"` (or values that are not 0/1): the same index rows for a and b.
+    """
+    _check_method(method)
     a = _as_int_matrix(correct_a, "correct_a")[:, 0]
     b = _as_int_matrix(correct_b, "correct_b")[:, 0]
     if a.shape != b.shape:
         raise UserValueError(f"correct_a {a.shape} and correct_b {b.shape}: expected equal (n,)")
+    n = a.shape[0]
+    if method == "counts" and _is_binary(a) and _is_binary(b):
+        cells = paired_cells(a, b)
+        s = cell_samples(cells, num_resamples, seed)
+        return s[:, 1] / n - s[:, 2] / n  # accuracy a - accuracy b
     s = _sums(np.stack([a, b], axis=1), num_resamples, seed, chunk)
-    return s[:, 0] / a.shape[0] - s[:, 1] / a.shape[0]  # accuracy a - accuracy b
+    return s[:, 0] / n - s[:, 1] / n  # accuracy a - accuracy b
+
+
+def paired_cells(correct_a: np.ndarray, correct_b: np.ndarray) -> np.ndarray:
+    """(4,) int64 counts: a & b right, a right & b wrong, a wrong & b right, both wrong."""
+    a, b = np.asarray(correct_a).astype(bool), np.asarray(correct_b).astype(bool)
+    return np.array([(a & b).sum(), (a & ~b).sum(), (~a & b).sum(), (~a & ~b).sum()], np.int64)
 
 
 def paired_difference(
@@ -343,13 +449,14 @@ def paired_difference(
     seed: int = 0,
     level: float = LEVEL,
     chunk: int | None = None,
+    method: str = "counts",
 ) -> PairedDifference:
     """Accuracy (or recall) of a minus b on the same examples: interval and McNemar p-value."""
-    s = paired_samples(correct_a, correct_b, num_resamples, seed, chunk)
+    s = paired_samples(correct_a, correct_b, num_resamples, seed, chunk, method)
     p, n01, n10 = mcnemar_exact(correct_a, correct_b)
     lo, hi = percentile_interval(s, level)
-    diff = (n01 - n10) / np.asarray(correct_a).shape[0]
-    return PairedDifference(float(diff), float(lo), float(hi), p, n01, n10)
+    n = np.asarray(correct_a).shape[0]
+    return PairedDifference(float((n01 - n10) / n), float(lo), float(hi), p, n01, n10, n)
 
 
 def holm(p_values: np.ndarray) -> np.ndarray:
@@ -367,3 +474,35 @@ def holm(p_values: np.ndarray) -> np.ndarray:
     out = np.empty_like(adj)
     out[order] = adj
     return out
+
+
+ALPHA = 0.05
+
+
+def paired_comparisons(
+    pairs: list[tuple[str, str, np.ndarray, np.ndarray]],
+    num_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    level: float = LEVEL,
+    alpha: float = ALPHA,
+) -> list[dict]:
+    """One table's paired comparisons: `paired_difference` of each (a, b), Holm over the table.
+
+    `pairs`: (name of a, name of b, per-example 0/1 results of a, of b), all on the same
+    examples within a pair. Returns one dict per pair, in order: "a", "b", the
+    `PairedDifference.as_dict` fields, "p_holm" (Holm-adjusted McNemar p-value over the pairs
+    given) and "distinguishable" (p_holm <= alpha). Every pair is resampled under the same seed.
+    """
+    if not 0.0 < alpha < 1.0:
+        raise UserValueError(f"alpha={alpha!r}: must be strictly between 0 and 1")
+    rows = []
+    for name_a, name_b, a, b in pairs:
+        d = paired_difference(a, b, num_resamples, seed, level)
+        rows.append({"a": name_a, "b": name_b, **d.as_dict()})
+    if not rows:
+        return rows
+    adjusted = holm(np.array([r["p_value"] for r in rows]))
+    for r, p in zip(rows, adjusted, strict=True):
+        r["p_holm"] = float(p)
+        r["distinguishable"] = bool(p <= alpha)
+    return rows

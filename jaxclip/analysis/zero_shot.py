@@ -272,8 +272,12 @@ def value_scores(
 
 
 def similarity_variants(
-    image_embeds: Any, text_embeds: Any, labels: Any, logit_scale: float = 100.0
-) -> list[dict[str, Any]]:
+    image_embeds: Any,
+    text_embeds: Any,
+    labels: Any,
+    logit_scale: float = 100.0,
+    return_ranks: bool = False,
+) -> list[dict[str, Any]] | tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
     """Zero-shot with three scores: cosine, raw dot product, logit-scaled cosine.
 
     The quantity the source reports (IT5005 Part 1, "Step 10", ViT-B/32 on an ImageNet subset,
@@ -294,11 +298,13 @@ def similarity_variants(
       text_embeds: (C, D) raw text embeddings, one prompt per class.
       labels: (N,) integer classes.
       logit_scale: positive factor for "scaled_cosine".
+      return_ranks: also return {variant: (N,) rank of the true class} (tie rule "first", so
+        top-k correct iff rank < k), for paired comparisons and bootstrap intervals.
 
     Returns:
       One row per variant: {"similarity", "top1", "top5", "mean_matched", "mean_unmatched",
       "mean_top1_score"}; top5 is None with C <= 5 classes; "mean_unmatched" averages s_nc over c != y_n, "mean_top1_score" is the
-      mean of max_c s_nc.
+      mean of max_c s_nc. With `return_ranks`, (rows, ranks).
     """
     x = np.asarray(image_embeds, dtype=np.float32)
     t = np.asarray(text_embeds, dtype=np.float32)
@@ -313,13 +319,15 @@ def similarity_variants(
         raise ValueError(f"logit_scale must be positive; got {logit_scale}")
     dot = np.asarray(jnp.matmul(jnp.asarray(x), jnp.asarray(t).T, precision=_HIGHEST))
     cos = np.asarray(zero_shot_logits(x, l2_normalize(t), 1.0))
-    rows = []
+    rows, ranks = [], {}
     for name, s in (
         ("cosine", cos),
         ("dot", dot),
         ("scaled_cosine", cos * np.float32(logit_scale)),
     ):
         acc = metrics.informative_topk(s, y, ks=(1, 5))
+        if return_ranks:
+            ranks[name] = metrics.class_ranks(s, y, ties="first")
         matched = np.take_along_axis(s, y[:, None], axis=1)[:, 0].astype(np.float64)
         n, c = s.shape
         unmatched = (s.astype(np.float64).sum() - matched.sum()) / max(n * (c - 1), 1)
@@ -333,7 +341,7 @@ def similarity_variants(
                 "mean_top1_score": float(s.max(axis=1).astype(np.float64).mean()),
             }
         )
-    return rows
+    return (rows, ranks) if return_ranks else rows
 
 
 def text_norm_effects(
@@ -439,7 +447,8 @@ def compare_templates(
     ks: Sequence[int] = (1, 5),
     ensemble: bool = True,
     block_size: int | None = None,
-) -> list[dict[str, Any]]:
+    return_ranks: bool = False,
+) -> list[dict[str, Any]] | tuple[list[dict[str, Any]], np.ndarray]:
     """Zero-shot top-k accuracy of each prompt template, plus the prompt ensemble.
 
     All templates are scored in one batched contraction per image block,
@@ -455,10 +464,13 @@ def compare_templates(
       ks: the k of top-k.
       ensemble: add an "ensemble" row (needs >= 2 templates).
       block_size: images per block (None: about 2**24 scores per block); memory O(block * P * C).
+      return_ranks: also return the (rows, N) int rank of the true class per row and image
+        (top-k correct iff rank < k), for paired comparisons and bootstrap intervals.
 
     Returns:
       One row per template (input order, then "ensemble"):
       {"template", "top1", "top5", ..., "mean_matched_cosine"}; top-k for k >= C is None.
+      With `return_ranks`, (rows, ranks).
     """
     if not text_embeds_per_template:
         raise ValueError("text_embeds_per_template is empty; give at least one template")
@@ -510,4 +522,4 @@ def compare_templates(
             row[f"top{k}"] = float(np.mean(rank[p] < k)) if k < num_classes else None
         row["mean_matched_cosine"] = float(matched[p])
         rows.append(row)
-    return rows
+    return (rows, rank) if return_ranks else rows

@@ -38,6 +38,7 @@ class BaselineResult:
       fit_seconds, predict_seconds: wall time (predict = the test set).
       val_accuracy: {C: validation accuracy} of a selection step, else None.
       n_iter: solver iterations of the final fit, when sklearn reports them.
+      test_predictions: (N_test,) predicted labels of the test set (for paired comparisons).
     """
 
     name: str
@@ -49,6 +50,7 @@ class BaselineResult:
     predict_seconds: float
     val_accuracy: dict[float, float] | None = None
     n_iter: int | None = None
+    test_predictions: np.ndarray | None = None
 
 
 def _check(x_train: Any, y_train: Any, x_test: Any, y_test: Any) -> tuple[np.ndarray, ...]:
@@ -112,6 +114,7 @@ def _finish(
         fit_seconds=fit_seconds,
         predict_seconds=predict_seconds,
         n_iter=n_iter,
+        test_predictions=np.asarray(pred),
         **extra,
     )
 

@@ -28,12 +28,14 @@ Florence, 2025.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import time
 from typing import Any
 
 import numpy as np
 
 from jaxclip import progress
+from jaxclip.analysis import bootstrap
 from jaxclip.analysis import logits as lg
 from jaxclip.config_args import ConfigError, check_choice
 from jaxclip.data.prompts import PROMPT_SETS
@@ -81,7 +83,12 @@ class ClassAgnosticResult(StudyResult):
     dropped: dict[str, int] | None = optional()
     cosine_spread: dict[str, float] | None = optional()
     published_thesis: dict[str, float] | None = optional()
+    # SVC on logits / τ per config τ, each row with test_accuracy_ci (95 % bootstrap over the
+    # test images, config seed)
     svc_tau: list[dict[str, float]] | None = optional()
+    # neighbouring τ of svc_tau (sorted high to low) paired on the same test images: McNemar
+    # exact, Holm over the pairs, paired bootstrap interval (`bootstrap.paired_comparisons`)
+    svc_tau_comparisons: list[dict[str, Any]] | None = optional()
     svc_skipped: str | None = optional()
     mlp_grid: list[dict[str, Any]] | None = optional()
     methods: dict[str, dict[str, Any]] | None = optional()
@@ -163,6 +170,7 @@ def analyse(ctx: Context, cfg: Any) -> ClassAgnosticResult:
     fit_idx, val_idx = train_val_split(len(data.y_train), float(cfg.val_fraction), seed)
     feats = cap.Features.of(data, t_main, scale if cfg.features == "model" else 1.0)
     fits = cap.fit_probes(ctx, data, feats, fit_idx, val_idx, cfg, seed)
+    tau_comparisons = _svc_intervals(fits, seed)
     chance, majority = chance_and_majority(data.y_test, data.classes)
     published = lookup(CLASS_AGNOSTIC, str(ctx.config.model), str(ctx.config.dataset))
     seconds = fits.seconds
@@ -191,6 +199,7 @@ def analyse(ctx: Context, cfg: Any) -> ClassAgnosticResult:
         cosine_spread=lg.cosine_spread(feats.z_test),
         published_thesis=dict(published) if published else None,
         svc_tau=fits.svc_tau or None,
+        svc_tau_comparisons=tau_comparisons,
         svc_skipped=fits.svc_skipped,
         mlp_grid=fits.mlp_grid,
         methods=fits.methods,
@@ -275,6 +284,28 @@ def _sweeps(
             max_iter=int(cfg.sweep_max_iter), tol=float(cfg.sweep_tol),
         ), note)  # fmt: skip
     return sweeps
+
+
+def _svc_intervals(fits: cap.Fits, seed: int) -> list[dict[str, Any]] | None:
+    """Bootstrap intervals of the SVC's test accuracy (`test_accuracy_ci`, on the features and
+    per τ), and neighbouring τ paired: (τ_i vs τ_i+1) with τ sorted from high to low."""
+    if fits.svc_correct is not None and "svc_linear" in fits.methods:
+        fits.methods["svc_linear"]["test_accuracy_ci"] = bootstrap.mean_interval(
+            fits.svc_correct, seed=seed
+        ).as_dict()
+    for row, right in zip(fits.svc_tau, fits.svc_tau_correct, strict=True):
+        row["test_accuracy_ci"] = bootstrap.mean_interval(right, seed=seed).as_dict()
+    order = sorted(range(len(fits.svc_tau)), key=lambda i: -fits.svc_tau[i]["tau"])
+    if len(order) < 2:
+        return None
+    right = fits.svc_tau_correct
+    return bootstrap.paired_comparisons(
+        [
+            (f"τ {fits.svc_tau[i]['tau']:g}", f"τ {fits.svc_tau[j]['tau']:g}", right[i], right[j])
+            for i, j in itertools.pairwise(order)
+        ],
+        seed=seed,
+    )
 
 
 def _sweep_entry(sw: lg.TemperatureSweep) -> dict[str, Any]:

@@ -48,6 +48,9 @@ class Fits:
 
     methods: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     svc_tau: list[dict[str, float]] = dataclasses.field(default_factory=list)
+    # per `svc_tau` row and for "svc_linear": (N_test,) bool, the test image classified right
+    svc_tau_correct: list[np.ndarray] = dataclasses.field(default_factory=list)
+    svc_correct: np.ndarray | None = None
     svc_skipped: str | None = None
     mlp_grid: list[dict[str, Any]] | None = None
     references: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
@@ -134,6 +137,7 @@ def _svc(data: LabelledSplits, feats: Features, cfg: Any, fname: str, fits: Fits
         "chosen": f"C = {cfg.svc_c:g} (fixed, as the thesis)",
     }
     fits.seconds["svc_linear"] = r.fit_seconds
+    fits.svc_correct = np.asarray(r.test_predictions) == data.y_test
     for i, tau in enumerate(cfg.svc_taus):
         progress.step(f"svc on logits / tau {i + 1}/{len(cfg.svc_taus)}")
         rt = baselines.svc_linear(
@@ -141,6 +145,7 @@ def _svc(data: LabelledSplits, feats: Features, cfg: Any, fname: str, fits: Fits
             C=float(cfg.svc_c), standardize=False,
         )  # fmt: skip
         fits.svc_tau.append({"tau": float(tau), "test_accuracy": rt.test_accuracy})
+        fits.svc_tau_correct.append(np.asarray(rt.test_predictions) == data.y_test)
         fits.seconds[f"svc_tau_{tau:g}"] = rt.fit_seconds
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from jaxclip.analysis import bootstrap
 from jaxclip.report import Report, markdown_table, plots_probes, save_figure
+from jaxclip.report.intervals import comparison_sentence, format_ci
 from jaxclip.report.references import THESIS_CLASS_AGNOSTIC, THESIS_TAU_ENTROPY, THESIS_TAUS
 from jaxclip.studies.context import RenderContext
 
@@ -72,12 +74,27 @@ def temperature_section(
         rows = [
             {
                 "τ": s["tau"],
-                "test acc %": 100 * s["test_accuracy"],
+                "test acc %": format_ci(s.get("test_accuracy_ci"), s["test_accuracy"]),
                 "thesis %": published.get(f"tau={s['tau']:g}") if thesis_match else None,
             }
             for s in r.svc_tau
         ]
         report.table(rows, floatfmt=".2f")
+        if r.svc_tau_comparisons:
+            report.text(tau_comparison_text(r.svc_tau_comparisons))
+
+
+def tau_comparison_text(comps: list[dict[str, Any]]) -> str:
+    """Neighbouring τ of the SVC table in words, from their stored paired tests."""
+    clear = sum(c["distinguishable"] for c in comps)
+    return (
+        "Brackets: 95 % percentile bootstrap intervals over the test images "
+        f"({bootstrap.DEFAULT_RESAMPLES} resamples, seeded). Neighbouring τ on the same test "
+        "images (difference in points with its paired bootstrap interval; McNemar's exact "
+        f"test, Holm-adjusted over the {len(comps)} pair(s); distinguishable from noise when "
+        f"the adjusted p is at most {bootstrap.ALPHA}): {clear} of {len(comps)} "
+        "distinguishable. " + "; ".join(comparison_sentence(c) for c in comps) + "."
+    )
 
 
 def equivalence_sentence(rows: list[dict[str, Any]], small: float = 1e-5) -> str:

@@ -24,6 +24,12 @@ The best JAX probe (by validation accuracy) is kept as the bytes of its `.npz` f
 `headline`: one {method, top1, top5, macro_f1} per probe, for the joint report's "At a glance"
 table. Fit times are a timing field (results.json stays reproducible).
 
+Error bars and paired tests (`jaxclip.analysis.bootstrap`, seeded by `config.seed`): each
+probe's test accuracy and macro F1 and zero-shot's top-1 carry a 95 % bootstrap interval over
+the test images (`test_accuracy_ci`, `macro_f1_ci`, `zero_shot.top1_ci`); `comparisons` tests
+every probe against zero-shot on the same test images (McNemar's exact test, Holm over the
+probes, the paired bootstrap interval of the difference).
+
 Reference: A. Radford et al., "Learning Transferable Visual Models From Natural Language
 Supervision", ICML 2021.
 """
@@ -37,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from jaxclip import atomic
+from jaxclip.analysis import bootstrap
 from jaxclip.config_args import ConfigError
 from jaxclip.probes import attributes, few_shot, split
 from jaxclip.probes.io import probe_bytes
@@ -87,7 +94,11 @@ class ProbeResult(StudyResult):
     jax_logistic_path: list[dict[str, Any]] | None = optional()
     mlp_grid: list[dict[str, Any]] | None = optional()
     zero_shot: dict[str, Any] | None = optional()
+    # method -> row; rows carry test_accuracy_ci and macro_f1_ci ({"value", "ci_low",
+    # "ci_high", "n"}), zero_shot carries top1_ci
     methods: dict[str, dict[str, Any]] | None = optional()
+    # each probe (method key) vs zero-shot on the same test images: `paired_comparisons` rows
+    comparisons: list[dict[str, Any]] | None = optional()
     headline: list[dict[str, Any]] | None = optional()
     published_percent: dict[str, float] | None = optional()
     few_shot: list[dict[str, Any]] | None = optional()
@@ -139,7 +150,8 @@ def analyse(ctx: Context, cfg: Any) -> ProbeResult:
     fit_idx, val_idx = split.train_val_split(len(data.y_train), float(cfg.val_fraction), seed)
     parts = probe_fits.Parts(data, fit_idx, val_idx, cfg, seed)
     fits = probe_fits.fit_all(parts)
-    zero_shot = _zero_shot(ctx, data, cfg.zero_shot_template)
+    zero_shot, zero_shot_pred = _zero_shot(ctx, data, cfg.zero_shot_template)
+    comparisons = _intervals(fits, data, zero_shot, zero_shot_pred, seed)
     curve, skipped_shots = parts.timed(
         "few_shot", lambda: _shot_curve(parts, fits), f"few_shot at {len(cfg.shots)} shot counts"
     )
@@ -165,6 +177,7 @@ def analyse(ctx: Context, cfg: Any) -> ProbeResult:
         mlp_grid=fits.mlp_grid,
         zero_shot=zero_shot,
         methods=fits.methods,
+        comparisons=comparisons,
         headline=headline_rows(fits.methods),
         published_percent=dict(published) if published else None,
         few_shot=curve,
@@ -184,14 +197,47 @@ def _figure_names(with_attributes: bool) -> list[str]:
     return names + (["probe_attributes.png"] if with_attributes else [])
 
 
-def _zero_shot(ctx: Context, data: LabelledSplits, template: str) -> dict[str, Any] | None:
-    """Zero-shot scores of the test rows with one `template` prompt per class name."""
+def _zero_shot(
+    ctx: Context, data: LabelledSplits, template: str
+) -> tuple[dict[str, Any] | None, np.ndarray | None]:
+    """Zero-shot scores of the test rows with one `template` prompt per class name, and its
+    predicted labels (first of ties)."""
     names = [data.class_name(k) for k in data.classes]
     if len(names) < 2:
-        return None
+        return None, None
     text = np.asarray(ctx.texts([template.replace("{}", c) for c in names]), np.float32)
     scores = zero_shot_scores(data.x_test, text)
-    return {**score_probe(scores, data.y_test, data.classes), "template": template}
+    pred = np.asarray(data.classes)[np.argmax(np.asarray(scores, np.float64), axis=1)]
+    return {**score_probe(scores, data.y_test, data.classes), "template": template}, pred
+
+
+def _intervals(
+    fits: probe_fits.Fits,
+    data: LabelledSplits,
+    zero_shot: dict[str, Any] | None,
+    zero_shot_pred: np.ndarray | None,
+    seed: int,
+) -> list[dict[str, Any]] | None:
+    """Adds `test_accuracy_ci` / `macro_f1_ci` to every method row and `top1_ci` to zero-shot
+    (95 % bootstrap over the test images); returns each probe vs zero-shot, paired."""
+    y, classes = np.asarray(data.y_test), np.asarray(data.classes)
+    c = int(classes.size)
+    for name, m in fits.methods.items():
+        pred = fits.predictions.get(name)
+        if pred is None:
+            continue
+        m["test_accuracy_ci"] = bootstrap.mean_interval(pred == y, seed=seed).as_dict()
+        m["macro_f1_ci"] = bootstrap.class_interval(
+            np.searchsorted(classes, y), np.searchsorted(classes, pred), c, "macro_f1", seed=seed
+        ).as_dict()
+    if zero_shot is None or zero_shot_pred is None:
+        return None
+    zs_right = zero_shot_pred == y
+    zero_shot["top1_ci"] = bootstrap.mean_interval(zs_right, seed=seed).as_dict()
+    return bootstrap.paired_comparisons(
+        [(name, "zero_shot", pred == y, zs_right) for name, pred in fits.predictions.items()],
+        seed=seed,
+    )
 
 
 def _shot_curve(parts: probe_fits.Parts, fits: probe_fits.Fits):

@@ -9,6 +9,7 @@ from typing import Any
 
 from jaxclip.config_args import ConfigError
 from jaxclip.probes.protocol import MLPGrid
+from jaxclip.report.intervals import format_ci
 from jaxclip.studies.shared import check_positive_tuple
 
 SVC_COST_NOTE = (
@@ -73,13 +74,15 @@ def pct_or_none(x: float | None) -> float | None:
 
 def headline_rows(methods: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The "At a glance" rows of fitted probes: method, test top-1, top-5, macro F1 (fractions),
-    and `converged` for the probes whose solver reports it."""
+    `top1_ci` where the row has a bootstrap interval, and `converged` for the probes whose
+    solver reports it."""
     return [
         {
             "method": m["method"],
             "top1": m["test_accuracy"],
             "top5": m.get("top5"),
             "macro_f1": m["macro_f1"],
+            **({"top1_ci": m["test_accuracy_ci"]} if "test_accuracy_ci" in m else {}),
             **({"converged": bool(m["converged"])} if "converged" in m else {}),
         }
         for m in methods.values()
@@ -117,15 +120,17 @@ def method_rows(
 ) -> list[dict[str, Any]]:
     """One report row per fitted probe: method, `column` (what it was trained on), train / test
     accuracy, top-5 and macro F1 in %, the chosen setting and the fit time in seconds. A fit
-    whose `converged` flag is False carries the † mark (`unconverged_note` explains it)."""
+    whose `converged` flag is False carries the † mark (`unconverged_note` explains it). Test
+    accuracy and macro F1 carry their bootstrap interval (`test_accuracy_ci`, `macro_f1_ci`)
+    when the row has one: `63.76 [63.30, 64.21]`."""
     return [
         {
             "method": flag_unconverged(m["method"], m.get("converged")),
             column: m[column.replace(" ", "_")],
             "train acc %": pct_or_none(m["train_accuracy"]),
-            "test acc %": pct_or_none(m["test_accuracy"]),
+            "test acc %": format_ci(m.get("test_accuracy_ci"), m["test_accuracy"]),
             "top-5 %": pct_or_none(m.get("top5")),
-            "macro F1 %": pct_or_none(m["macro_f1"]),
+            "macro F1 %": format_ci(m.get("macro_f1_ci"), m["macro_f1"]),
             "chosen": m["chosen"],
             "fit s": seconds.get(key),
         }

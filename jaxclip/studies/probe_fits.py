@@ -47,7 +47,9 @@ class Parts:
 
 @dataclasses.dataclass
 class Fits:
-    """Every fitted probe: `methods` (results.json rows), the JAX logistic path and probes."""
+    """Every fitted probe: `methods` (results.json rows), the JAX logistic path and probes,
+    and `predictions`: method -> (N_test,) predicted test labels (for intervals and paired
+    tests; argmax with the lowest class on ties, as top-1)."""
 
     methods: dict[str, dict[str, Any]]
     svc_skipped: str | None
@@ -57,6 +59,7 @@ class Fits:
     best: int
     mlp: mlp.MLPProbe | None
     mlp_grid: list[dict[str, Any]] | None
+    predictions: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     @property
     def val_accuracy_at_chosen(self) -> float:
@@ -87,26 +90,38 @@ class Fits:
 def fit_all(parts: Parts) -> Fits:
     """The baselines the config asks for, the JAX logistic probe, then the MLP grid."""
     methods: dict[str, dict[str, Any]] = {}
-    svc_skipped, sklearn_val = _baselines(parts, methods)
+    preds: dict[str, np.ndarray] = {}
+    svc_skipped, sklearn_val = _baselines(parts, methods, preds)
     note = f"jax_logistic over {len(parts.cfg.l2_grid)} L2 values"
     logistic, path, best = parts.timed("jax_logistic", lambda: _jax_logistic(parts), note)
     methods["jax_logistic"] = _logistic_entry(parts, logistic, path, best)
+    preds["jax_logistic"] = _argmax_labels(logistic.decision_function(parts.data.x_test),
+                                           logistic.classes)  # fmt: skip
     mprobe, grid_rows = None, None
     if parts.cfg.mlp:
         mprobe, grid_rows = _mlp(parts)
         methods["mlp"] = _mlp_entry(parts, mprobe)
+        preds["mlp"] = _argmax_labels(mprobe.decision_function(parts.data.x_test), mprobe.classes)
     protocol = str(parts.cfg.get("protocol", "jaxclip"))
     if protocol != "jaxclip":
         note = f"{protocol} linear probe"
-        methods[protocol] = parts.timed(protocol, lambda: _protocol_entry(parts, protocol), note)
-    return Fits(methods, svc_skipped, sklearn_val, logistic, path, best, mprobe, grid_rows)
+        methods[protocol], preds[protocol] = parts.timed(
+            protocol, lambda: _protocol_entry(parts, protocol), note
+        )
+    return Fits(methods, svc_skipped, sklearn_val, logistic, path, best, mprobe, grid_rows, preds)
+
+
+def _argmax_labels(scores: Any, classes: np.ndarray) -> np.ndarray:
+    """The predicted labels of (N, C) scores whose columns are `classes` (first of ties)."""
+    return np.asarray(classes)[np.argmax(np.asarray(scores, np.float64), axis=1)]
 
 
 def _baselines(
-    parts: Parts, methods: dict[str, dict[str, Any]]
+    parts: Parts, methods: dict[str, dict[str, Any]], preds: dict[str, np.ndarray]
 ) -> tuple[str | None, np.ndarray | None]:
-    """SVC, LinearSVC and scikit-learn logistic rows into `methods`; returns (why the SVC was
-    skipped, the scikit-learn probe's (C, validation accuracy) rows)."""
+    """SVC, LinearSVC and scikit-learn logistic rows into `methods` (their test predictions
+    into `preds`); returns (why the SVC was skipped, the scikit-learn probe's (C, validation
+    accuracy) rows)."""
     d, cfg = parts.data, parts.cfg
     train_test = (d.x_train, d.y_train, d.x_test, d.y_test)
     why = svc_skip_reason(len(d.y_train), int(cfg.svc_max_train))
@@ -115,6 +130,7 @@ def _baselines(
         r = baselines.svc_linear(*train_test, C=float(cfg.svc_c))
         methods["svc_linear"] = _baseline_entry(r, "StandardScaler + SVC(linear)", "train")
         methods["svc_linear"]["chosen"] = f"C = {fmt_c(r.C)} (fixed)"
+        preds["svc_linear"] = r.test_predictions
         parts.seconds["svc_linear"] = r.fit_seconds
     if cfg.linear_svc:
         progress.step("linear_svc")
@@ -123,6 +139,7 @@ def _baselines(
             r = baselines.linear_svc(*train_test, C=float(cfg.linear_svc_c))
         methods["linear_svc"] = _baseline_entry(r, "StandardScaler + LinearSVC", "train")
         methods["linear_svc"]["chosen"] = f"C = {fmt_c(r.C)} (fixed)"
+        preds["linear_svc"] = r.test_predictions
         parts.seconds["linear_svc"] = r.fit_seconds
     if not cfg.sklearn_logistic:
         return why, None
@@ -144,6 +161,7 @@ def _baselines(
     )
     m["val_accuracy"] = {fmt_c(k): v for k, v in (r.val_accuracy or {}).items()}
     methods["sklearn_logistic"] = m
+    preds["sklearn_logistic"] = r.test_predictions
     parts.seconds["sklearn_logistic"] = r.fit_seconds
     val = r.val_accuracy or {}
     return why, np.asarray([[c, a] for c, a in val.items()], np.float64).reshape(-1, 2)
@@ -195,9 +213,10 @@ def _logistic_entry(
     }
 
 
-def _protocol_entry(parts: Parts, protocol: str) -> dict[str, Any]:
+def _protocol_entry(parts: Parts, protocol: str) -> tuple[dict[str, Any], np.ndarray]:
     """The published protocol's probe (`jaxclip.probes.protocols`), fitted on the whole train
-    split with its own validation split (same fraction and seed) and refit."""
+    split with its own validation split (same fraction and seed) and refit; (entry, its
+    predicted test labels)."""
     d = parts.data
     kw = {"val_fraction": float(parts.cfg.val_fraction), "seed": parts.seed}
     if protocol == "clip_paper":
@@ -218,7 +237,7 @@ def _protocol_entry(parts: Parts, protocol: str) -> dict[str, Any]:
         train_acc = p.accuracy(d.x_train, y)
     entry = score_probe(scores, d.y_test, classes)
     names = {"clip_paper": "CLIP paper protocol", "clip_benchmark": "CLIP_benchmark protocol"}
-    return {
+    row = {
         "method": f"{names[protocol]} linear probe",
         "trained_on": "train (refit on fit + val)",
         "train_accuracy": float(train_acc),
@@ -228,6 +247,7 @@ def _protocol_entry(parts: Parts, protocol: str) -> dict[str, Any]:
         "chosen": chosen,
         **extra,
     }
+    return row, _argmax_labels(scores, classes)
 
 
 def _mlp(parts: Parts) -> tuple[mlp.MLPProbe, list[dict[str, Any]]]:

@@ -6,8 +6,10 @@ from typing import Any
 
 import numpy as np
 
+from jaxclip.analysis import bootstrap
 from jaxclip.probes.few_shot import shots_x
 from jaxclip.report import Report, markdown_table, plots_probes, save_figure
+from jaxclip.report.intervals import comparison_sentence, format_ci
 from jaxclip.report.references import (
     IT5005_PROBE_TOP1,
     IT5005_ZERO_SHOT_TOP1,
@@ -103,7 +105,7 @@ def _methods_section(report: Report, r: Any, out: RenderContext, cfg: Any) -> No
                 "method": f'zero-shot ("{zs["template"]}"), no labels',
                 "trained on": "—",
                 "train acc %": None,
-                "test acc %": pct_or_none(zs["top1"]),
+                "test acc %": format_ci(zs.get("top1_ci"), zs["top1"]),
                 "top-5 %": pct_or_none(zs["top5"]),
                 "macro F1 %": pct_or_none(zs["macro_f1"]),
                 "chosen": "—",
@@ -125,6 +127,8 @@ def _methods_section(report: Report, r: Any, out: RenderContext, cfg: Any) -> No
         [m["method"] for m in r.methods.values() if m.get("converged") is False]
     ):
         report.text(note)
+    if r.comparisons:
+        report.text(_comparisons_text(r))
     if r.svc_skipped is not None:
         report.text(
             f"The thesis's SVC(linear, C={cfg.svc_c:g}) baseline was skipped: {r.svc_skipped} "
@@ -147,6 +151,23 @@ def _methods_section(report: Report, r: Any, out: RenderContext, cfg: Any) -> No
     )
     name = save_figure(fig, out.workdir, "probe_methods.png")
     report.figure(name, "Test accuracy of each probe (dashed: zero-shot; dotted: chance)")
+
+
+def _comparisons_text(r: Any) -> str:
+    """Each probe vs zero-shot on the same test images, in words, from the stored tests."""
+    comps = r.comparisons
+    clear = sum(c["distinguishable"] for c in comps)
+    sentences = "; ".join(
+        comparison_sentence(c, f"{r.methods[c['a']]['method']} vs zero-shot") for c in comps
+    )
+    return (
+        "Brackets: 95 % percentile bootstrap intervals over the test images "
+        f"({bootstrap.DEFAULT_RESAMPLES} resamples, seeded). Each probe against zero-shot on the "
+        "same test images (difference in points with its paired bootstrap interval; McNemar's "
+        f"exact test, Holm-adjusted over the {len(comps)} probe(s); distinguishable from noise "
+        f"when the adjusted p is at most {bootstrap.ALPHA}): {clear} of {len(comps)} "
+        f"distinguishable. {sentences}."
+    )
 
 
 def _published(report: Report, r: Any, out: RenderContext) -> None:

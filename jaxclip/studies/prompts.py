@@ -11,7 +11,11 @@ Binds `jaxclip.analysis.zero_shot.compare_templates`, `similarity_variants` and
   numbers for orientation (`jaxclip.report.references`: IT5005 report, DATA586 slides);
 * the similarity comparison: cosine vs the raw dot product of the unnormalised embeddings vs
   the logit-scaled cosine CLIP's forward pass returns, with the text norms that explain the
-  difference.
+  difference;
+* error bars and paired tests (`jaxclip.analysis.bootstrap`, seeded by `config.seed`): a 95 %
+  bootstrap interval on every top-1 / top-5 (`top1_ci`, `top5_ci`), and each template against
+  the baseline on the same images (`comparisons`: McNemar's exact test, Holm-adjusted over the
+  table, and the paired bootstrap interval of the difference), as is cosine vs dot.
 
 Every template is scored in one batched contraction (`compare_templates`), and every prompt of
 the study is embedded in one encoder call. The config section is
@@ -27,6 +31,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
+from jaxclip.analysis import bootstrap
 from jaxclip.analysis import zero_shot as zs
 from jaxclip.config_args import ConfigError, check_choice
 from jaxclip.data.templates import TEMPLATE_SETS
@@ -53,10 +58,16 @@ class PromptsResult(StudyResult):
     unlabelled_dropped: int | None = optional()
     chance: float | None = optional()
     baseline: str | None = optional()  # the template the Δ column is measured against
-    templates: list | None = optional()  # one row per template / ensemble, best first
+    # one row per template / ensemble, with top1_ci / top5_ci ({"value", "ci_low", "ci_high",
+    # "n"}: 95 % bootstrap over the images, config seed)
+    templates: list | None = optional()
+    # each other row vs the baseline on the same images: {"a", "b", "difference", "ci_low",
+    # "ci_high", "p_value" (McNemar exact), "p_holm" (over this list), "distinguishable", ...}
+    comparisons: list | None = optional()
     best: dict | None = optional()
     worst: dict | None = optional()
-    similarity: dict | None = optional()  # cosine vs dot product, text norms per class
+    # cosine vs dot product (variants with top1_ci, "comparison": cosine vs dot), text norms
+    similarity: dict | None = optional()
     figures: list | None = optional()
 
 
@@ -132,7 +143,23 @@ def analyse(ctx: Context, cfg: ml_collections.ConfigDict) -> PromptsResult:
         raise ValueError(f"image {x.shape} and text {emb.shape} embeddings differ in D")
     per_t = emb.reshape(len(all_templates), len(classnames), -1)
     raw = {t: per_t[i] for i, t in enumerate(all_templates)}
-    rows, baseline = _template_rows(x, y, raw, singles, ensembles, cfg, float(ctx.logit_scale))
+    rows, baseline, ranks = _template_rows(
+        x, y, raw, singles, ensembles, cfg, float(ctx.logit_scale)
+    )
+    seed = int(ctx.config.seed)
+    for r in rows:
+        rank = ranks[r["template"]]
+        r["top1_ci"] = bootstrap.mean_interval(rank < 1, seed=seed).as_dict()
+        if r.get("top5") is not None:
+            r["top5_ci"] = bootstrap.mean_interval(rank < 5, seed=seed).as_dict()
+    comparisons = bootstrap.paired_comparisons(
+        [
+            (r["template"], baseline, ranks[r["template"]] < 1, ranks[baseline] < 1)
+            for r in rows
+            if r["template"] != baseline
+        ],
+        seed=seed,
+    )
     best = max(rows, key=lambda r: r["top1"])
     worst = min(rows, key=lambda r: r["top1"])
     return PromptsResult(
@@ -143,6 +170,7 @@ def analyse(ctx: Context, cfg: ml_collections.ConfigDict) -> PromptsResult:
         chance=1.0 / len(classnames),
         baseline=baseline,
         templates=rows,
+        comparisons=comparisons,
         best={"template": best["template"], "top1": best["top1"]},
         worst={"template": worst["template"], "top1": worst["top1"]},
         similarity=_similarity(x, y, raw[cfg.similarity_template], classnames, cfg, ctx),
@@ -158,8 +186,8 @@ def _template_rows(
     ensembles: list[tuple[str, tuple[str, ...]]],
     cfg: ml_collections.ConfigDict,
     logit_scale: float,
-) -> tuple[list[dict[str, Any]], str]:
-    """(`compare_templates` rows with kind and Δ top-1, the baseline template)."""
+) -> tuple[list[dict[str, Any]], str, dict[str, np.ndarray]]:
+    """(`compare_templates` rows with kind and Δ top-1, the baseline template, row -> ranks)."""
     # Entries for compare_templates: every single template's raw (C, D) embeddings, and each
     # ensemble's unit class weights (normalising them again changes nothing).
     entries: dict[str, np.ndarray] = {t: raw[t] for t in singles}
@@ -174,13 +202,15 @@ def _template_rows(
             zs.class_text_embeddings(np.stack([raw[t] for t in singles], 1))
         )
         kinds[label] = {"kind": "ensemble", "set": "listed", "n_templates": len(singles)}
-    rows = zs.compare_templates(x, y, entries, logit_scale=logit_scale, ks=(1, 5), ensemble=False)
+    rows, rank = zs.compare_templates(
+        x, y, entries, logit_scale=logit_scale, ks=(1, 5), ensemble=False, return_ranks=True
+    )
     baseline = cfg.baseline if cfg.baseline in entries else rows[0]["template"]
     base_top1 = next(r["top1"] for r in rows if r["template"] == baseline)
     for r in rows:
         r.update(kinds[r["template"]])
         r["delta_top1"] = r["top1"] - base_top1
-    return rows, baseline
+    return rows, baseline, {r["template"]: rank[i] for i, r in enumerate(rows)}
 
 
 def _similarity(
@@ -194,10 +224,18 @@ def _similarity(
     """The `similarity` entry: the three scores' accuracies and the text norms behind them."""
     scale = float(ctx.logit_scale)
     norms, per_class = zs.text_norm_effects(x, text, y, classnames)
+    variants, ranks = zs.similarity_variants(x, text, y, logit_scale=scale, return_ranks=True)
+    seed = int(ctx.config.seed)
+    for r in variants:
+        r["top1_ci"] = bootstrap.mean_interval(ranks[r["similarity"]] < 1, seed=seed).as_dict()
+    (comparison,) = bootstrap.paired_comparisons(
+        [("cosine", "dot", ranks["cosine"] < 1, ranks["dot"] < 1)], seed=seed
+    )
     return {
         "template": cfg.similarity_template,
         "logit_scale": scale,
-        "variants": zs.similarity_variants(x, text, y, logit_scale=scale),
+        "variants": variants,
+        "comparison": comparison,
         "norms": norms,
         "per_class": per_class,
         "source_top1": dict(IT5005_SIMILARITY_TOP1),

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from jaxclip.analysis import bootstrap
 from jaxclip.report import Report, save_figure
 from jaxclip.report import plots_classification as plots
+from jaxclip.report.intervals import comparison_sentence, format_ci, format_difference
 from jaxclip.report.references import (
     DATA586_TEMPLATE_TOP1,
     IT5005_SIMILARITY_TOP1,
@@ -56,19 +58,29 @@ def _templates(result: Any, out: RenderContext, report: Report) -> None:
     )
     # Top-5 is null with at most 5 classes (every image is trivially correct): not shown.
     top5 = all(r.get("top5") is not None for r in rows)
+    paired = {c["a"]: c for c in (result.comparisons or [])}
     report.table(
         [
             {
                 "template": r["template"],
-                "top-1 %": 100 * r["top1"],
-                **({"top-5 %": 100 * r["top5"]} if top5 else {}),
-                "Δ top-1 (pp)": 100 * r["delta_top1"],
+                "top-1 %": format_ci(r.get("top1_ci"), r["top1"]),
+                **({"top-5 %": format_ci(r.get("top5_ci"), r["top5"])} if top5 else {}),
+                "Δ top-1 (pp)": (
+                    format_difference(paired[r["template"]])
+                    if r["template"] in paired
+                    else f"{100 * r['delta_top1']:+.2f}"
+                ),
+                "Holm p": (
+                    f"{paired[r['template']]['p_holm']:.2g}" if r["template"] in paired else None
+                ),
                 "mean matched cosine": f"{r['mean_matched_cosine']:.4f}",
             }
             for r in rows
         ],
         floatfmt=".2f",
     )
+    if paired:
+        report.text(_comparisons_text(result.comparisons, result.baseline))
     fig = plots.plot_template_comparison(
         [{**r, "template": _short(r["template"])} for r in rows],
         metrics=("top1", "top5") if top5 else ("top1",),
@@ -78,6 +90,26 @@ def _templates(result: Any, out: RenderContext, report: Report) -> None:
     name = save_figure(fig, out.workdir, result.figures[0])
     shown = "top-1 and top-5" if top5 else "top-1"
     report.figure(name, f"Zero-shot {shown} per template, best first")
+
+
+def _comparisons_text(comparisons: list[dict], baseline: str) -> str:
+    """Which templates differ from the baseline beyond noise, in words, from the stored tests."""
+    clear = [c for c in comparisons if c["distinguishable"]]
+    m = len(comparisons)
+    head = (
+        "Brackets: 95 % percentile bootstrap intervals over the images "
+        f"({bootstrap.DEFAULT_RESAMPLES} resamples, seeded); Δ is paired (the same images). "
+        f'Each row is tested against "{baseline}" with McNemar\'s exact test on the images one '
+        f"gets right and the other wrong, Holm-adjusted over the {m} comparison(s); a "
+        "difference counts as distinguishable from noise when the adjusted p is at most "
+        f"{bootstrap.ALPHA}. "
+    )
+    if not clear:
+        verdict = f"None of the {m} differs from the baseline beyond noise."
+    else:
+        verdict = f"{len(clear)} of {m} differ from the baseline beyond noise."
+    sentences = "; ".join(comparison_sentence(c, f'"{_short(c["a"], 60)}"') for c in comparisons)
+    return head + verdict + " " + sentences + "."
 
 
 def _source_numbers(rows: list[dict], report: Report) -> None:
@@ -141,7 +173,7 @@ def _similarity(result: Any, out: RenderContext, report: Report) -> None:
         [
             {
                 "score": label[r["similarity"]],
-                "top-1 %": f"{100 * r['top1']:.2f}",
+                "top-1 %": format_ci(r.get("top1_ci"), r["top1"]),
                 **({"top-5 %": f"{100 * r['top5']:.2f}"} if r.get("top5") is not None else {}),
                 "mean matched": f"{r['mean_matched']:.4g}",
                 "mean unmatched": f"{r['mean_unmatched']:.4g}",
@@ -154,6 +186,11 @@ def _similarity(result: Any, out: RenderContext, report: Report) -> None:
         ],
         floatfmt=".2f",
     )
+    if sim.get("comparison") is not None:
+        report.text(
+            "Paired on the same images (McNemar's exact test; bootstrap interval of the "
+            "difference): " + comparison_sentence(sim["comparison"], "cosine vs dot") + "."
+        )
     report.text(_why_dot_loses(by, norms, per_class))
     fig = plots.plot_text_norms(per_class)
     report.figure(

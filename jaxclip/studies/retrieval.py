@@ -19,6 +19,11 @@ the gallery size; image -> text over captioned images) or CLIP_benchmark's
 image_retrieval_recall@K / text_retrieval_recall@K (`jaxclip.analysis.clip_benchmark`), which
 `captions.clip_benchmark` holds either way (the record of `WORKDIR/clip_benchmark.json`).
 
+Under jaxclip's protocol every R@K carries a 95 % bootstrap interval (`R@K_ci`, seeded by
+`config.seed`, `jaxclip.analysis.bootstrap`): image -> text resamples the query images;
+text -> image resamples images and keeps each image's captions together (`grouped_interval`),
+since captions of one image are not independent queries.
+
 Where the dataset labels what an image shows, queries are also scored against the labels
 (`jaxclip.analysis.queries`: precision@k beside the gallery's base rate, and a ceiling for
 captions). The config section is `configs/retrieval.py: study_config`.
@@ -32,6 +37,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
+from jaxclip.analysis import bootstrap
 from jaxclip.analysis import clip_benchmark as cbm
 from jaxclip.analysis import retrieval as rt
 from jaxclip.analysis.queries import QueryParse, caption_ceiling, parse_query, precision_at_k
@@ -235,13 +241,19 @@ def analyse(ctx: Context, cfg: ml_collections.ConfigDict) -> RetrievalResult:
 
 
 def _recalls(
-    r: Any, ks: tuple[int, ...], bench: dict[str, Any] | None = None
+    r: Any,
+    ks: tuple[int, ...],
+    bench: dict[str, Any] | None = None,
+    t2i: np.ndarray | None = None,
+    seed: int = 0,
 ) -> dict[str, dict[str, Any]]:
     """Recall@K, MedR, MeanR (1-based), tied and valid query counts of both directions.
 
     R@K is jaxclip's (null for K >= the gallery: every query is trivially a hit) or, given
     `bench` (CLIP_benchmark's record), CLIP_benchmark's image_retrieval_recall@K (text ->
-    image) and text_retrieval_recall@K (image -> text); MedR, MeanR stay jaxclip's.
+    image) and text_retrieval_recall@K (image -> text); MedR, MeanR stay jaxclip's. jaxclip's
+    R@K carries `R@K_ci`, its bootstrap interval (text -> image: captions grouped by their
+    image `t2i`, whole images resampled; image -> text: query images resampled).
     """
     out = {}
     for direction, rank, ties, gallery, key in (
@@ -255,6 +267,14 @@ def _recalls(
                 row[f"R@{k}"] = bench[f"{key}_retrieval_recall@{k}"]
             elif k >= gallery:
                 row[f"R@{k}"] = None
+            elif t2i is not None:
+                hits = rank[valid] < k
+                iv = (
+                    bootstrap.grouped_interval(hits, t2i[valid], seed=seed)
+                    if direction == "text_to_image"
+                    else bootstrap.mean_interval(hits, seed=seed)
+                )
+                row[f"R@{k}_ci"] = iv.as_dict()
         row["MedR"] = float(np.median(rank[valid] + 1))
         row["MeanR"] = float(np.mean(rank[valid] + 1))
         row["tied_queries"] = int(np.sum(ties[valid] > 0))
@@ -282,7 +302,9 @@ def _captions(
         "num_distinct_texts": len(set(texts)),
         "images_without_captions": int(np.sum(r.image_to_text < 0)),
         "metrics_protocol": protocol,
-        **_recalls(r, ks, bench if protocol == "clip_benchmark" else None),
+        **_recalls(
+            r, ks, bench if protocol == "clip_benchmark" else None, t2i, int(ctx.config.seed)
+        ),
         # CLIP_benchmark's recalls whatever the protocol (WORKDIR/clip_benchmark.json).
         "clip_benchmark": bench,
     }

@@ -12,8 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from jaxclip.analysis import bootstrap
 from jaxclip.report import Report, save_figure
 from jaxclip.report import plots_retrieval as plots
+from jaxclip.report.intervals import format_ci
 from jaxclip.studies.context import RenderContext, Section
 from jaxclip.studies.shared import pct
 
@@ -97,7 +99,11 @@ def _recall_table(caps: dict, ks: list[int], n: int) -> list[dict[str, Any]]:
                 "direction": arrow,
                 "queries": row["num_queries"],
                 # R@K is null for K >= the gallery (trivially 100 %): not shown.
-                **{f"R@{k} %": 100 * row[f"R@{k}"] for k in ks if row[f"R@{k}"] is not None},
+                **{
+                    f"R@{k} %": format_ci(row.get(f"R@{k}_ci"), row[f"R@{k}"])
+                    for k in ks
+                    if row[f"R@{k}"] is not None
+                },
                 "MedR": row["MedR"],
                 "MeanR": row["MeanR"],
             }
@@ -148,6 +154,13 @@ def _captions(result: Any, cfg: Any, out: RenderContext, report: Report, figures
             "captions counting as a miss; MedR, MeanR and the figure use the exact ranks."
         )
     report.table(_recall_table(caps, ks, n), floatfmt=".2f")
+    if any(f"R@{k}_ci" in caps["text_to_image"] for k in ks):
+        report.text(
+            "Brackets: 95 % percentile bootstrap intervals over the queries "
+            f"({bootstrap.DEFAULT_RESAMPLES} resamples, seeded): image → text resamples the "
+            "query images; text → image resamples images with all their captions together, "
+            "since the captions of one image are not independent queries."
+        )
     ranks = {
         "text → image": np.asarray(result.ranks_text_to_image),
         "image → text": np.asarray(result.ranks_image_to_text),
