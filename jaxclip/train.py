@@ -407,7 +407,7 @@ def make_train_step(
         return value, aux
 
     def step(state, images, input_ids):
-        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        (loss_value, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state["params"], images, input_ids
         )
         updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
@@ -417,7 +417,7 @@ def make_train_step(
             # (SigLIP does not clip its t).
             params["logit_scale"] = jnp.minimum(params["logit_scale"], MAX_LOGIT_SCALE)
         metrics = {
-            "loss": loss,
+            "loss": loss_value,
             **aux,
             "learning_rate": schedule(state["step"]),
             "grad_norm": optax.tree.norm(grads),
