@@ -148,20 +148,7 @@ def loss(result: Any, cfg: Any, report: Report, workdir: Path) -> None:
     )
     rows = [_summary_row(side, lo_[side]["summary"]) for side in sides]
     report.table(rows, floatfmt=".4f", caption="Loss summary per shifted modality")
-    lo, hi = float(alphas[0]), float(alphas[-1])
-    for side in sides:
-        su = lo_[side]["summary"]
-        a = su["alpha_min_total"]
-        where = (
-            f"at the edge of the grid [{lo:g}, {hi:g}], so the true minimum may lie beyond it"
-            if a in (lo, hi)
-            else "inside the grid"
-        )
-        at0, low = num(su["total_at_0"]), num(su["total_min"])
-        report.text(
-            f"{side.capitalize()}s shifted: the total loss is lowest at α = {a:+.2f} ({where}); "
-            f"at α = 0 it is {at0:.4f}, {at0 - low:.4f} above that minimum."
-        )
+    _minimum_sentences(report, alphas, lo_, sides, "total loss")
     for side in sides:
         report.figure(
             f"geometry_loss_{side}.png",
@@ -173,6 +160,25 @@ def loss(result: Any, cfg: Any, report: Report, workdir: Path) -> None:
             "group)</summary>\n\n"
             + markdown_table(_per_alpha_rows(alphas, lo_[side]["curves"]), floatfmt=".4f")
             + "\n</details>"
+        )
+
+
+def _minimum_sentences(report: Report, alphas: Any, lo_: dict, sides: list, loss: str) -> None:
+    """One generated sentence per shifted side: where on the α grid `loss` is lowest, and how
+    far above that minimum it is at α = 0."""
+    lo, hi = float(alphas[0]), float(alphas[-1])
+    for side in sides:
+        su = lo_[side]["summary"]
+        a = su["alpha_min_total"]
+        where = (
+            f"at the edge of the grid [{lo:g}, {hi:g}], so the true minimum may lie beyond it"
+            if a in (lo, hi)
+            else "inside the grid"
+        )
+        at0, low = num(su["total_at_0"]), num(su["total_min"])
+        report.text(
+            f"{side.capitalize()}s shifted: the {loss} is lowest at α = {a:+.2f} ({where}); "
+            f"at α = 0 it is {at0:.4f}, {at0 - low:.4f} above that minimum."
         )
 
 
@@ -189,20 +195,7 @@ def _sigmoid_loss(result: Any, cfg: Any, report: Report, workdir: Path) -> None:
     report.text(_sigmoid_intro(lo_, result.pairs["n_pairs"], scale_src))
     rows = [_sigmoid_summary_row(side, lo_[side]["summary"]) for side in sides]
     report.table(rows, floatfmt=".4f", caption="Sigmoid loss summary per shifted modality")
-    lo, hi = float(alphas[0]), float(alphas[-1])
-    for side in sides:
-        su = lo_[side]["summary"]
-        a = su["alpha_min_total"]
-        where = (
-            f"at the edge of the grid [{lo:g}, {hi:g}], so the true minimum may lie beyond it"
-            if a in (lo, hi)
-            else "inside the grid"
-        )
-        at0, low = num(su["total_at_0"]), num(su["total_min"])
-        report.text(
-            f"{side.capitalize()}s shifted: the sigmoid loss is lowest at α = {a:+.2f} "
-            f"({where}); at α = 0 it is {at0:.4f}, {at0 - low:.4f} above that minimum."
-        )
+    _minimum_sentences(report, alphas, lo_, sides, "sigmoid loss")
     for side in sides:
         report.figure(
             f"geometry_loss_{side}.png",
