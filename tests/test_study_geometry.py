@@ -151,6 +151,15 @@ def test_planted_separating_features_top_the_table(planted, first_caption_run):
                                    rtol=1e-6)  # fmt: skip
     gap = results["gap"]["norm"]
     np.testing.assert_allclose(gap, np.linalg.norm(x.mean(0) - text.mean(0)), rtol=1e-6)
+    # 95 % bootstrap intervals over the images: point values are the study's own numbers
+    for name in ("image", "text"):
+        for key in ("mean_norm", "std_norm", "ratio"):
+            ci = results["moments_ci"][name][key]
+            assert ci["value"] == results["moments"][name][key]
+            assert ci["ci_low"] <= ci["value"] <= ci["ci_high"] and ci["n"] == len(image)
+    for key in ("norm", "cos_means", "normalised_norm"):
+        ci = results["gap_ci"][key]
+        assert ci["value"] == results["gap"][key] and ci["ci_low"] <= ci["value"] <= ci["ci_high"]
 
 
 def test_loss_sweep_both_sides_against_numpy(planted, first_caption_run):
@@ -244,6 +253,9 @@ def test_report_links_and_plots(first_caption_run):
     assert "its first caption" in md
     assert results["paper"]["ratio_image"] == 0.94
     assert "| modality | ‖m‖ | ‖σ‖ = sqrt(tr C) | ‖m‖/‖σ‖ | paper |" in md
+    ci = results["gap_ci"]["norm"]
+    assert f"{ci['value']:.4f} [{ci['ci_low']:.4f}, {ci['ci_high']:.4f}]" in md
+    assert f"bootstrap intervals over the {results['pairs']['n_images']} images" in md
     assert "so its numbers are printed beside ours" in md
     # the planted features separate the modalities exactly: 100 % against 50 % chance
     assert f"| {SEP[0]}, {SEP[1]} | 100.00 | 50.00 | 100.00 |" in md
@@ -268,6 +280,8 @@ def test_all_captions_repeat_images_in_the_loss(planted, tmp_path):
     assert results["figures"].count("geometry_loss_image.png") == 1
     assert "geometry_loss_text.png" not in results["figures"]
     assert "once per caption" in md
+    # images are the resampled unit, their captions go with them
+    assert results["gap_ci"]["norm"]["n"] == N_IMAGES
     assert "every caption is paired with its image" in md
 
 

@@ -51,7 +51,7 @@ from jaxclip.errors import UserValueError
 
 DEFAULT_RESAMPLES = 10_000
 LEVEL = 0.95
-_MAX_CHUNK_INDICES = 1 << 24
+MAX_CHUNK_INDICES = 1 << 24
 _MULSHIFT_MAX_N = 0xFFFF
 
 
@@ -103,7 +103,8 @@ class PairedDifference:
         }
 
 
-def _check_resamples(num_resamples: int) -> None:
+def check_resamples(num_resamples: int) -> None:
+    """Raises a one-line error unless `num_resamples` is an integer >= 2."""
     if not isinstance(num_resamples, int) or num_resamples < 2:
         raise UserValueError(f"num_resamples={num_resamples!r}: must be an integer >= 2")
 
@@ -128,7 +129,7 @@ def count_samples(k: int, n: int, num_resamples: int, seed: int) -> np.ndarray:
     Each is a Binomial(n, k / n) draw, exactly the law of the number of ones in n indices drawn
     with replacement (exact in distribution, not the same draws as `resample_indices`).
     """
-    _check_resamples(num_resamples)
+    check_resamples(num_resamples)
     if not 0 <= k <= n or n < 1:
         raise UserValueError(f"k={k!r}, n={n!r}: expected 0 <= k <= n and n >= 1")
     return _rng(seed).binomial(n, k / n, size=num_resamples).astype(np.int64)
@@ -142,7 +143,7 @@ def cell_samples(cells: np.ndarray, num_resamples: int, seed: int) -> np.ndarray
     Multinomial(n, cells / n) draw, exactly the law of the cell counts of n indices drawn with
     replacement (exact in distribution, not the same draws as `resample_indices`).
     """
-    _check_resamples(num_resamples)
+    check_resamples(num_resamples)
     c = np.asarray(cells, np.int64)
     if c.ndim != 1 or c.size < 1 or (c < 0).any() or c.sum() < 1:
         raise UserValueError(f"cells={c.tolist()}: expected non-negative counts with sum >= 1")
@@ -153,7 +154,7 @@ def cell_samples(cells: np.ndarray, num_resamples: int, seed: int) -> np.ndarray
 def chunk_size(n: int, num_resamples: int, chunk: int | None = None) -> int:
     """Rows per chunk: `chunk` if given, else as many as keep a chunk under 2**24 indices."""
     if chunk is None:
-        chunk = max(1, _MAX_CHUNK_INDICES // max(n, 1))
+        chunk = max(1, MAX_CHUNK_INDICES // max(n, 1))
     if chunk < 1:
         raise UserValueError(f"chunk={chunk!r}: must be a positive integer")
     return min(chunk, num_resamples)
@@ -177,12 +178,13 @@ def draw_indices(key: jax.Array, n: int, rows: int) -> jax.Array:
 _indices = jax.jit(draw_indices, static_argnames=("n", "rows"))
 
 
-def _chunk_key(seed: int, c: int) -> jax.Array:
+def chunk_key(seed: int, c: int) -> jax.Array:
     """The key of chunk c: the "rbg" generator (fast on CPU), folded with the chunk number."""
     return jax.random.fold_in(jax.random.key(seed, impl="rbg"), c)
 
 
-def _chunks(n: int, num_resamples: int, chunk: int | None) -> Iterator[tuple[int, int, int]]:
+def chunks(n: int, num_resamples: int, chunk: int | None) -> Iterator[tuple[int, int, int]]:
+    """(chunk number, rows drawn, rows kept) of each chunk of `num_resamples` resamples of n."""
     rows = chunk_size(n, num_resamples, chunk)
     for c, start in enumerate(range(0, num_resamples, rows)):
         yield c, rows, min(rows, num_resamples - start)
@@ -195,9 +197,9 @@ def resample_indices(
 
     Exposed so that a reference implementation can loop over exactly the same resamples.
     """
-    _check_resamples(num_resamples)
-    for c, rows, keep in _chunks(n, num_resamples, chunk):
-        yield np.asarray(_indices(_chunk_key(seed, c), n, rows))[:keep]
+    check_resamples(num_resamples)
+    for c, rows, keep in chunks(n, num_resamples, chunk):
+        yield np.asarray(_indices(chunk_key(seed, c), n, rows))[:keep]
 
 
 @partial(jax.jit, static_argnames=("rows",))
@@ -242,11 +244,11 @@ def _as_int_matrix(values: np.ndarray, name: str) -> np.ndarray:
 
 def _sums(values: np.ndarray, num_resamples: int, seed: int, chunk: int | None) -> np.ndarray:
     """(num_resamples, k) int64 column sums over resampled rows."""
-    _check_resamples(num_resamples)
+    check_resamples(num_resamples)
     v = jnp.asarray(values)
     out = [
-        np.asarray(resampled_sums(_chunk_key(seed, c), v, rows))[:keep]
-        for c, rows, keep in _chunks(values.shape[0], num_resamples, chunk)
+        np.asarray(resampled_sums(chunk_key(seed, c), v, rows))[:keep]
+        for c, rows, keep in chunks(values.shape[0], num_resamples, chunk)
     ]
     return np.concatenate(out).astype(np.int64)
 
@@ -363,11 +365,11 @@ def class_samples(
         if not np.issubdtype(a.dtype, np.integer) or a.min() < 0 or a.max() >= num_classes:
             raise UserValueError(f"{name} must hold class ids in [0, {num_classes})")
     class_scores(np.ones(1), np.ones(1), np.ones(1), metric)  # validates metric
-    _check_resamples(num_resamples)
+    check_resamples(num_resamples)
     tj, pj = jnp.asarray(t, jnp.int32), jnp.asarray(p, jnp.int32)
     out = []
-    for c, rows, keep in _chunks(t.size, num_resamples, chunk):
-        tp, true, pred = _class_counts(_chunk_key(seed, c), tj, pj, rows, num_classes)
+    for c, rows, keep in chunks(t.size, num_resamples, chunk):
+        tp, true, pred = _class_counts(chunk_key(seed, c), tj, pj, rows, num_classes)
         out.append(class_scores(*(np.asarray(a)[:keep] for a in (tp, true, pred)), metric))
     return np.concatenate(out)
 

@@ -56,6 +56,7 @@ class Pairs:
     pair_image: np.ndarray  # (P, D)
     pair_text: np.ndarray  # (P, D)
     source: str  # "captions" or "class_prompts"
+    owner: np.ndarray  # (N_t,) the row of `image` of each text (pair j = image[owner[j]], text[j])
 
 
 def parse_caption(value: Any) -> int | str:
@@ -154,4 +155,4 @@ def make_pairs(image_embeds: Any, plan: PairPlan, text_embeds: Any) -> Pairs:
     image = emb[plan.rows]
     if text.shape[1] != image.shape[1]:
         raise ValueError(f"image {image.shape} and text {text.shape} embeddings differ in D")
-    return Pairs(image, text, list(plan.texts), image[plan.owner], text, plan.source)
+    return Pairs(image, text, list(plan.texts), image[plan.owner], text, plan.source, plan.owner)

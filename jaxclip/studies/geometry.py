@@ -4,7 +4,9 @@
 `jaxclip.analysis.geometry`, `.conformity` and `jaxclip.losses`) to one model × dataset; the
 report is drawn by `jaxclip.studies.geometry_render` (the "double ellipsoid" paper, Levi & Gilboa 2025):
 
-* modality means ‖m‖, ‖σ‖, ‖m‖/‖σ‖ (paper, COCO ViT-B/32: 0.94 images, 1.03 text);
+* modality means ‖m‖, ‖σ‖, ‖m‖/‖σ‖ (paper, COCO ViT-B/32: 0.94 images, 1.03 text), each with
+  its 95 % bootstrap interval over the images (`jaxclip.analysis.geometry_intervals`; so are the
+  gap's three numbers);
 * per-feature separability Sep(l) (Eq. 5), its top-k table, per-modality histograms of the most
   separating features, and a linear SVM on the two best features (Fig. 2);
 * thin-shell statistics of the centred vectors (Eqs. 3-4; COCO images 7.5873 vs 7.6007);
@@ -35,6 +37,7 @@ import numpy as np
 
 from jaxclip import progress
 from jaxclip.analysis import geometry_summary as gs
+from jaxclip.analysis.geometry_intervals import geometry_intervals
 from jaxclip.analysis.pairs import PairPlan, Pairs, make_pairs, parse_caption, plan_pairs
 from jaxclip.config_args import ConfigError, check_choice
 from jaxclip.report.references import GEOMETRY_PAPER, lookup
@@ -62,11 +65,13 @@ class GeometryResult(StudyResult):
     paper: dict[str, float] | None = optional()  # published numbers, paper's model × dataset
     skipped: str | None = optional()
     moments: dict[str, Any] | None = optional()
+    moments_ci: dict[str, Any] | None = optional()  # side -> statistic -> 95 % interval
     separability: dict[str, Any] | None = optional()
     svm: dict[str, Any] | None = optional()
     thin_shell: dict[str, Any] | None = optional()
     spectrum: dict[str, Any] | None = optional()
     gap: dict[str, float] | None = optional()
+    gap_ci: dict[str, Any] | None = optional()  # statistic -> 95 % interval (images resampled)
     loss: dict[str, Any] | None = optional()
     conformity: dict[str, Any] | None = optional()
     kl: dict[str, Any] | None = optional()
@@ -260,13 +265,17 @@ def _parts(
         xi, xt, alphas, cfg.sides, method=cfg.kl_method, bins=int(cfg.kl_bins),
         smoothing=float(cfg.kl_smoothing),
     )  # fmt: skip
+    progress.step("bootstrap intervals of the means and the gap")
+    ci = geometry_intervals(xi, xt, pairs.owner, seed=seed)
     return {
         "moments": gs.moments_summary(xi, xt),
+        "moments_ci": ci["moments_ci"],
         "separability": sep.entry,
         "svm": svm.entry,
         "thin_shell": shell.entry,
         "spectrum": spectrum.entry,
         "gap": gs.gap_summary(xi, xt),
+        "gap_ci": ci["gap_ci"],
         "loss": loss,
         "conformity": conformity.entry,
         "kl": kl.entry,

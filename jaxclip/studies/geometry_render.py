@@ -128,12 +128,23 @@ def _sweep_rows(result: Any) -> list[tuple[str, str, str]]:
     return rows
 
 
+def _ci(result: Any, side: str, key: str, spec: str = ".4f") -> str:
+    """A moment (side "image" / "text") or gap statistic with its interval where stored."""
+    if side == "gap":
+        value, ci = result.gap[key], (result.gap_ci or {}).get(key)
+    else:
+        value = result.moments[side][key]
+        ci = (result.moments_ci or {}).get(side, {}).get(key)
+    shown = sections.with_ci(value, ci, spec)
+    return shown if isinstance(shown, str) else fmt(value, spec)
+
+
 def glance(result: Any) -> list[dict[str, str]]:
     """Rows (quantity, ours, paper) of the headline numbers, the paper's from its own setting."""
-    mo, sh, cf = result.moments, result.thin_shell, result.conformity
+    sh, cf = result.thin_shell, result.conformity
     rows = [
-        ("‖m‖/‖σ‖, images", fmt(mo["image"]["ratio"], ".3f"), f"{P['ratio_image']}"),
-        ("‖m‖/‖σ‖, texts", fmt(mo["text"]["ratio"], ".3f"), f"{P['ratio_text']}"),
+        ("‖m‖/‖σ‖, images", _ci(result, "image", "ratio", ".3f"), f"{P['ratio_image']}"),
+        ("‖m‖/‖σ‖, texts", _ci(result, "text", "ratio", ".3f"), f"{P['ratio_text']}"),
         (
             "features with Sep > 1",
             f"{result.separability['n_features_sep_gt_1']} of {result.pairs['dimension']}",
@@ -151,7 +162,7 @@ def glance(result: Any) -> list[dict[str, str]]:
             f"{P['shell_mean_norm_image']} vs {P['shell_sqrt_trace_image']} "
             f"({100 * P['shell_rel_error_image']:.2f} %)",
         ),
-        ("‖m_i − m_t‖ (modality gap)", fmt(result.gap["norm"]), "not reported"),
+        ("‖m_i − m_t‖ (modality gap)", _ci(result, "gap", "norm"), "not reported"),
         *_sweep_rows(result),
         (
             "conformity vs cos to raw mean: Pearson, images / texts",

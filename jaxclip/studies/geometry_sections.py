@@ -14,6 +14,7 @@ from typing import Any
 
 from jaxclip.report import Report, save_figure
 from jaxclip.report import plots_geometry as plots
+from jaxclip.report.intervals import format_ci
 from jaxclip.report.references import GEOMETRY_PAPER_COCO as P
 from jaxclip.report.references import GEOMETRY_PAPER_TOP_FEATURE, GEOMETRY_PAPER_TOP_FEATURE_KL
 
@@ -40,17 +41,28 @@ def paper_cell(paper: dict, key: str) -> dict[str, Any]:
     return {"paper": paper[key]} if paper and key in paper else {}
 
 
+def with_ci(value: float | None, interval: dict | None, spec: str = ".4f") -> Any:
+    """`value [low, high]` (4 decimals) when its stored interval is finite, else the number."""
+    if value is None or interval is None or None in (interval["ci_low"], interval["ci_high"]):
+        return value
+    digits = int(spec.strip(".f"))
+    return format_ci(interval, value, scale=1.0, digits=digits)
+
+
 def moments(result: Any, report: Report, paper: dict) -> None:
-    """Modality means: ‖m‖, ‖σ‖ and their ratio per modality."""
+    """Modality means: ‖m‖, ‖σ‖ and their ratio per modality (with their intervals)."""
     rows = []
+    cis = result.moments_ci or {}
     for name in SIDES:
-        m = result.moments[name]
+        m, ci = result.moments[name], cis.get(name, {})
         rows.append(
             {
                 "modality": name,
-                "‖m‖": m["mean_norm"],
-                "‖σ‖ = sqrt(tr C)": m["std_norm"],
-                "‖m‖/‖σ‖": num(m["ratio"], math.inf if m["std_norm"] == 0 else math.nan),
+                "‖m‖": with_ci(m["mean_norm"], ci.get("mean_norm")),
+                "‖σ‖ = sqrt(tr C)": with_ci(m["std_norm"], ci.get("std_norm")),
+                "‖m‖/‖σ‖": with_ci(m["ratio"], ci.get("ratio"))
+                if m["ratio"] is not None
+                else num(m["ratio"], math.inf if m["std_norm"] == 0 else math.nan),
                 **paper_cell(paper, f"ratio_{name}"),
             }
         )
@@ -64,6 +76,12 @@ def moments(result: Any, report: Report, paper: dict) -> None:
         f"{P['ratio_text']} text)."
     )
     report.table(rows, floatfmt=".4f", caption="Modality means")
+    if cis:
+        n = cis["image"]["mean_norm"]["n"]
+        report.text(
+            f"In brackets: 95 % percentile bootstrap intervals over the {n} images (each image's "
+            "texts resampled with it), here and in the gap table below."
+        )
 
 
 def separability(result: Any, cfg: Any, report: Report, workdir: Path) -> None:
@@ -227,7 +245,8 @@ def spectrum(result: Any, report: Report, workdir: Path) -> None:
 
 def gap(result: Any, report: Report) -> None:
     """Modality gap: the distance and cosine between the two centres, and the normalised gap."""
-    g = result.gap
+    g, ci = result.gap, result.gap_ci or {}
+    mci = result.moments_ci or {"image": {}, "text": {}}
     report.section("Modality gap", level=2)
     report.text(
         "The gap vector m_i − m_t joins the centres of the two ellipsoids. Beside its norm: the "
@@ -237,11 +256,13 @@ def gap(result: Any, report: Report) -> None:
     report.table(
         [
             {
-                "‖m_i − m_t‖": g["norm"],
-                "‖m_i‖": result.moments["image"]["mean_norm"],
-                "‖m_t‖": result.moments["text"]["mean_norm"],
-                "cos(m_i, m_t)": g["cos_means"],
-                "normalised gap ‖Δ‖": g["normalised_norm"],
+                "‖m_i − m_t‖": with_ci(g["norm"], ci.get("norm")),
+                "‖m_i‖": with_ci(
+                    result.moments["image"]["mean_norm"], mci["image"].get("mean_norm")
+                ),
+                "‖m_t‖": with_ci(result.moments["text"]["mean_norm"], mci["text"].get("mean_norm")),
+                "cos(m_i, m_t)": with_ci(g["cos_means"], ci.get("cos_means")),
+                "normalised gap ‖Δ‖": with_ci(g["normalised_norm"], ci.get("normalised_norm")),
             }
         ],
         floatfmt=".4f",
