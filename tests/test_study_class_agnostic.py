@@ -5,6 +5,7 @@ temperature identity, and an end-to-end smoke run checked for determinism."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import zlib
@@ -198,6 +199,48 @@ def test_svc_tau_intervals_and_neighbour_tests(planted):
         "1 of 1 distinguishable" in yes and ", distinguishable from noise (Holm p = 0.001)" in yes
     )
     assert "0 of 1 distinguishable" in no and "not distinguishable from noise (Holm p = 0.41)" in no
+
+
+def test_tau_sweep_intervals_and_neighbouring_thesis_temperatures(planted):
+    from scipy import stats
+
+    from jaxclip.analysis import bootstrap
+    from jaxclip.studies import class_agnostic_render_tau as render_tau
+
+    ctx, _, test, _, _, section = planted
+    n = len(test.labels)
+    md = section.report.markdown()
+    for scaling, tr in section.results["temperature"].items():
+        for row in tr["rows"]:
+            for key in ("acc_logits_over_tau", "acc_softmax_logits_over_tau"):
+                ci, k = row[f"{key}_ci"], round(row[key] * n)
+                assert ci["value"] == pytest.approx(row[key], abs=1e-6) and ci["n"] == n
+                rng = np.random.default_rng(ctx.config.seed)
+                lo, hi = bootstrap.percentile_interval(rng.binomial(n, k / n, 10_000) / n)
+                assert (ci["ci_low"], ci["ci_high"]) == (lo, hi)
+        by_tau = {f"τ {r['tau']:g}": r for r in tr["rows"]}
+        thesis = [f"τ {t:g}" for t in sorted(study.THESIS_TAUS, reverse=True)]
+        for key, comps in tr["comparisons"].items():
+            assert [(c["a"], c["b"]) for c in comps] == list(itertools.pairwise(thesis))
+            p = []
+            for c in comps:
+                d_a, d_b = c["discordant_a"], c["discordant_b"]
+                diff = by_tau[c["a"]][key] - by_tau[c["b"]][key]
+                assert (d_a - d_b) / n == pytest.approx(diff, abs=1e-6)
+                p.append(1.0 if d_a + d_b == 0 else stats.binomtest(d_a, d_a + d_b).pvalue)
+                assert c["p_value"] == pytest.approx(p[-1], rel=1e-12)
+            # Holm by hand over the variant's pairs
+            order, m, running = np.argsort(p), len(p), 0.0
+            want = np.empty(m)
+            for rank, i in enumerate(order):
+                running = max(running, min(1.0, (m - rank) * p[i]))
+                want[i] = running
+            np.testing.assert_allclose([c["p_holm"] for c in comps], want, rtol=1e-12)
+            for c in comps:
+                assert render_tau.comparison_sentence(c) in md
+            clear = sum(c["distinguishable"] for c in comps)
+            name = render_tau.VARIANT_NAMES[key]
+            assert f"{name}, {scaling} features: {clear} of {len(comps)} distinguishable" in md
 
 
 def test_entropy_against_float64_numpy(planted):

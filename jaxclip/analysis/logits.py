@@ -281,6 +281,13 @@ def _set_accuracy(coef: jax.Array, intercept: jax.Array, x: jax.Array, y: jax.Ar
     return jnp.mean((jnp.argmax(z, axis=-1) == y[None]).astype(jnp.float32), axis=1)
 
 
+@jax.jit
+def _set_correct(coef: jax.Array, intercept: jax.Array, x: jax.Array, y: jax.Array) -> jax.Array:
+    """(B, M) bool: whether model b predicts test example m right (as `_set_accuracy` counts)."""
+    z = jnp.einsum("bmk,bck->bmc", x, coef[:, 0], precision=_HIGHEST) + intercept[:, 0, None, :]
+    return jnp.argmax(z, axis=-1) == y[None]
+
+
 SOLVE_MODES = ("path", "batched", "map", "vmap", "loop")
 
 
@@ -362,6 +369,9 @@ class TemperatureSweep:
       points: the same quantities at the raw cosines (tau = 1) and at the model's logit scale
         (tau = 1 / logit_scale), keyed "raw" and "model".
       seconds: wall time of each batched part.
+      correct_scaled, correct_softmax: (T, M) bool, whether the probe of (a) (solved directly;
+        None when `direct_scaled` is False) and of (b) at each tau gets test example m right:
+        for bootstrap intervals and paired tests between temperatures.
     """
 
     taus: np.ndarray
@@ -376,6 +386,8 @@ class TemperatureSweep:
     acc_softmax: np.ndarray
     points: dict[str, dict[str, float]]
     seconds: dict[str, float]
+    correct_scaled: np.ndarray | None = None
+    correct_softmax: np.ndarray | None = None
 
     def rows(self) -> list[dict[str, float]]:
         """One table row per tau (both feature variants side by side)."""
@@ -459,7 +471,7 @@ def temperature_sweep(
     _, mh, mc = (np.asarray(a) for a in _tau_stats(zte, taus_j))
     seconds["entropy"] = time.perf_counter() - t0
 
-    acc = {}
+    acc, correct = {}, {}
     for kind in FEATURE_KINDS if direct_scaled else ("softmax",):
         t0 = time.perf_counter()
         ftr = _tau_features(ztr, taus_j, kind == "softmax")
@@ -470,6 +482,7 @@ def temperature_sweep(
             ftr, ytr, l2, n_classes=c, mode=mode, order=np.argsort(-all_t), **solver
         )
         acc[kind] = np.asarray(_set_accuracy(sol.coef, sol.intercept, fte, yte))
+        correct[kind] = np.asarray(_set_correct(sol.coef, sol.intercept, fte, yte))[: t.size]
         seconds[kind] = time.perf_counter() - t0
 
     # (a) through the identity: one solve on the untouched logits, strengths l2 * tau^2.
@@ -520,6 +533,8 @@ def temperature_sweep(
         acc_softmax=acc["softmax"][:nt],
         points=points,
         seconds=seconds,
+        correct_scaled=correct.get("scaled"),
+        correct_softmax=correct["softmax"],
     )
 
 

@@ -206,7 +206,7 @@ def analyse(ctx: Context, cfg: Any) -> ClassAgnosticResult:
         headline=headline_rows(fits.methods),
         reference_methods=fits.references,
         entropy={"ln_k": es.ln_k, "raw": es.raw, "model": es.model, "per_tau": es.rows()},
-        temperature={s: _sweep_entry(sw) for s, sw in sweeps.items()},
+        temperature={s: _sweep_entry(sw, seed) for s, sw in sweeps.items()},
         tau_l2_equivalence=equivalence,
         prompt_count=counts,
         figures=_figure_names(tuple(sweeps), bool(counts)),
@@ -308,17 +308,49 @@ def _svc_intervals(fits: cap.Fits, seed: int) -> list[dict[str, Any]] | None:
     )
 
 
-def _sweep_entry(sw: lg.TemperatureSweep) -> dict[str, Any]:
+# results.json row key of each probe variant of a τ sweep, and the sweep's per-example field
+SWEEP_VARIANTS = {
+    "acc_logits_over_tau": "correct_scaled",
+    "acc_softmax_logits_over_tau": "correct_softmax",
+}
+
+
+def _sweep_entry(sw: lg.TemperatureSweep, seed: int) -> dict[str, Any]:
+    """A sweep's results.json entry: its rows, each accuracy of (a) and (b) with its bootstrap
+    interval (`<key>_ci`), and `comparisons`: per variant, the thesis's temperatures that are on
+    the grid, neighbouring ones paired (sorted high to low; McNemar, Holm over the variant's
+    pairs, paired bootstrap interval)."""
+    rows = sw.rows()
+    comparisons = {}
+    for key, field in SWEEP_VARIANTS.items():
+        right = getattr(sw, field)
+        if right is None:
+            continue
+        for row, r in zip(rows, right, strict=True):
+            row[f"{key}_ci"] = bootstrap.mean_interval(r, seed=seed).as_dict()
+        picks = sorted(
+            {i for i, t in enumerate(sw.taus) for x in THESIS_TAUS if abs(t - x) <= 1e-9 * x},
+            key=lambda i: -sw.taus[i],
+        )
+        if len(picks) > 1:
+            comparisons[key] = bootstrap.paired_comparisons(
+                [
+                    (f"τ {sw.taus[i]:g}", f"τ {sw.taus[j]:g}", right[i], right[j])
+                    for i, j in itertools.pairwise(picks)
+                ],
+                seed=seed,
+            )
     return {
         "l2": sw.l2,
         "standardize": sw.standardize,
-        "rows": sw.rows(),
+        "rows": rows,
         "points": sw.points,
         "max_identity_gap": float(np.max(np.abs(sw.acc_scaled - sw.acc_scaled_via_l2))),
         "best_softmax": {
             "tau": float(sw.taus[int(np.argmax(sw.acc_softmax))]),
             "accuracy": float(np.max(sw.acc_softmax)),
         },
+        "comparisons": comparisons or None,
     }
 
 

@@ -46,6 +46,9 @@ def temperature_section(
     if r.temperature:
         report.text(_tau_table_intro(thesis_match))
         report.table(_tau_table(r, thesis_match), floatfmt=".2f")
+        said = sweep_comparison_text(r.temperature)
+        if said:
+            report.text(said)
         full = [
             {
                 "features": scaling,
@@ -82,6 +85,36 @@ def temperature_section(
         report.table(rows, floatfmt=".2f")
         if r.svc_tau_comparisons:
             report.text(tau_comparison_text(r.svc_tau_comparisons))
+
+
+VARIANT_NAMES = {
+    "acc_logits_over_tau": "(a) logits / τ",
+    "acc_softmax_logits_over_tau": "(b) softmax(logits / τ)",
+}
+
+
+def sweep_comparison_text(temperature: dict[str, dict[str, Any]]) -> str | None:
+    """The thesis's neighbouring temperatures of each sweep and variant in words, from their
+    stored paired tests (None when no sweep holds any)."""
+    parts = []
+    for scaling, tr in temperature.items():
+        for key, comps in (tr.get("comparisons") or {}).items():
+            clear = sum(c["distinguishable"] for c in comps)
+            parts.append(
+                f"{VARIANT_NAMES.get(key, key)}, {scaling} features: {clear} of {len(comps)} "
+                "distinguishable (" + "; ".join(comparison_sentence(c) for c in comps) + ")"
+            )
+    if not parts:
+        return None
+    return (
+        "Brackets: 95 % percentile bootstrap intervals over the test images "
+        f"({bootstrap.DEFAULT_RESAMPLES} resamples, seeded). Neighbouring thesis temperatures "
+        "on the same test images (difference in points with its paired bootstrap interval; "
+        "McNemar's exact test, Holm-adjusted over each sweep's pairs of one variant; "
+        f"distinguishable from noise when the adjusted p is at most {bootstrap.ALPHA}). "
+        + ". ".join(parts)
+        + "."
+    )
 
 
 def tau_comparison_text(comps: list[dict[str, Any]]) -> str:
@@ -235,13 +268,16 @@ def _tau_table(r: Any, thesis_match: bool) -> list[dict[str, Any]]:
             )
         for scaling, tr in r.temperature.items():
             if isinstance(where, str):
-                a = tr["points"][where]["acc_scaled"]
-                b = tr["points"][where]["acc_softmax"]
+                a = format_ci(None, tr["points"][where]["acc_scaled"])
+                b = format_ci(None, tr["points"][where]["acc_softmax"])
             else:
-                a = tr["rows"][where]["acc_logits_over_tau"]
-                b = tr["rows"][where]["acc_softmax_logits_over_tau"]
-            row[f"(a) {scaling} %"] = 100 * a
-            row[f"(b) {scaling} %"] = 100 * b
+                g = tr["rows"][where]
+                a = format_ci(g.get("acc_logits_over_tau_ci"), g["acc_logits_over_tau"])
+                b = format_ci(
+                    g.get("acc_softmax_logits_over_tau_ci"), g["acc_softmax_logits_over_tau"]
+                )
+            row[f"(a) {scaling} %"] = a
+            row[f"(b) {scaling} %"] = b
         rows.append(row)
     return rows
 
