@@ -137,6 +137,10 @@ def test_features_rank_and_separable_probes(planted):
         set(h) - {"converged", "top1_ci"} == {"method", "top1", "top5", "macro_f1"} for h in head
     )
     assert head[0]["top1_ci"] == res["methods"]["svc_linear"]["test_accuracy_ci"]
+    for m in res["methods"].values():  # every probe row has its intervals (4 classes: no top-5)
+        assert m["test_accuracy_ci"]["value"] == pytest.approx(m["test_accuracy"])
+        assert m["macro_f1_ci"]["value"] == pytest.approx(m["macro_f1"])
+        assert "top5_ci" not in m
     assert [h.get("converged") for h in head] == [
         m.get("converged") for m in res["methods"].values()
     ]

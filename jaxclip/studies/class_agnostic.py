@@ -45,7 +45,12 @@ from jaxclip.report.references import CLASS_AGNOSTIC, lookup
 from jaxclip.studies import class_agnostic_probes as cap
 from jaxclip.studies.class_agnostic_render import THESIS_TAUS, render
 from jaxclip.studies.context import Context, Study
-from jaxclip.studies.probe_common import check_mlp_config, check_mlp_dropouts, headline_rows
+from jaxclip.studies.probe_common import (
+    add_intervals,
+    check_mlp_config,
+    check_mlp_dropouts,
+    headline_rows,
+)
 from jaxclip.studies.result import StudyResult, optional, sidecar, timing
 from jaxclip.studies.shared import check_positive_tuple, embed_texts
 
@@ -170,6 +175,7 @@ def analyse(ctx: Context, cfg: Any) -> ClassAgnosticResult:
     fit_idx, val_idx = train_val_split(len(data.y_train), float(cfg.val_fraction), seed)
     feats = cap.Features.of(data, t_main, scale if cfg.features == "model" else 1.0)
     fits = cap.fit_probes(ctx, data, feats, fit_idx, val_idx, cfg, seed)
+    add_intervals(fits.methods, fits.predictions, fits.top5, data.y_test, data.classes, seed)
     tau_comparisons = _svc_intervals(fits, seed)
     chance, majority = chance_and_majority(data.y_test, data.classes)
     published = lookup(CLASS_AGNOSTIC, str(ctx.config.model), str(ctx.config.dataset))
@@ -287,12 +293,8 @@ def _sweeps(
 
 
 def _svc_intervals(fits: cap.Fits, seed: int) -> list[dict[str, Any]] | None:
-    """Bootstrap intervals of the SVC's test accuracy (`test_accuracy_ci`, on the features and
-    per τ), and neighbouring τ paired: (τ_i vs τ_i+1) with τ sorted from high to low."""
-    if fits.svc_correct is not None and "svc_linear" in fits.methods:
-        fits.methods["svc_linear"]["test_accuracy_ci"] = bootstrap.mean_interval(
-            fits.svc_correct, seed=seed
-        ).as_dict()
+    """Bootstrap intervals of the SVC's test accuracy per τ (`test_accuracy_ci`), and
+    neighbouring τ paired: (τ_i vs τ_i+1) with τ sorted from high to low."""
     for row, right in zip(fits.svc_tau, fits.svc_tau_correct, strict=True):
         row["test_accuracy_ci"] = bootstrap.mean_interval(right, seed=seed).as_dict()
     order = sorted(range(len(fits.svc_tau)), key=lambda i: -fits.svc_tau[i]["tau"])

@@ -20,7 +20,7 @@ from jaxclip.probes.protocol import (
     score_probe,
     zero_shot_scores,
 )
-from jaxclip.studies.probe_common import mlp_grid, svc_skip_reason
+from jaxclip.studies.probe_common import mlp_grid, svc_skip_reason, top5_hits
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,9 +48,11 @@ class Fits:
 
     methods: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     svc_tau: list[dict[str, float]] = dataclasses.field(default_factory=list)
-    # per `svc_tau` row and for "svc_linear": (N_test,) bool, the test image classified right
+    # per `svc_tau` row: (N_test,) bool, the test image classified right
     svc_tau_correct: list[np.ndarray] = dataclasses.field(default_factory=list)
-    svc_correct: np.ndarray | None = None
+    # method -> (N_test,) predicted labels, and its per-image top-5 hits (more than 5 classes)
+    predictions: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    top5: dict[str, np.ndarray | None] = dataclasses.field(default_factory=dict)
     svc_skipped: str | None = None
     mlp_grid: list[dict[str, Any]] | None = None
     references: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
@@ -87,7 +89,9 @@ def fit_probes(
     )  # fmt: skip
     fits.seconds["jax_logistic"] = time.perf_counter() - t0
     assert lprobe is not None
-    sc = score_probe(lprobe.decision_function(fte), data.y_test, lprobe.classes)
+    scores = lprobe.decision_function(fte)
+    sc = score_probe(scores, data.y_test, lprobe.classes)
+    _keep(fits, "jax_logistic", scores, data, lprobe.classes)
     fits.methods["jax_logistic"] = {
         "method": f"class-agnostic: JAX logistic on {fname}",
         "features": "StandardScaler + " + fname,
@@ -100,7 +104,9 @@ def fit_probes(
     if cfg.mlp:
         progress.step(f"mlp over widths {tuple(int(w) for w in cfg.mlp_widths)}")
         mprobe, fits.mlp_grid, fits.seconds["mlp"] = fit_mlp_grid(*split, mlp_grid(cfg), seed)
-        sc = score_probe(mprobe.decision_function(fte), data.y_test, mprobe.classes)
+        scores = mprobe.decision_function(fte)
+        sc = score_probe(scores, data.y_test, mprobe.classes)
+        _keep(fits, "mlp", scores, data, mprobe.classes)
         conf = mprobe.config
         fits.methods["mlp"] = {
             "method": f"class-agnostic: MLP on {fname}",
@@ -114,6 +120,13 @@ def fit_probes(
         }
     _references(ctx, data, fit_idx, val_idx, cfg, fits)
     return fits
+
+
+def _keep(fits: Fits, name: str, scores: Any, data: LabelledSplits, classes: Any) -> None:
+    """A probe's test predictions (argmax, first of ties) and top-5 hits, for its intervals."""
+    s = np.asarray(scores, np.float64)
+    fits.predictions[name] = np.asarray(classes)[np.argmax(s, axis=1)]
+    fits.top5[name] = top5_hits(s, data.y_test, np.asarray(classes))
 
 
 def _scores(sc: dict[str, Any]) -> dict[str, Any]:
@@ -137,7 +150,7 @@ def _svc(data: LabelledSplits, feats: Features, cfg: Any, fname: str, fits: Fits
         "chosen": f"C = {cfg.svc_c:g} (fixed, as the thesis)",
     }
     fits.seconds["svc_linear"] = r.fit_seconds
-    fits.svc_correct = np.asarray(r.test_predictions) == data.y_test
+    fits.predictions["svc_linear"] = np.asarray(r.test_predictions)
     for i, tau in enumerate(cfg.svc_taus):
         progress.step(f"svc on logits / tau {i + 1}/{len(cfg.svc_taus)}")
         rt = baselines.svc_linear(

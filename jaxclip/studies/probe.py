@@ -58,7 +58,12 @@ from jaxclip.probes.protocols import PROTOCOLS
 from jaxclip.report.references import LINEAR_PROBE, lookup
 from jaxclip.studies import probe_fits
 from jaxclip.studies.context import Context, Study
-from jaxclip.studies.probe_common import check_mlp_config, check_mlp_dropouts, headline_rows
+from jaxclip.studies.probe_common import (
+    add_intervals,
+    check_mlp_config,
+    check_mlp_dropouts,
+    headline_rows,
+)
 from jaxclip.studies.probe_render import render
 from jaxclip.studies.result import StudyResult, optional, sidecar, timing
 from jaxclip.studies.shared import attribute_value_names, check_positive_tuple
@@ -218,18 +223,11 @@ def _intervals(
     zero_shot_pred: np.ndarray | None,
     seed: int,
 ) -> list[dict[str, Any]] | None:
-    """Adds `test_accuracy_ci` / `macro_f1_ci` to every method row and `top1_ci` to zero-shot
-    (95 % bootstrap over the test images); returns each probe vs zero-shot, paired."""
-    y, classes = np.asarray(data.y_test), np.asarray(data.classes)
-    c = int(classes.size)
-    for name, m in fits.methods.items():
-        pred = fits.predictions.get(name)
-        if pred is None:
-            continue
-        m["test_accuracy_ci"] = bootstrap.mean_interval(pred == y, seed=seed).as_dict()
-        m["macro_f1_ci"] = bootstrap.class_interval(
-            np.searchsorted(classes, y), np.searchsorted(classes, pred), c, "macro_f1", seed=seed
-        ).as_dict()
+    """Adds `test_accuracy_ci` / `macro_f1_ci` (and `top5_ci` where there is a top-5) to every
+    method row and `top1_ci` to zero-shot (95 % bootstrap over the test images); returns each
+    probe vs zero-shot, paired."""
+    y = np.asarray(data.y_test)
+    add_intervals(fits.methods, fits.predictions, fits.top5, y, data.classes, seed)
     if zero_shot is None or zero_shot_pred is None:
         return None
     zs_right = zero_shot_pred == y

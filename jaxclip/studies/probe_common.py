@@ -7,6 +7,9 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
+from jaxclip.analysis import bootstrap, metrics
 from jaxclip.config_args import ConfigError
 from jaxclip.probes.protocol import MLPGrid
 from jaxclip.report.intervals import format_ci
@@ -72,6 +75,49 @@ def pct_or_none(x: float | None) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else 100.0 * float(x)
 
 
+def top5_hits(scores: Any, y: np.ndarray, classes: np.ndarray) -> np.ndarray | None:
+    """(N,) bool: the true class is among the 5 highest of (N, C) `scores` (columns `classes`;
+    ranks with the first-of-ties rule, as the top-5 accuracy counts); None with <= 5 classes."""
+    if len(classes) <= 5:
+        return None
+    idx = np.searchsorted(np.asarray(classes), np.asarray(y))
+    return metrics.class_ranks(np.asarray(scores, np.float64), idx) < 5
+
+
+def add_intervals(
+    methods: Mapping[str, dict[str, Any]],
+    predictions: Mapping[str, np.ndarray],
+    top5: Mapping[str, np.ndarray | None],
+    y: np.ndarray,
+    classes: np.ndarray,
+    seed: int,
+) -> None:
+    """Adds the 95 % bootstrap intervals over the test images (config seed) to every method row
+    with stored predictions: `test_accuracy_ci`, `macro_f1_ci`, and `top5_ci` where `top5` holds
+    the method's per-image top-5 hits."""
+    y, classes = np.asarray(y), np.asarray(classes)
+    for name, m in methods.items():
+        pred = predictions.get(name)
+        if pred is None:
+            continue
+        m["test_accuracy_ci"] = bootstrap.mean_interval(pred == y, seed=seed).as_dict()
+        m["macro_f1_ci"] = bootstrap.class_interval(
+            np.searchsorted(classes, y),
+            np.searchsorted(classes, pred),
+            int(classes.size),
+            "macro_f1",
+            seed=seed,
+        ).as_dict()
+        hits = top5.get(name)
+        if hits is not None and m.get("top5") is not None:
+            m["top5_ci"] = bootstrap.mean_interval(hits, seed=seed).as_dict()
+
+
+def fraction_or_none(x: float | None) -> float | None:
+    """A stored fraction, None (and NaN) as None: for `format_ci`, which shows it in percent."""
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
 def headline_rows(methods: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The "At a glance" rows of fitted probes: method, test top-1, top-5, macro F1 (fractions),
     `top1_ci` where the row has a bootstrap interval, and `converged` for the probes whose
@@ -83,6 +129,7 @@ def headline_rows(methods: Mapping[str, Mapping[str, Any]]) -> list[dict[str, An
             "top5": m.get("top5"),
             "macro_f1": m["macro_f1"],
             **({"top1_ci": m["test_accuracy_ci"]} if "test_accuracy_ci" in m else {}),
+            **({"top5_ci": m["top5_ci"]} if "top5_ci" in m else {}),
             **({"converged": bool(m["converged"])} if "converged" in m else {}),
         }
         for m in methods.values()
@@ -121,15 +168,15 @@ def method_rows(
     """One report row per fitted probe: method, `column` (what it was trained on), train / test
     accuracy, top-5 and macro F1 in %, the chosen setting and the fit time in seconds. A fit
     whose `converged` flag is False carries the † mark (`unconverged_note` explains it). Test
-    accuracy and macro F1 carry their bootstrap interval (`test_accuracy_ci`, `macro_f1_ci`)
-    when the row has one: `63.76 [63.30, 64.21]`."""
+    accuracy, top-5 and macro F1 carry their bootstrap interval (`test_accuracy_ci`,
+    `top5_ci`, `macro_f1_ci`) when the row has one: `63.76 [63.30, 64.21]`."""
     return [
         {
             "method": flag_unconverged(m["method"], m.get("converged")),
             column: m[column.replace(" ", "_")],
             "train acc %": pct_or_none(m["train_accuracy"]),
             "test acc %": format_ci(m.get("test_accuracy_ci"), m["test_accuracy"]),
-            "top-5 %": pct_or_none(m.get("top5")),
+            "top-5 %": format_ci(m.get("top5_ci"), fraction_or_none(m.get("top5"))),
             "macro F1 %": format_ci(m.get("macro_f1_ci"), m["macro_f1"]),
             "chosen": m["chosen"],
             "fit s": seconds.get(key),

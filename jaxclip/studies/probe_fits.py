@@ -15,7 +15,7 @@ from sklearn.exceptions import ConvergenceWarning
 from jaxclip import progress
 from jaxclip.probes import baselines, linear, mlp, protocols
 from jaxclip.probes.protocol import LabelledSplits, fit_mlp_grid, jax_logistic, score_probe
-from jaxclip.studies.probe_common import fmt_c, mlp_grid, svc_skip_reason
+from jaxclip.studies.probe_common import fmt_c, mlp_grid, svc_skip_reason, top5_hits
 
 T = TypeVar("T")
 
@@ -60,6 +60,8 @@ class Fits:
     mlp: mlp.MLPProbe | None
     mlp_grid: list[dict[str, Any]] | None
     predictions: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    # method -> (N_test,) bool, the true class among the 5 highest scores (more than 5 classes)
+    top5: dict[str, np.ndarray | None] = dataclasses.field(default_factory=dict)
 
     @property
     def val_accuracy_at_chosen(self) -> float:
@@ -95,20 +97,26 @@ def fit_all(parts: Parts) -> Fits:
     note = f"jax_logistic over {len(parts.cfg.l2_grid)} L2 values"
     logistic, path, best = parts.timed("jax_logistic", lambda: _jax_logistic(parts), note)
     methods["jax_logistic"] = _logistic_entry(parts, logistic, path, best)
-    preds["jax_logistic"] = _argmax_labels(logistic.decision_function(parts.data.x_test),
-                                           logistic.classes)  # fmt: skip
+    y_test, top5 = parts.data.y_test, {}
+    scores = logistic.decision_function(parts.data.x_test)
+    preds["jax_logistic"] = _argmax_labels(scores, logistic.classes)
+    top5["jax_logistic"] = top5_hits(scores, y_test, logistic.classes)
     mprobe, grid_rows = None, None
     if parts.cfg.mlp:
         mprobe, grid_rows = _mlp(parts)
         methods["mlp"] = _mlp_entry(parts, mprobe)
-        preds["mlp"] = _argmax_labels(mprobe.decision_function(parts.data.x_test), mprobe.classes)
+        scores = mprobe.decision_function(parts.data.x_test)
+        preds["mlp"] = _argmax_labels(scores, mprobe.classes)
+        top5["mlp"] = top5_hits(scores, y_test, mprobe.classes)
     protocol = str(parts.cfg.get("protocol", "jaxclip"))
     if protocol != "jaxclip":
         note = f"{protocol} linear probe"
         methods[protocol], preds[protocol] = parts.timed(
             protocol, lambda: _protocol_entry(parts, protocol), note
         )
-    return Fits(methods, svc_skipped, sklearn_val, logistic, path, best, mprobe, grid_rows, preds)
+    return Fits(
+        methods, svc_skipped, sklearn_val, logistic, path, best, mprobe, grid_rows, preds, top5
+    )
 
 
 def _argmax_labels(scores: Any, classes: np.ndarray) -> np.ndarray:
