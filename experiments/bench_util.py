@@ -203,5 +203,5 @@ def fraction_line(name: str, flops_per_s: float, ceiling: float | None) -> str:
     """'name: X GFLOP/s = Y % of the Z GFLOP/s matmul ceiling' (ceiling None: no fraction)."""
     line = f"{name}: {flops_per_s / 1e9:.0f} GFLOP/s"
     if ceiling:
-        line += f" = {100 * flops_per_s / ceiling:.0f} % of its {ceiling / 1e9:.0f} GFLOP/s ceiling"
+        line += f" = {100 * flops_per_s / ceiling:.0f} % of its {ceiling / 1e9:.3g} GFLOP/s ceiling"
     return line
