@@ -5,8 +5,8 @@
 
 Each model × dataset × study runs once into WORKDIR/cells/<model>/<dataset>/<study>/ (skipped
 on a rerun once its results.json exists; an interrupted sweep resumes); then
-WORKDIR/leaderboard.csv, WORKDIR/report.md and the heat map sweep_heatmap.png are written from
-the finished cells. `--config.dry_run=True` lists the cells and their state without opening
+WORKDIR/leaderboard.csv, WORKDIR/comparisons.csv (model vs model, paired), WORKDIR/report.md
+and the heat map sweep_heatmap.png are written from the finished cells. `--config.dry_run=True` lists the cells and their state without opening
 anything.
 """
 

@@ -10,8 +10,10 @@ encodes nothing again. An interrupted sweep resumes at the first unfinished cell
 After the cells, `WORKDIR/leaderboard.csv` (columns `LEADERBOARD_COLUMNS`, rows sorted by model,
 dataset, metric, numbers with `DIGITS` decimals) is rebuilt from the finished cells'
 results.json alone, so a resumed sweep writes the same bytes as an uninterrupted one;
-`WORKDIR/report.md` and the heat map `WORKDIR/sweep_heatmap.png` follow from it
-(`jaxclip.report.sweep`).
+`WORKDIR/comparisons.csv` (`comparison_rows`: every pair of models on the same test images,
+McNemar + paired bootstrap + Holm, from the zero-shot cells' per-image hits in their
+arrays.npz) likewise; `WORKDIR/report.md` and the heat map `WORKDIR/sweep_heatmap.png` follow
+from them (`jaxclip.report.sweep`).
 
 Models of the grid: `config.models` (catalog names, hub ids, local paths) plus, for each run
 folder of `config.train_runs` (a `train_clip` workdir), its orbax checkpoint steps
@@ -52,6 +54,15 @@ SWEEP_FIELDS = (
 )
 LEADERBOARD_COLUMNS = ("model", "dataset", "metric", "value", "ci_low", "ci_high", "n")
 LEADERBOARD_FILE = "leaderboard.csv"
+COMPARISONS_FILE = "comparisons.csv"
+COMPARISON_COLUMNS = (
+    "dataset", "metric", "model_a", "model_b", "difference", "ci_low", "ci_high", "p_value",
+    "p_holm", "distinguishable", "n",
+)  # fmt: skip
+# metric -> (study, arrays.npz key of its per-image hits, key of the labels they are on)
+PAIRED_METRICS = {
+    "zero_shot.top1": ("zero_shot", "zero_shot.top1_correct", "zero_shot.test_labels")
+}
 HEATMAP_FILE = "sweep_heatmap.png"
 DIGITS = 6  # decimals of value / ci_low / ci_high (fractions in [0, 1])
 # Datasets whose items carry captions (the retrieval study runs on them only).
@@ -306,15 +317,18 @@ def run_sweep(
         del model
     rows = leaderboard_rows(cells, workdir)
     path = write_leaderboard(workdir / LEADERBOARD_FILE, rows)
+    pairs, skipped = comparison_rows(cells, workdir, int(config.seed))
+    atomic.write_text(workdir / COMPARISONS_FILE, comparisons_csv(pairs))
     from jaxclip.report.sweep import write_report
 
-    report = write_report(config, cells, rows, workdir)
+    report = write_report(config, cells, rows, workdir, pairs, skipped)
     return {
         "cells": len(cells),
         "run": len(todo),
         "skipped": len(cells) - len(todo),
         "models_opened": opened,
         "leaderboard": str(path),
+        "comparisons": str(workdir / COMPARISONS_FILE),
         "report": str(report),
     }
 
@@ -407,3 +421,94 @@ def leaderboard_csv(rows: list[Mapping[str, Any]]) -> str:
 def write_leaderboard(path: str | os.PathLike, rows: list[Mapping[str, Any]]) -> Path:
     atomic.write_text(path, leaderboard_csv(rows))
     return Path(path)
+
+
+# --- model vs model ------------------------------------------------------------------------------
+
+
+def _hits(cell: Cell, workdir: str | os.PathLike, keys: tuple[str, str]) -> tuple | None:
+    """(hits, labels) of a finished cell from its arrays.npz, or None when it has none."""
+    import numpy as np
+
+    from jaxclip.studies.runner import ARRAYS_FILE
+
+    path = cell.folder(workdir) / ARRAYS_FILE
+    if not cell.results(workdir).is_file() or not path.is_file():
+        return None
+    with np.load(path) as arrays:
+        if keys[0] not in arrays or keys[1] not in arrays:
+            return None
+        return np.asarray(arrays[keys[0]], bool), np.asarray(arrays[keys[1]])
+
+
+def comparison_rows(
+    cells: list[Cell], workdir: str | os.PathLike, seed: int
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every pair of models on every dataset, for each metric of `PAIRED_METRICS` whose cells
+    finished: McNemar's exact test and the paired bootstrap interval of the difference on the
+    same test images (`bootstrap.paired_comparisons`, seeded by `seed`), Holm-adjusted over the
+    pairs of one dataset and metric; rebuilt from the cells' arrays alone, in model order.
+
+    Returns (rows with the `COMPARISON_COLUMNS` keys, one line per pair left out: its cells
+    hold different test images)."""
+    import numpy as np
+
+    from jaxclip.analysis import bootstrap
+
+    models = list(dict.fromkeys(c.model for c in cells))
+    datasets = list(dict.fromkeys(c.dataset for c in cells))
+    rows, skipped = [], []
+    for metric, (study, hit_key, label_key) in PAIRED_METRICS.items():
+        for dataset in datasets:
+            found = {}
+            for m in models:
+                got = _hits(Cell(m, dataset, study), workdir, (hit_key, label_key))
+                if got is not None:
+                    found[m] = got
+            pairs = []
+            for i, a in enumerate(found):
+                for b in list(found)[i + 1 :]:
+                    (ha, la), (hb, lb) = found[a], found[b]
+                    if la.shape != lb.shape or not np.array_equal(la, lb):
+                        skipped.append(
+                            f"{a} vs {b} on {dataset} ({metric}): their test images differ "
+                            f"({la.size} and {lb.size} labelled images, labels not identical)"
+                        )
+                        continue
+                    pairs.append((a, b, ha, hb))
+            for r in bootstrap.paired_comparisons(pairs, seed=seed):
+                rows.append(
+                    {
+                        "dataset": dataset,
+                        "metric": metric,
+                        "model_a": r["a"],
+                        "model_b": r["b"],
+                        **{k: r[k] for k in COMPARISON_COLUMNS[4:]},
+                    }
+                )
+    return rows, skipped
+
+
+def comparisons_csv(rows: list[Mapping[str, Any]]) -> str:
+    """The CSV text of `comparison_rows`: differences and intervals as fractions with `DIGITS`
+    decimals, p-values in 6 significant digits."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(COMPARISON_COLUMNS)
+    for r in rows:
+        writer.writerow(
+            [
+                r["dataset"],
+                r["metric"],
+                r["model_a"],
+                r["model_b"],
+                _number(r["difference"]),
+                _number(r["ci_low"]),
+                _number(r["ci_high"]),
+                f"{r['p_value']:.6g}",
+                f"{r['p_holm']:.6g}",
+                str(bool(r["distinguishable"])).lower(),
+                "" if r["n"] is None else int(r["n"]),
+            ]
+        )
+    return buf.getvalue()

@@ -80,6 +80,11 @@ def test_leaderboard_equals_cell_results(swept):
     report = (workdir / "report.md").read_text()
     assert "![zero_shot.top1 (%) of every model × dataset](sweep_heatmap.png)" in report
     assert (workdir / "sweep_heatmap.png").stat().st_size > 0
+    # one model: the comparisons file holds its header only, and the report says why
+    assert (workdir / "comparisons.csv").read_text().splitlines() == [
+        ",".join(sweep.COMPARISON_COLUMNS)
+    ]
+    assert "One model: nothing to compare." in report
 
 
 def test_rerun_skips_finished_cells(swept, monkeypatch):

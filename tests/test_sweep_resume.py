@@ -68,6 +68,5 @@ def test_killed_sweep_resumes_to_the_same_leaderboard(shapes_data_dir, tmp_path)
     assert resumed.returncode == 0, out
     done = sum(c.results(tmp_path / "cut").exists() for c in cells)
     assert done == 4 and "finished before" in out
-    assert (tmp_path / "cut" / "leaderboard.csv").read_bytes() == (
-        whole / "leaderboard.csv"
-    ).read_bytes()
+    for name in ("leaderboard.csv", "comparisons.csv"):
+        assert (tmp_path / "cut" / name).read_bytes() == (whole / name).read_bytes(), name

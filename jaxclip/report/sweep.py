@@ -11,6 +11,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 
+from jaxclip.report.intervals import comparison_sentence, format_difference, format_p
 from jaxclip.report.markdown import Report
 from jaxclip.report.plots import save_figure
 from jaxclip.report.references import LINEAR_PROBE, RETRIEVAL, ZERO_SHOT_TOP1, lookup
@@ -84,9 +85,15 @@ def _short(name: str, width: int = 40) -> str:
 
 
 def write_report(
-    config: Any, cells: Sequence[Any], rows: Sequence[Mapping[str, Any]], workdir: str | os.PathLike
+    config: Any,
+    cells: Sequence[Any],
+    rows: Sequence[Mapping[str, Any]],
+    workdir: str | os.PathLike,
+    pairs: Sequence[Mapping[str, Any]] = (),
+    skipped: Sequence[str] = (),
 ) -> Path:
-    """Writes `workdir/report.md` and the heat map; returns the report's path."""
+    """Writes `workdir/report.md` and the heat map; returns the report's path. `pairs` /
+    `skipped`: `jaxclip.sweep.comparison_rows` (the "Model vs model" section)."""
     from jaxclip.sweep import HEATMAP_FILE, LEADERBOARD_FILE
 
     models = list(dict.fromkeys(c.model for c in cells))
@@ -128,4 +135,53 @@ def write_report(
         for r in rows
     ]
     report.table(table, floatfmt=".2f")
+    _model_vs_model(report, models, pairs, skipped)
     return report.write(workdir)
+
+
+def _model_vs_model(
+    report: Report, models: list[str], pairs: Sequence[Mapping[str, Any]], skipped: Sequence[str]
+) -> None:
+    """Every pair of models on the same test images, in a table and in words."""
+    from jaxclip.analysis.bootstrap import ALPHA
+    from jaxclip.sweep import COMPARISONS_FILE
+
+    report.section("Model vs model")
+    if len(models) < 2:
+        report.text("One model: nothing to compare.")
+        return
+    report.text(
+        "Zero-shot top-1 of every pair of models on the same test images: the difference in "
+        "points (a − b) with its 95 % paired bootstrap interval, McNemar's exact p on the "
+        "images where exactly one is right, Holm-adjusted over the pairs of one dataset; "
+        f"distinguishable from noise when the adjusted p is at most {ALPHA}. The same numbers "
+        f"are in `{COMPARISONS_FILE}`."
+    )
+    if pairs:
+        report.table(
+            [
+                {
+                    "dataset": r["dataset"],
+                    "a": r["model_a"],
+                    "b": r["model_b"],
+                    "a − b (points)": format_difference(r),
+                    "p": format_p(r["p_value"]).removeprefix("= "),
+                    "Holm p": format_p(r["p_holm"]).removeprefix("= "),
+                    "n": r["n"],
+                }
+                for r in pairs
+            ]
+        )
+        clear = sum(bool(r["distinguishable"]) for r in pairs)
+        report.text(
+            f"{clear} of {len(pairs)} pair(s) distinguishable from noise: "
+            + "; ".join(
+                comparison_sentence(r, label=f"{r['model_a']} vs {r['model_b']} on {r['dataset']}")
+                for r in pairs
+            )
+            + "."
+        )
+    else:
+        report.text("No pair of models has finished zero-shot cells on the same dataset.")
+    for line in skipped:
+        report.text(f"Not compared: {line}.")

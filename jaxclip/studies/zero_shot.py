@@ -122,6 +122,10 @@ class ZeroShotResult(StudyResult):
     attribute_confusions: np.ndarray | None = sidecar()
     marginal_example: np.ndarray | None = sidecar()
     class_skip_reason: np.ndarray | None = sidecar()
+    # per labelled test image, in split order: its class index and whether top-1 is right (for
+    # paired comparisons between models, e.g. the sweep's model vs model)
+    test_labels: np.ndarray | None = sidecar()
+    top1_correct: np.ndarray | None = sidecar()
 
 
 def check_config(cfg: ml_collections.ConfigDict) -> None:
@@ -375,13 +379,16 @@ def _classify(
 
 def _intervals(
     x: np.ndarray, y: np.ndarray, weights: Any, res: Any, with_top5: bool, ctx: Context
-) -> dict[str, dict | None]:
-    """Bootstrap intervals of top-1, top-5, mean per-class recall and macro F1 (same resamples)."""
+) -> dict[str, Any]:
+    """Bootstrap intervals of top-1, top-5, mean per-class recall and macro F1 (same resamples),
+    and the per-image labels and top-1 hits they resample (sidecars)."""
     seed = int(ctx.config.seed)
     logits = np.asarray(zs.zero_shot_logits(x, weights, float(ctx.logit_scale)))
     rank = metrics.class_ranks(logits, y, ties="first")
     c = res.num_classes
     return {
+        "test_labels": np.asarray(y, np.int64),
+        "top1_correct": np.asarray(rank < 1),
         "top1_ci": bootstrap.mean_interval(rank < 1, seed=seed).as_dict(),
         "top5_ci": bootstrap.mean_interval(rank < 5, seed=seed).as_dict() if with_top5 else None,
         **{
