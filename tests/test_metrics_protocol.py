@@ -342,6 +342,18 @@ def test_retrieval_study_follows_the_protocol(tmp_path):
         if protocol == "clip_benchmark":
             assert caps["text_to_image"]["R@1"] == ref["image_retrieval_recall@1"]
             assert caps["image_to_text"]["R@2"] == ref["text_retrieval_recall@2"]
+            # intervals on CLIP_benchmark's own hits: image -> text over all 9 images (the two
+            # captionless ones as misses), text -> image over the 7 captioned images' captions
+            from jaxclip.analysis import bootstrap
+
+            ci = caps["image_to_text"]["R@2_ci"]
+            n, k = 9, round(ref["text_retrieval_recall@2"] * 9)
+            rng = np.random.default_rng(ctx.config.seed)
+            lo, hi = bootstrap.percentile_interval(rng.binomial(n, k / n, 10_000) / n)
+            assert ci == {"value": k / n, "ci_low": lo, "ci_high": hi, "n": n}
+            ci = caps["text_to_image"]["R@1_ci"]
+            assert ci["value"] == pytest.approx(ref["image_retrieval_recall@1"]) and ci["n"] == 7
+            assert ci["ci_low"] <= ci["value"] <= ci["ci_high"]
         else:  # exact ranks over captioned images; K >= gallery: null
             assert caps["image_to_text"]["R@1"] != ref["text_retrieval_recall@1"]
             assert caps["text_to_image"]["R@20"] is None

@@ -119,6 +119,8 @@ def retrieval(
 ) -> dict[str, float | None]:
     """CLIP_benchmark's zero-shot retrieval recalls of raw embeddings.
 
+    The means of `retrieval_hits` (float32, as CLIP_benchmark's torch code computes them).
+
     Args:
       image_embeds: (Ni, D) raw image embeddings (images without captions included).
       text_embeds: (Nt, D) raw caption embeddings.
@@ -129,6 +131,26 @@ def retrieval(
       {"image_retrieval_recall@k": ..., "text_retrieval_recall@k": ...} for each k, in that
       order per k (CLIP_benchmark's key order); None where k exceeds the gallery.
     """
+    return recalls(*retrieval_hits(image_embeds, text_embeds, text_to_image, ks))
+
+
+def recalls(
+    found_images: dict[int, np.ndarray | None], found_texts: dict[int, np.ndarray | None]
+) -> dict[str, float | None]:
+    """`retrieval`'s dict from the hits of `retrieval_hits`."""
+    out: dict[str, float | None] = {}
+    for k in found_images:
+        out[f"image_retrieval_recall@{k}"] = _float32_mean(found_images[k])
+        out[f"text_retrieval_recall@{k}"] = _float32_mean(found_texts[k])
+    return out
+
+
+def retrieval_hits(
+    image_embeds: Any, text_embeds: Any, text_to_image: Any, ks: Sequence[int] = (1, 5, 10)
+) -> tuple[dict[int, np.ndarray | None], dict[int, np.ndarray | None]]:
+    """The per-query hits behind `retrieval` (same arguments): (k -> (Nt,) bool, "caption j's
+    image is in its top k images"; k -> (Ni,) bool, "one of image i's captions is in its top k
+    texts", False for images without captions), None where k exceeds the gallery."""
     img = normalize(image_embeds)
     txt = normalize(text_embeds)
     t2i = np.asarray(text_to_image)
@@ -149,11 +171,7 @@ def retrieval(
     # Image retrieval: caption rows ranked over images; text retrieval: image rows over texts.
     found_images = _found(txt, img, lambda r: t2i[r][:, None] == np.arange(ni), ks)
     found_texts = _found(img, txt, lambda r: r[:, None] == t2i[None, :], ks)
-    out: dict[str, float | None] = {}
-    for k in ks:
-        out[f"image_retrieval_recall@{k}"] = _float32_mean(found_images[k])
-        out[f"text_retrieval_recall@{k}"] = _float32_mean(found_texts[k])
-    return out
+    return found_images, found_texts
 
 
 def _found(

@@ -19,8 +19,9 @@ the gallery size; image -> text over captioned images) or CLIP_benchmark's
 image_retrieval_recall@K / text_retrieval_recall@K (`jaxclip.analysis.clip_benchmark`), which
 `captions.clip_benchmark` holds either way (the record of `WORKDIR/clip_benchmark.json`).
 
-Under jaxclip's protocol every R@K carries a 95 % bootstrap interval (`R@K_ci`, seeded by
-`config.seed`, `jaxclip.analysis.bootstrap`): image -> text resamples the query images;
+Under both protocols every R@K carries a 95 % bootstrap interval (`R@K_ci`, seeded by
+`config.seed`, `jaxclip.analysis.bootstrap`): image -> text resamples the query images (under
+CLIP_benchmark's, every image, those without captions counted as misses);
 text -> image resamples images and keeps each image's captions together (`grouped_interval`),
 since captions of one image are not independent queries.
 
@@ -243,17 +244,19 @@ def analyse(ctx: Context, cfg: ml_collections.ConfigDict) -> RetrievalResult:
 def _recalls(
     r: Any,
     ks: tuple[int, ...],
-    bench: dict[str, Any] | None = None,
+    bench: tuple[dict[str, Any], tuple[dict, dict]] | None = None,
     t2i: np.ndarray | None = None,
     seed: int = 0,
 ) -> dict[str, dict[str, Any]]:
     """Recall@K, MedR, MeanR (1-based), tied and valid query counts of both directions.
 
     R@K is jaxclip's (null for K >= the gallery: every query is trivially a hit) or, given
-    `bench` (CLIP_benchmark's record), CLIP_benchmark's image_retrieval_recall@K (text ->
-    image) and text_retrieval_recall@K (image -> text); MedR, MeanR stay jaxclip's. jaxclip's
-    R@K carries `R@K_ci`, its bootstrap interval (text -> image: captions grouped by their
-    image `t2i`, whole images resampled; image -> text: query images resampled).
+    `bench` (CLIP_benchmark's record and its per-query hits, `clip_benchmark.retrieval_hits`),
+    CLIP_benchmark's image_retrieval_recall@K (text -> image) and text_retrieval_recall@K
+    (image -> text); MedR, MeanR stay jaxclip's. Each R@K carries `R@K_ci`, its bootstrap
+    interval (text -> image: captions grouped by their image `t2i`, whole images resampled;
+    image -> text: query images resampled, under CLIP_benchmark's protocol every image,
+    captionless ones as misses).
     """
     out = {}
     for direction, rank, ties, gallery, key in (
@@ -264,7 +267,16 @@ def _recalls(
         row: dict[str, Any] = rt.recall_from_ranks(rank, ks)
         for k in ks:
             if bench is not None:
-                row[f"R@{k}"] = bench[f"{key}_retrieval_recall@{k}"]
+                record, (found_images, found_texts) = bench
+                row[f"R@{k}"] = record[f"{key}_retrieval_recall@{k}"]
+                hits = (found_images if key == "image" else found_texts)[k]
+                if hits is not None and t2i is not None:
+                    iv = (
+                        bootstrap.grouped_interval(hits, t2i, seed=seed)
+                        if direction == "text_to_image"
+                        else bootstrap.mean_interval(hits, seed=seed)
+                    )
+                    row[f"R@{k}_ci"] = iv.as_dict()
             elif k >= gallery:
                 row[f"R@{k}"] = None
             elif t2i is not None:
@@ -295,7 +307,8 @@ def _captions(
     n = len(g.x)
     r = rt.ranks(g.x, e_cap, t2i)
     ks = tuple(int(k) for k in cfg.ks)
-    bench = cbm.retrieval(g.x, e_cap, t2i, ks)
+    bench_hits = cbm.retrieval_hits(g.x, e_cap, t2i, ks)
+    bench = cbm.recalls(*bench_hits)
     protocol = metrics_protocol(ctx)
     out: dict[str, Any] = {
         "num_texts": len(texts),
@@ -303,7 +316,11 @@ def _captions(
         "images_without_captions": int(np.sum(r.image_to_text < 0)),
         "metrics_protocol": protocol,
         **_recalls(
-            r, ks, bench if protocol == "clip_benchmark" else None, t2i, int(ctx.config.seed)
+            r,
+            ks,
+            (bench, bench_hits) if protocol == "clip_benchmark" else None,
+            t2i,
+            int(ctx.config.seed),
         ),
         # CLIP_benchmark's recalls whatever the protocol (WORKDIR/clip_benchmark.json).
         "clip_benchmark": bench,
