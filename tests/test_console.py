@@ -129,7 +129,9 @@ def test_console_of_a_tiny_run(tiny_run):
     assert [[c for c in r if c] for r in report_rows] == console_rows
     assert len(console_rows) == 1 + len(results["probe"]["headline"])  # zero-shot + each probe
     zs = results["zero_shot"]["headline"]
-    assert console_rows[0][:3] == ["zero_shot", "zero-shot", f"{100 * zs['top1']:.2f}"]
+    ci = zs["top1_ci"]  # the headline's number with its bootstrap interval
+    top1 = f"{100 * zs['top1']:.2f} [{100 * ci['ci_low']:.2f}, {100 * ci['ci_high']:.2f}]"
+    assert console_rows[0][:3] == ["zero_shot", "zero-shot", top1]
 
 
 def test_timings_add_up_and_show_the_training(tiny_run):

@@ -134,7 +134,9 @@ def test_features_rank_and_separable_probes(planted):
     head = res["headline"]
     assert isinstance(head, list) and len(head) == 3
     assert all(
-        set(h) - {"converged", "top1_ci"} == {"method", "top1", "top5", "macro_f1"} for h in head
+        set(h) - {"converged", "top1_ci", "top5_ci", "macro_f1_ci"}
+        == {"method", "top1", "top5", "macro_f1"}
+        for h in head
     )
     assert head[0]["top1_ci"] == res["methods"]["svc_linear"]["test_accuracy_ci"]
     for m in res["methods"].values():  # every probe row has its intervals (4 classes: no top-5)

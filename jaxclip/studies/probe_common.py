@@ -120,7 +120,7 @@ def fraction_or_none(x: float | None) -> float | None:
 
 def headline_rows(methods: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The "At a glance" rows of fitted probes: method, test top-1, top-5, macro F1 (fractions),
-    `top1_ci` where the row has a bootstrap interval, and `converged` for the probes whose
+    `top1_ci`, `top5_ci`, `macro_f1_ci` where the row has these bootstrap intervals, and `converged` for the probes whose
     solver reports it."""
     return [
         {
@@ -130,6 +130,7 @@ def headline_rows(methods: Mapping[str, Mapping[str, Any]]) -> list[dict[str, An
             "macro_f1": m["macro_f1"],
             **({"top1_ci": m["test_accuracy_ci"]} if "test_accuracy_ci" in m else {}),
             **({"top5_ci": m["top5_ci"]} if "top5_ci" in m else {}),
+            **({"macro_f1_ci": m["macro_f1_ci"]} if "macro_f1_ci" in m else {}),
             **({"converged": bool(m["converged"])} if "converged" in m else {}),
         }
         for m in methods.values()

@@ -340,6 +340,7 @@ def _classify(
     counts = np.bincount(y, minlength=c)
     conf = res.confusion
     published = lookup(ZERO_SHOT_TOP1, str(ctx.config.model), str(ctx.config.dataset))
+    iv = _intervals(x, y, weights, res, top5 is not None, ctx)
     return {
         "templates": {
             "spec": cfg.templates,
@@ -354,7 +355,7 @@ def _classify(
         "top5": top5,
         "mean_per_class_recall": recall,
         "macro_f1": res.macro_f1,
-        **_intervals(x, y, weights, res, top5 is not None, ctx),
+        **iv,
         "chance": 1.0 / c,
         "majority": float(counts.max() / counts.sum()),
         "per_class": zs.per_class_with_confusions(res.per_class, conf, classnames),
@@ -369,6 +370,7 @@ def _classify(
             "top1": top1,
             "top5": top5,
             "macro_f1": res.macro_f1,
+            **{f"{k}_ci": iv[f"{k}_ci"] for k in ("top1", "top5", "macro_f1") if iv[f"{k}_ci"]},
         },
         "published_top1_percent": dict(published) if published else None,
         "clip_benchmark": bench,
