@@ -398,24 +398,30 @@ def _number(value: Any) -> str:
     return f"{float(value):.{DIGITS}f}"
 
 
-def leaderboard_csv(rows: list[Mapping[str, Any]]) -> str:
-    """The CSV text: `LEADERBOARD_COLUMNS`, numbers with `DIGITS` decimals, empty = none."""
+def _count(n: Any) -> Any:
+    return "" if n is None else int(n)
+
+
+def csv_text(header: Iterable[str], records: Iterable[Iterable[Any]]) -> str:
+    """CSV text of a header and records, with "\\n" line ends on every platform."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(LEADERBOARD_COLUMNS)
-    for r in rows:
-        writer.writerow(
-            [
-                r["model"],
-                r["dataset"],
-                r["metric"],
-                _number(r["value"]),
-                _number(r["ci_low"]),
-                _number(r["ci_high"]),
-                "" if r["n"] is None else int(r["n"]),
-            ]
-        )
+    writer.writerow(header)
+    writer.writerows(records)
     return buf.getvalue()
+
+
+def leaderboard_csv(rows: list[Mapping[str, Any]]) -> str:
+    """The CSV text: `LEADERBOARD_COLUMNS`, numbers with `DIGITS` decimals, empty = none."""
+    return csv_text(
+        LEADERBOARD_COLUMNS,
+        (
+            [r["model"], r["dataset"], r["metric"]]
+            + [_number(r[k]) for k in ("value", "ci_low", "ci_high")]
+            + [_count(r["n"])]
+            for r in rows
+        ),
+    )
 
 
 def write_leaderboard(path: str | os.PathLike, rows: list[Mapping[str, Any]]) -> Path:
@@ -492,23 +498,13 @@ def comparison_rows(
 def comparisons_csv(rows: list[Mapping[str, Any]]) -> str:
     """The CSV text of `comparison_rows`: differences and intervals as fractions with `DIGITS`
     decimals, p-values in 6 significant digits."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(COMPARISON_COLUMNS)
-    for r in rows:
-        writer.writerow(
-            [
-                r["dataset"],
-                r["metric"],
-                r["model_a"],
-                r["model_b"],
-                _number(r["difference"]),
-                _number(r["ci_low"]),
-                _number(r["ci_high"]),
-                f"{r['p_value']:.6g}",
-                f"{r['p_holm']:.6g}",
-                str(bool(r["distinguishable"])).lower(),
-                "" if r["n"] is None else int(r["n"]),
-            ]
-        )
-    return buf.getvalue()
+    return csv_text(
+        COMPARISON_COLUMNS,
+        (
+            [r["dataset"], r["metric"], r["model_a"], r["model_b"]]
+            + [_number(r[k]) for k in ("difference", "ci_low", "ci_high")]
+            + [f"{r['p_value']:.6g}", f"{r['p_holm']:.6g}"]
+            + [str(bool(r["distinguishable"])).lower(), _count(r["n"])]
+            for r in rows
+        ),
+    )
