@@ -11,8 +11,8 @@ After the cells, `WORKDIR/leaderboard.csv` (columns `LEADERBOARD_COLUMNS`, rows 
 dataset, metric, numbers with `DIGITS` decimals) is rebuilt from the finished cells'
 results.json alone, so a resumed sweep writes the same bytes as an uninterrupted one;
 `WORKDIR/comparisons.csv` (`comparison_rows`: every pair of models on the same test images,
-McNemar + paired bootstrap + Holm, from the zero-shot cells' per-image hits in their
-arrays.npz) likewise; `WORKDIR/report.md` and the heat map `WORKDIR/sweep_heatmap.png` follow
+McNemar + paired bootstrap + Holm, from the zero-shot and retrieval cells' per-image hits in
+their arrays.npz) likewise; `WORKDIR/report.md` and the heat map `WORKDIR/sweep_heatmap.png` follow
 from them (`jaxclip.report.sweep`).
 
 Models of the grid: `config.models` (catalog names, hub ids, local paths) plus, for each run
@@ -59,9 +59,14 @@ COMPARISON_COLUMNS = (
     "dataset", "metric", "model_a", "model_b", "difference", "ci_low", "ci_high", "p_value",
     "p_holm", "distinguishable", "n",
 )  # fmt: skip
-# metric -> (study, arrays.npz key of its per-image hits, key of the labels they are on)
+# metric -> (study, arrays.npz key of its per-query hits (bool) or 0-based ranks (int, -1: not a
+# query), key of the labels the queries must share across models (None: same -1 pattern), K)
 PAIRED_METRICS = {
-    "zero_shot.top1": ("zero_shot", "zero_shot.top1_correct", "zero_shot.test_labels")
+    "zero_shot.top1": ("zero_shot", "zero_shot.top1_correct", "zero_shot.test_labels", None),
+    **{
+        f"retrieval.image_to_text.R@{k}": ("retrieval", "retrieval.ranks_image_to_text", None, k)
+        for k in (1, 5)
+    },
 }
 HEATMAP_FILE = "sweep_heatmap.png"
 DIGITS = 6  # decimals of value / ci_low / ci_high (fractions in [0, 1])
@@ -432,8 +437,12 @@ def write_leaderboard(path: str | os.PathLike, rows: list[Mapping[str, Any]]) ->
 # --- model vs model ------------------------------------------------------------------------------
 
 
-def _hits(cell: Cell, workdir: str | os.PathLike, keys: tuple[str, str]) -> tuple | None:
-    """(hits, labels) of a finished cell from its arrays.npz, or None when it has none."""
+def _hits(
+    cell: Cell, workdir: str | os.PathLike, key: str, label_key: str | None, k: int | None
+) -> tuple | None:
+    """(hits, identity) of a finished cell from its arrays.npz (None when it has none): hits of
+    the queries (ranks < k for rank arrays, queries with rank -1 dropped), and what must be equal
+    between two models for their hits to be on the same queries (the labels, or the -1 mask)."""
     import numpy as np
 
     from jaxclip.studies.runner import ARRAYS_FILE
@@ -442,16 +451,20 @@ def _hits(cell: Cell, workdir: str | os.PathLike, keys: tuple[str, str]) -> tupl
     if not cell.results(workdir).is_file() or not path.is_file():
         return None
     with np.load(path) as arrays:
-        if keys[0] not in arrays or keys[1] not in arrays:
+        if key not in arrays or (label_key is not None and label_key not in arrays):
             return None
-        return np.asarray(arrays[keys[0]], bool), np.asarray(arrays[keys[1]])
+        values = np.asarray(arrays[key])
+        if k is None:
+            return values.astype(bool), np.asarray(arrays[label_key])
+        valid = values >= 0
+        return values[valid] < k, valid
 
 
 def comparison_rows(
     cells: list[Cell], workdir: str | os.PathLike, seed: int
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Every pair of models on every dataset, for each metric of `PAIRED_METRICS` whose cells
-    finished: McNemar's exact test and the paired bootstrap interval of the difference on the
+    finished (zero-shot top-1 per test image, image -> text Recall@1 / @5 per captioned image): McNemar's exact test and the paired bootstrap interval of the difference on the
     same test images (`bootstrap.paired_comparisons`, seeded by `seed`), Holm-adjusted over the
     pairs of one dataset and metric; rebuilt from the cells' arrays alone, in model order.
 
@@ -464,11 +477,11 @@ def comparison_rows(
     models = list(dict.fromkeys(c.model for c in cells))
     datasets = list(dict.fromkeys(c.dataset for c in cells))
     rows, skipped = [], []
-    for metric, (study, hit_key, label_key) in PAIRED_METRICS.items():
+    for metric, (study, hit_key, label_key, k) in PAIRED_METRICS.items():
         for dataset in datasets:
             found = {}
             for m in models:
-                got = _hits(Cell(m, dataset, study), workdir, (hit_key, label_key))
+                got = _hits(Cell(m, dataset, study), workdir, hit_key, label_key, k)
                 if got is not None:
                     found[m] = got
             pairs = []
@@ -477,8 +490,8 @@ def comparison_rows(
                     (ha, la), (hb, lb) = found[a], found[b]
                     if la.shape != lb.shape or not np.array_equal(la, lb):
                         skipped.append(
-                            f"{a} vs {b} on {dataset} ({metric}): their test images differ "
-                            f"({la.size} and {lb.size} labelled images, labels not identical)"
+                            f"{a} vs {b} on {dataset} ({metric}): their test queries differ "
+                            f"({la.size} and {lb.size}, not the same images)"
                         )
                         continue
                     pairs.append((a, b, ha, hb))

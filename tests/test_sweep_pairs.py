@@ -46,7 +46,7 @@ def test_pairs_against_scipy_and_holm_by_hand(tmp_path):
         ("m1", "m3"),
         ("m2", "m3"),
     ]
-    assert len(skipped) == 3 and all("test images differ" in s and "other" in s for s in skipped)
+    assert len(skipped) == 3 and all("test queries differ" in s and "other" in s for s in skipped)
     p = []
     for r in rows:
         a, b = hits[r["model_a"]], hits[r["model_b"]]
@@ -61,6 +61,30 @@ def test_pairs_against_scipy_and_holm_by_hand(tmp_path):
     assert tuple(parsed[0]) == sweep.COMPARISON_COLUMNS
     assert parsed[0]["difference"] == f"{rows[0]['difference']:.6f}"
     assert parsed[0]["distinguishable"] == str(rows[0]["distinguishable"]).lower()
+
+
+def test_retrieval_pairs_from_stored_ranks(tmp_path):
+    rng = np.random.default_rng(1)
+    n = 200
+    ranks = {m: rng.integers(0, 8, n) for m in ("m1", "m2")}
+    for r in ranks.values():
+        r[:20] = -1  # images without captions are not queries
+    cells = []
+    for m, r in ranks.items():
+        cell = sweep.Cell(m, "d", "retrieval")
+        cell.folder(tmp_path).mkdir(parents=True)
+        cell.results(tmp_path).write_text("{}")
+        np.savez(cell.folder(tmp_path) / ARRAYS_FILE, **{"retrieval.ranks_image_to_text": r})
+        cells.append(cell)
+    rows, skipped = sweep.comparison_rows(cells, tmp_path, seed=0)
+    assert skipped == [] and [r["metric"] for r in rows] == [
+        "retrieval.image_to_text.R@1", "retrieval.image_to_text.R@5",
+    ]  # fmt: skip
+    for row, k in zip(rows, (1, 5)):
+        a, b = ranks["m1"][20:] < k, ranks["m2"][20:] < k
+        d_a, d_b = int(np.sum(a & ~b)), int(np.sum(~a & b))
+        assert row["n"] == n - 20 and row["difference"] == pytest.approx(a.mean() - b.mean())
+        assert row["p_value"] == pytest.approx(stats.binomtest(d_a, d_a + d_b).pvalue, rel=1e-12)
 
 
 def test_two_model_sweep_compares_on_the_stored_hits(shapes_data_dir, tmp_path):
@@ -89,5 +113,5 @@ def test_two_model_sweep_compares_on_the_stored_hits(shapes_data_dir, tmp_path):
     assert "## Model vs model" in report
     row = {k: float(rows[0][k]) for k in ("difference", "ci_low", "ci_high", "p_holm")}
     row["distinguishable"] = rows[0]["distinguishable"] == "true"
-    label = "tiny_random vs tiny_random_sigmoid on shapes/tiny"
+    label = "tiny_random vs tiny_random_sigmoid, zero_shot.top1 on shapes/tiny"
     assert comparison_sentence(row, label=label) in report

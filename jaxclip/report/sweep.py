@@ -151,9 +151,10 @@ def _model_vs_model(
         report.text("One model: nothing to compare.")
         return
     report.text(
-        "Zero-shot top-1 of every pair of models on the same test images: the difference in "
-        "points (a − b) with its 95 % paired bootstrap interval, McNemar's exact p on the "
-        "images where exactly one is right, Holm-adjusted over the pairs of one dataset; "
+        "Zero-shot top-1 (per test image) and image → text Recall@1 / @5 (per captioned image) "
+        "of every pair of models on the same queries: the difference in points (a − b) with "
+        "its 95 % paired bootstrap interval, McNemar's exact p on the queries where exactly "
+        "one is right, Holm-adjusted over the pairs of one dataset and metric; "
         f"distinguishable from noise when the adjusted p is at most {ALPHA}. The same numbers "
         f"are in `{COMPARISONS_FILE}`."
     )
@@ -162,6 +163,7 @@ def _model_vs_model(
             [
                 {
                     "dataset": r["dataset"],
+                    "metric": r["metric"],
                     "a": r["model_a"],
                     "b": r["model_b"],
                     "a − b (points)": format_difference(r),
@@ -176,12 +178,14 @@ def _model_vs_model(
         report.text(
             f"{clear} of {len(pairs)} pair(s) distinguishable from noise: "
             + "; ".join(
-                comparison_sentence(r, label=f"{r['model_a']} vs {r['model_b']} on {r['dataset']}")
+                comparison_sentence(
+                    r, label=f"{r['model_a']} vs {r['model_b']}, {r['metric']} on {r['dataset']}"
+                )
                 for r in pairs
             )
             + "."
         )
     else:
-        report.text("No pair of models has finished zero-shot cells on the same dataset.")
+        report.text("No pair of models has finished cells of these metrics on the same dataset.")
     for line in skipped:
         report.text(f"Not compared: {line}.")
