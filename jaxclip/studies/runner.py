@@ -2,9 +2,11 @@
 
 `run_studies(config, workdir, names)` is the whole body of every analysis entry point
 (`experiments/zero_shot.py` runs ["zero_shot"], `experiments/dissect.py` runs them all): check
-the config, open the model, `analyse` each study, write `results.json`, `metrics.csv`,
-`arrays.npz` and `timings.json`, then `render_run(workdir)` draws `report.md` and the figures
-from those files alone, which is also what `python -m experiments.report --workdir=DIR` does.
+the config, open the model, `analyse` each study, write `arrays.npz`, `results.json`,
+`metrics.csv` and `timings.json` (results.json after arrays.npz and clip_benchmark.json, so a
+folder with results.json has them: a sweep's finished cell), then `render_run(workdir)`
+draws `report.md` and the figures from those files alone, which is also what
+`python -m experiments.report --workdir=DIR` does.
 """
 
 from __future__ import annotations
@@ -137,9 +139,11 @@ def run_studies(
     results["data"] = ctx.data_summary()
     if shared is not None:
         results["data"]["train_test_shared"] = shared
-    write_results(workdir, results)
+    # results.json last: a sweep takes a folder with results.json for finished, so what it reads
+    # beside it (the sidecar arrays) must be there by then
     atomic.write_json(workdir / CLIP_BENCHMARK_FILE, clip_benchmark_records(results))
     _write_arrays(workdir / ARRAYS_FILE, arrays)
+    write_results(workdir, results)
     timings["write_results"] = round(time.perf_counter() - t, 3)
     if not render:
         total = {**timings, "parts": parts, "total": round(time.perf_counter() - t0, 3)}
