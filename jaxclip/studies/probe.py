@@ -79,7 +79,10 @@ class ProbeResult(StudyResult):
 
     Sidecars: `sklearn_val` (C, validation accuracy) rows of the scikit-learn logistic probe,
     `skipped_shots` (shot counts above the rarest class's count), `saved_probe_file` (the
-    bytes of the saved probe's `.npz`). `seconds`: wall time per part.
+    bytes of the saved probe's `.npz`); for paired comparisons between models (the sweep's
+    model vs model), the test labels in split order (`test_labels`), the method keys
+    (`test_methods`) and each one's predicted test labels (`test_predictions`, one row per
+    method: the predictions its `test_accuracy_ci` resamples). `seconds`: wall time per part.
     """
 
     skipped: str | None = optional()
@@ -114,6 +117,9 @@ class ProbeResult(StudyResult):
     sklearn_val: np.ndarray | None = sidecar()
     skipped_shots: np.ndarray | None = sidecar()
     saved_probe_file: np.ndarray | None = sidecar()
+    test_labels: np.ndarray | None = sidecar()
+    test_methods: np.ndarray | None = sidecar()
+    test_predictions: np.ndarray | None = sidecar()
     seconds: dict[str, float] = timing()
 
 
@@ -193,8 +199,21 @@ def analyse(ctx: Context, cfg: Any) -> ProbeResult:
         sklearn_val=fits.sklearn_val,
         skipped_shots=np.asarray(skipped_shots, np.int64),
         saved_probe_file=saved_file,
+        **_per_image(fits, data),
         seconds=parts.seconds,
     )
+
+
+def _per_image(fits: probe_fits.Fits, data: LabelledSplits) -> dict[str, np.ndarray | None]:
+    """The sidecars of each method's test predictions (rows in `fits.predictions` order)."""
+    if not fits.predictions:
+        return {"test_labels": None, "test_methods": None, "test_predictions": None}
+    y = np.asarray(data.y_test)
+    return {
+        "test_labels": y,
+        "test_methods": np.asarray(list(fits.predictions), str),
+        "test_predictions": np.stack([np.asarray(p, y.dtype) for p in fits.predictions.values()]),
+    }
 
 
 def _figure_names(with_attributes: bool) -> list[str]:
