@@ -5,9 +5,10 @@
 
 Each model × dataset × study runs once into WORKDIR/cells/<model>/<dataset>/<study>/ (skipped
 on a rerun once its results.json exists; an interrupted sweep resumes); then
-WORKDIR/leaderboard.csv, WORKDIR/comparisons.csv (model vs model, paired), WORKDIR/report.md
-and the heat map sweep_heatmap.png are written from the finished cells. `--config.dry_run=True` lists the cells and their state without opening
-anything.
+WORKDIR/leaderboard.csv, WORKDIR/comparisons.csv (model vs model on the same test images:
+McNemar, paired bootstrap, Holm), WORKDIR/report.md and the heat map sweep_heatmap.png are
+written from the finished cells. `--config.dry_run=True` lists the cells and their state
+without opening anything.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ def run(config: Any, workdir: str) -> dict:
     else:
         print(
             f"sweep: {result['cells']} cells, {result['run']} run, {result['skipped']} finished "
-            f"before; leaderboard {result['leaderboard']}"
+            f"before; leaderboard {result['leaderboard']}, model vs model "
+            f"{result['comparisons']}, report {result['report']}"
         )
     return result
 

@@ -11,9 +11,12 @@ After the cells, `WORKDIR/leaderboard.csv` (columns `LEADERBOARD_COLUMNS`, rows 
 dataset, metric, numbers with `DIGITS` decimals) is rebuilt from the finished cells'
 results.json alone, so a resumed sweep writes the same bytes as an uninterrupted one;
 `WORKDIR/comparisons.csv` (`comparison_rows`: every pair of models on the same test images,
-McNemar + paired bootstrap + Holm, from the zero-shot and retrieval cells' per-image hits in
-their arrays.npz) likewise; `WORKDIR/report.md` and the heat map `WORKDIR/sweep_heatmap.png` follow
-from them (`jaxclip.report.sweep`).
+McNemar + paired bootstrap + Holm per dataset and metric, from the per-example results that
+the zero-shot, probe and retrieval cells keep in their arrays.npz, `per_example`) likewise,
+atomically,
+with its header only when there is no pair; `WORKDIR/report.md` (its "Model vs model" section
+says the comparisons in words) and the heat map `WORKDIR/sweep_heatmap.png` follow from them
+(`jaxclip.report.sweep`).
 
 Models of the grid: `config.models` (catalog names, hub ids, local paths) plus, for each run
 folder of `config.train_runs` (a `train_clip` workdir), its orbax checkpoint steps
@@ -59,15 +62,6 @@ COMPARISON_COLUMNS = (
     "dataset", "metric", "model_a", "model_b", "difference", "ci_low", "ci_high", "p_value",
     "p_holm", "distinguishable", "n",
 )  # fmt: skip
-# metric -> (study, arrays.npz key of its per-query hits (bool) or 0-based ranks (int, -1: not a
-# query), key of the labels the queries must share across models (None: same -1 pattern), K)
-PAIRED_METRICS = {
-    "zero_shot.top1": ("zero_shot", "zero_shot.top1_correct", "zero_shot.test_labels", None),
-    **{
-        f"retrieval.image_to_text.R@{k}": ("retrieval", "retrieval.ranks_image_to_text", None, k)
-        for k in (1, 5)
-    },
-}
 HEATMAP_FILE = "sweep_heatmap.png"
 DIGITS = 6  # decimals of value / ci_low / ci_high (fractions in [0, 1])
 # Datasets whose items carry captions (the retrieval study runs on them only).
@@ -273,7 +267,8 @@ def run_sweep(
     prepare_model: Callable[[Any], Any] | None = None,
     open_model: Callable[[Any], Any] | None = None,
 ) -> dict[str, Any]:
-    """Runs every unfinished cell, then writes the leaderboard, heat map and report.
+    """Runs every unfinished cell, then writes the leaderboard, the model vs model comparisons,
+    the heat map and the report.
 
     Args:
       config: a sweep config (`configs/sweep.py`).
@@ -283,7 +278,8 @@ def run_sweep(
       open_model: cell config -> model (default `jaxclip.models.catalog.open_model`).
 
     Returns:
-      {"cells", "run", "skipped", "models_opened", "leaderboard", "report", "dry_run"?}.
+      {"cells", "run", "skipped", "models_opened", "leaderboard", "comparisons", "report"}, or
+      {"dry_run", "cells"} with `config.dry_run`.
     """
     workdir = Path(workdir)
     cells = check_names(config)
@@ -437,80 +433,131 @@ def write_leaderboard(path: str | os.PathLike, rows: list[Mapping[str, Any]]) ->
 # --- model vs model ------------------------------------------------------------------------------
 
 
-def _hits(
-    cell: Cell, workdir: str | os.PathLike, key: str, label_key: str | None, k: int | None
-) -> tuple | None:
-    """(hits, identity) of a finished cell from its arrays.npz (None when it has none): hits of
-    the queries (ranks < k for rank arrays, queries with rank -1 dropped), and what must be equal
-    between two models for their hits to be on the same queries (the labels, or the -1 mask)."""
+def per_example(study: str, arrays: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """The metrics of one cell that have per-example results in its arrays.npz (`arrays`, keys
+    `<study>.<field>`): metric (a leaderboard name) -> (bool hits, identity), the hits in test
+    order and `identity` what two models' cells must store identically for their hits to be on
+    the same examples; {} when the cell stored none (a skipped or multi-label study, or a cell
+    written before they were kept).
+
+    zero_shot: `zero_shot.top1` (its `top1_correct` sidecar; identity: `test_labels`); probe:
+    `probe.<method>.top1` of each method (its `test_predictions` row == `test_labels`;
+    identity: `test_labels`); retrieval: `retrieval.image_to_text.R@1` and `R@5` per captioned
+    image (rank of its first caption < K, from `ranks_image_to_text`, where -1 marks an image
+    without captions, not a query; identity: that mask).
+    """
+    import numpy as np
+
+    def get(field):
+        key = f"{study}.{field}"
+        return np.asarray(arrays[key]) if key in arrays else None
+
+    if study == "retrieval":
+        ranks = get("ranks_image_to_text")
+        if ranks is None:
+            return {}
+        query = ranks >= 0
+        return {f"retrieval.image_to_text.R@{k}": (ranks[query] < k, query) for k in (1, 5)}
+    labels = get("test_labels")
+    if labels is None:
+        return {}
+    if study == "zero_shot":
+        hits = get("top1_correct")
+        return {} if hits is None else {"zero_shot.top1": (hits.astype(bool), labels)}
+    if study == "probe":
+        methods, predictions = get("test_methods"), get("test_predictions")
+        if methods is None or predictions is None:
+            return {}
+        return {
+            f"probe.{m}.top1": (np.asarray(pred == labels, bool), labels)
+            for m, pred in zip(methods.tolist(), predictions, strict=True)
+        }
+    return {}
+
+
+def _cell_metrics(cell: Cell, workdir: str | os.PathLike) -> dict[str, tuple[Any, Any]] | None:
+    """`per_example` of a finished cell; None when the cell is not finished."""
     import numpy as np
 
     from jaxclip.studies.runner import ARRAYS_FILE
 
-    path = cell.folder(workdir) / ARRAYS_FILE
-    if not cell.results(workdir).is_file() or not path.is_file():
+    if not cell.results(workdir).is_file():
         return None
+    path = cell.folder(workdir) / ARRAYS_FILE
+    if not path.is_file():
+        return {}
     with np.load(path) as arrays:
-        if key not in arrays or (label_key is not None and label_key not in arrays):
-            return None
-        values = np.asarray(arrays[key])
-        if k is None:
-            return values.astype(bool), np.asarray(arrays[label_key])
-        valid = values >= 0
-        return values[valid] < k, valid
+        return per_example(cell.study, {k: arrays[k] for k in arrays.files})
 
 
 def comparison_rows(
     cells: list[Cell], workdir: str | os.PathLike, seed: int
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """Every pair of models on every dataset, for each metric of `PAIRED_METRICS` whose cells
-    finished (zero-shot top-1 per test image, image -> text Recall@1 / @5 per captioned image): McNemar's exact test and the paired bootstrap interval of the difference on the
-    same test images (`bootstrap.paired_comparisons`, seeded by `seed`), Holm-adjusted over the
-    pairs of one dataset and metric; rebuilt from the cells' arrays alone, in model order.
+    """Every pair of models on every dataset, for each metric with per-example results
+    (`per_example`: zero-shot top-1, each probe method's top-1, image -> text Recall@1 / @5)
+    in both models' finished cells: McNemar's exact test and the paired bootstrap interval of the difference a − b on
+    the same test examples (`bootstrap.paired_comparisons`, seeded by `seed`), Holm-adjusted
+    over the pairs of one dataset and metric. Rebuilt from the cells' arrays.npz alone; model a
+    is the first of the two names in sorted order, rows sorted by (dataset, metric, model_a,
+    model_b), so neither the order of the config's models nor a resume changes the result.
 
-    Returns (rows with the `COMPARISON_COLUMNS` keys, one line per pair left out: its cells
-    hold different test images)."""
+    Returns (rows with the `COMPARISON_COLUMNS` keys, one line per pair or cell left out and
+    why: the two cells are not on the same test examples (labels, or retrieval's queries,
+    differ), or a finished cell has no per-example results while another model's cell of that
+    dataset and study has).
+    """
     import numpy as np
 
     from jaxclip.analysis import bootstrap
 
-    models = list(dict.fromkeys(c.model for c in cells))
-    datasets = list(dict.fromkeys(c.dataset for c in cells))
+    models = sorted({c.model for c in cells})
     rows, skipped = [], []
-    for metric, (study, hit_key, label_key, k) in PAIRED_METRICS.items():
-        for dataset in datasets:
-            found = {}
-            for m in models:
-                got = _hits(Cell(m, dataset, study), workdir, hit_key, label_key, k)
-                if got is not None:
-                    found[m] = got
-            pairs = []
-            for i, a in enumerate(found):
-                for b in list(found)[i + 1 :]:
-                    (ha, la), (hb, lb) = found[a], found[b]
-                    if la.shape != lb.shape or not np.array_equal(la, lb):
-                        skipped.append(
-                            f"{a} vs {b} on {dataset} ({metric}): their test queries differ "
-                            f"({la.size} and {lb.size}, not the same images)"
-                        )
-                        continue
-                    pairs.append((a, b, ha, hb))
-            for r in bootstrap.paired_comparisons(pairs, seed=seed):
-                rows.append(
-                    {
-                        "dataset": dataset,
-                        "metric": metric,
-                        "model_a": r["a"],
-                        "model_b": r["b"],
-                        **{k: r[k] for k in COMPARISON_COLUMNS[4:]},
-                    }
-                )
+    for dataset in sorted({c.dataset for c in cells}):
+        for study in sorted({c.study for c in cells if c.dataset == dataset}):
+            found = {m: _cell_metrics(Cell(m, dataset, study), workdir) for m in models}
+            found = {m: v for m, v in found.items() if v is not None}
+            if len(found) > 1 and any(found.values()):
+                skipped += [
+                    f"{m} on {dataset} ({study}): its finished cell has no per-example results "
+                    "in its arrays.npz (a skipped study, or a cell from before they were kept: "
+                    "delete the cell's folder to run it again)"
+                    for m, v in found.items()
+                    if not v
+                ]
+            metrics = sorted({k for v in found.values() for k in v})
+            for metric in metrics:
+                have = [m for m in models if metric in found.get(m, {})]
+                pairs = []
+                for i, a in enumerate(have):
+                    for b in have[i + 1 :]:
+                        (ha, la), (hb, lb) = found[a][metric], found[b][metric]
+                        if la.shape != lb.shape or not np.array_equal(la, lb):
+                            what = "queries" if study == "retrieval" else "labels"
+                            skipped.append(
+                                f"{a} vs {b} on {dataset} ({metric}): their test examples differ "
+                                f"({ha.size} and {hb.size} examples, not the same {what} in the "
+                                "same order)"
+                            )
+                            continue
+                        pairs.append((a, b, ha, hb))
+                for r in bootstrap.paired_comparisons(pairs, seed=seed):
+                    rows.append(
+                        {
+                            "dataset": dataset,
+                            "metric": metric,
+                            "model_a": r["a"],
+                            "model_b": r["b"],
+                            **{k: r[k] for k in COMPARISON_COLUMNS[4:]},
+                        }
+                    )
+    rows.sort(key=lambda r: (r["dataset"], r["metric"], r["model_a"], r["model_b"]))
     return rows, skipped
 
 
 def comparisons_csv(rows: list[Mapping[str, Any]]) -> str:
-    """The CSV text of `comparison_rows`: differences and intervals as fractions with `DIGITS`
-    decimals, p-values in 6 significant digits."""
+    """The CSV text of `comparison_rows` (columns `COMPARISON_COLUMNS`, the header alone when
+    there is no row): differences and intervals as fractions with `DIGITS` decimals, like the
+    leaderboard; p-values in 6 significant digits; distinguishable as true / false."""
     return csv_text(
         COMPARISON_COLUMNS,
         (

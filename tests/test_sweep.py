@@ -84,7 +84,33 @@ def test_leaderboard_equals_cell_results(swept):
     assert (workdir / "comparisons.csv").read_text().splitlines() == [
         ",".join(sweep.COMPARISON_COLUMNS)
     ]
-    assert "One model: nothing to compare." in report
+    assert "## Model vs model\n\nOne model: nothing to compare" in report
+
+
+def test_cells_keep_per_example_results(swept):
+    """Every zero-shot and probe cell keeps the per-example results that model vs model
+    compares (arrays.npz, test order), and they are the cell's own numbers."""
+    _, workdir, _ = swept
+    for dataset in ("shapes/tiny", "shapes/tiny64"):
+        for study in ("zero_shot", "probe"):
+            cell = sweep.Cell("tiny_random", dataset, study)
+            entry = json.loads(cell.results(workdir).read_text())[study]
+            with np.load(cell.folder(workdir) / "arrays.npz") as a:
+                arrays = {k: a[k] for k in a.files}
+            got = sweep.per_example(study, arrays)
+            assert not {"test_labels", "top1_correct", "test_predictions"} & set(entry)
+            if study == "zero_shot":
+                assert list(got) == ["zero_shot.top1"]
+                hits, labels = got["zero_shot.top1"]
+                assert hits.mean() == pytest.approx(entry["top1"]) and labels.size == 64
+                continue
+            assert set(got) == {f"probe.{m}.top1" for m in arrays["probe.test_methods"]}
+            assert {m.split(".")[1] for m in got} <= set(entry["methods"])
+            for metric, (hits, labels) in got.items():
+                method = entry["methods"][metric.split(".")[1]]
+                assert hits.shape == labels.shape == (entry["num_test"],)
+                assert hits.mean() == pytest.approx(method["test_accuracy_ci"]["value"])
+                assert hits.mean() == pytest.approx(method["test_accuracy"])
 
 
 def test_rerun_skips_finished_cells(swept, monkeypatch):

@@ -1,5 +1,5 @@
 """An interrupted sweep resumes: killed (SIGKILL) after its first cell, then rerun, it writes
-the leaderboard of an uninterrupted sweep byte for byte."""
+the leaderboard and the model vs model comparisons of an uninterrupted sweep byte for byte."""
 
 import os
 import signal
@@ -10,6 +10,7 @@ from pathlib import Path
 
 from experiments import sweep as entry
 from jaxclip import cli, sweep
+from tests.test_sweep_pairs import _other_tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
 # The smoke grid with the probes cut to the JAX logistic probe and the zero-shot attributes off.
@@ -23,9 +24,12 @@ LIGHT = [
 ]
 
 
-def flags(data_dir, cache_dir, workdir):
+def flags(data_dir, cache_dir, workdir, other_model):
+    """Two models (so comparisons.csv has rows) on shapes/tiny: 4 cells, as the smoke grid."""
     return [
         *LIGHT,
+        f"--config.models=tiny_random,{other_model}",
+        "--config.datasets=shapes/tiny",
         f"--config.data_dir={data_dir}",
         f"--config.cache_dir={cache_dir}",
         f"--workdir={workdir}",
@@ -43,15 +47,16 @@ def sweep_process(args):
 
 
 def test_killed_sweep_resumes_to_the_same_leaderboard(shapes_data_dir, tmp_path):
+    other = _other_tiny_model(tmp_path / "tiny_noisy")
     # Uninterrupted, in-process.
     config, whole = cli.parse_args(
-        "sweep", ["sweep", *flags(shapes_data_dir, tmp_path / "cache1", tmp_path / "whole")]
+        "sweep", ["sweep", *flags(shapes_data_dir, tmp_path / "cache1", tmp_path / "whole", other)]
     )
     whole = Path(whole)
     assert entry.run(config, whole)["run"] == 4
     cells = sweep.check_names(config)
     # Interrupted: its own feature cache, killed once its first cell is written.
-    args = flags(shapes_data_dir, tmp_path / "cache2", tmp_path / "cut")
+    args = flags(shapes_data_dir, tmp_path / "cache2", tmp_path / "cut", other)
     first, last = cells[0].results(tmp_path / "cut"), cells[-1].results(tmp_path / "cut")
     proc = sweep_process(args)
     deadline = time.monotonic() + 600
@@ -70,3 +75,6 @@ def test_killed_sweep_resumes_to_the_same_leaderboard(shapes_data_dir, tmp_path)
     assert done == 4 and "finished before" in out
     for name in ("leaderboard.csv", "comparisons.csv"):
         assert (tmp_path / "cut" / name).read_bytes() == (whole / name).read_bytes(), name
+    # one pair per metric with per-example results: zero-shot top-1 and each probe's
+    metrics = [r.split(",")[1] for r in (whole / "comparisons.csv").read_text().splitlines()[1:]]
+    assert metrics == ["probe.jax_logistic.top1", "probe.svc_linear.top1", "zero_shot.top1"]

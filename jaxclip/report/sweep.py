@@ -142,23 +142,30 @@ def write_report(
 def _model_vs_model(
     report: Report, models: list[str], pairs: Sequence[Mapping[str, Any]], skipped: Sequence[str]
 ) -> None:
-    """Every pair of models on the same test images, in a table and in words."""
+    """Every pair of models on the same test examples, in a table and in words: per dataset and
+    metric (one Holm family), which differences are distinguishable from noise, from the
+    measured rows alone."""
     from jaxclip.analysis.bootstrap import ALPHA
     from jaxclip.sweep import COMPARISONS_FILE
 
     report.section("Model vs model")
     if len(models) < 2:
-        report.text("One model: nothing to compare.")
+        report.text(f"One model: nothing to compare (`{COMPARISONS_FILE}` holds its header only).")
         return
+    level = f"{100 * ALPHA:g} %"
     report.text(
-        "Zero-shot top-1 (per test image) and image → text Recall@1 / @5 (per captioned image) "
-        "of every pair of models on the same queries: the difference in points (a − b) with "
-        "its 95 % paired bootstrap interval, McNemar's exact p on the queries where exactly "
-        "one is right, Holm-adjusted over the pairs of one dataset and metric; "
-        f"distinguishable from noise when the adjusted p is at most {ALPHA}. The same numbers "
-        f"are in `{COMPARISONS_FILE}`."
+        "Each pair of models on the same test examples, for every metric with per-example "
+        "results (zero-shot top-1 per test image, each probe method's test top-1, image → text "
+        "Recall@1 / @5 per captioned image): the difference a − b in points with its 95 % "
+        "paired bootstrap interval, McNemar's exact p on the examples where exactly one of the "
+        "two is right, and that p Holm-adjusted over the pairs of one "
+        f"dataset and metric; a difference is distinguishable from noise at {level} when the "
+        f"adjusted p is at most {ALPHA}. The same numbers, with more digits, are in "
+        f"`{COMPARISONS_FILE}`."
     )
-    if pairs:
+    if not pairs:
+        report.text("No two models have finished cells with per-example results on the same data.")
+    else:
         report.table(
             [
                 {
@@ -174,18 +181,34 @@ def _model_vs_model(
                 for r in pairs
             ]
         )
+        families: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+        for r in pairs:
+            families.setdefault((r["dataset"], r["metric"]), []).append(r)
         clear = sum(bool(r["distinguishable"]) for r in pairs)
         report.text(
-            f"{clear} of {len(pairs)} pair(s) distinguishable from noise: "
-            + "; ".join(
-                comparison_sentence(
-                    r, label=f"{r['model_a']} vs {r['model_b']}, {r['metric']} on {r['dataset']}"
-                )
-                for r in pairs
-            )
-            + "."
+            f"After Holm, {clear} of {len(pairs)} difference(s) are distinguishable from noise "
+            f"at {level}."
         )
-    else:
-        report.text("No pair of models has finished cells of these metrics on the same dataset.")
+        for (dataset, metric), rows in families.items():
+            report.text(_family_sentence(dataset, metric, rows, level))
     for line in skipped:
         report.text(f"Not compared: {line}.")
+
+
+def _family_sentence(
+    dataset: str, metric: str, rows: Sequence[Mapping[str, Any]], level: str
+) -> str:
+    """One Holm family in words: the distinguishable pairs first, then the others."""
+
+    def said(group):
+        return "; ".join(
+            comparison_sentence(r, label=f"{r['model_a']} vs {r['model_b']}") for r in group
+        )
+
+    yes = [r for r in rows if r["distinguishable"]]
+    no = [r for r in rows if not r["distinguishable"]]
+    head = f"`{dataset}`, {metric} ({len(rows)} pair(s)): "
+    if not yes:
+        return head + f"no difference is distinguishable from noise at {level}: {said(no)}."
+    text = head + f"{len(yes)} distinguishable from noise at {level}: {said(yes)}."
+    return text + (f" The others are not: {said(no)}." if no else "")
