@@ -13,10 +13,9 @@ results.json alone, so a resumed sweep writes the same bytes as an uninterrupted
 `WORKDIR/comparisons.csv` (`comparison_rows`: every pair of models on the same test images,
 McNemar + paired bootstrap + Holm per dataset and metric, from the per-example results that
 the zero-shot, probe and retrieval cells keep in their arrays.npz, `per_example`) likewise,
-atomically,
-with its header only when there is no pair; `WORKDIR/report.md` (its "Model vs model" section
-says the comparisons in words) and the heat map `WORKDIR/sweep_heatmap.png` follow from them
-(`jaxclip.report.sweep`).
+atomically, with its header only when there is no pair; `WORKDIR/report.md` (its "Model vs
+model" section says the comparisons in words) and the heat map `WORKDIR/sweep_heatmap.png`
+follow from them (`jaxclip.report.sweep`).
 
 Models of the grid: `config.models` (catalog names, hub ids, local paths) plus, for each run
 folder of `config.train_runs` (a `train_clip` workdir), its orbax checkpoint steps
@@ -495,9 +494,9 @@ def comparison_rows(
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Every pair of models on every dataset, for each metric with per-example results
     (`per_example`: zero-shot top-1, each probe method's top-1, image -> text Recall@1 / @5)
-    in both models' finished cells: McNemar's exact test and the paired bootstrap interval of the difference a − b on
-    the same test examples (`bootstrap.paired_comparisons`, seeded by `seed`), Holm-adjusted
-    over the pairs of one dataset and metric. Rebuilt from the cells' arrays.npz alone; model a
+    in both models' finished cells: McNemar's exact test and the paired bootstrap interval of
+    the difference a − b on the same test examples (`bootstrap.paired_comparisons`, seeded by
+    `seed`), Holm-adjusted over the pairs of one dataset and metric. Rebuilt from the cells' arrays.npz alone; model a
     is the first of the two names in sorted order, rows sorted by (dataset, metric, model_a,
     model_b), so neither the order of the config's models nor a resume changes the result.
 
