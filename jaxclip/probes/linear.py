@@ -249,10 +249,6 @@ def _push_pair(
     return hist, upd, sy
 
 
-@functools.partial(
-    jax.jit,
-    static_argnames=("n_classes", "max_iter", "memory", "precondition", "max_backtrack", "set_dot"),
-)
 def solve_logistic_grid(
     x: jax.Array,
     y: jax.Array,
@@ -278,7 +274,7 @@ def solve_logistic_grid(
       y: (N,) int labels in [0, n_classes).
       l2: (G,) positive strengths (sklearn C = 1 / l2).
       n_classes: C (static).
-      max_iter: most L-BFGS steps (static); `tol=0` runs exactly `max_iter` steps.
+      max_iter: most L-BFGS steps; `tol=0` runs exactly `max_iter` steps.
       tol: stop a strength when max_cj |dF/dW_cj| / sqrt(N (sum_n x_nj^2 + 2 l2)) and
         max_c |dF/db_c| / N are <= tol: sklearn's lbfgs `gtol` (max|grad F| / N, default
         1e-4) measured in standardised units, so equal to it on standardised features (up to
@@ -289,13 +285,14 @@ def solve_logistic_grid(
         step) or "eigh" (the full bound in the eigenbasis of X'X: one D x D eigendecomposition;
         it helps on strongly correlated, unstandardised features) (static).
       coef0, intercept0: optional warm start, (G, C, D) and (G, C).
-      max_backtrack: most step halvings in the line search (static).
+      max_backtrack: most step halvings in the line search.
       set_dot: with (G, N, D) features, "unroll" (G plain matmuls per product, the fast path
         on CPUs, where XLA's batched matmul is slow) or "batched" (one batched matmul).
 
     Returns:
       LogisticSolution with G entries.
     """
+    x, y, l2 = jnp.asarray(x), jnp.asarray(y), jnp.asarray(l2)
     per_set = x.ndim == 3
     if (
         x.ndim not in (2, 3)
@@ -310,6 +307,43 @@ def solve_logistic_grid(
         raise ValueError(f"precondition must be 'eigh' or 'diag'; got {precondition!r}")
     if set_dot not in ("unroll", "batched"):
         raise ValueError(f"set_dot must be 'unroll' or 'batched'; got {set_dot!r}")
+    g_, c, d = l2.shape[0], n_classes, x.shape[-1]
+    # One compiled solver serves every step budget and cold or warm start: the budgets are
+    # traced scalars and a cold start is a warm start from zeros (the same arithmetic).
+    return _solve_logistic_grid(
+        x,
+        y,
+        l2,
+        jnp.asarray(max_iter, jnp.int32),
+        tol,
+        jnp.zeros((g_, c, d), jnp.float32) if coef0 is None else coef0,
+        jnp.zeros((g_, c), jnp.float32) if intercept0 is None else intercept0,
+        jnp.asarray(max_backtrack, jnp.int32),
+        n_classes=n_classes,
+        memory=memory,
+        precondition=precondition,
+        set_dot=set_dot,
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("n_classes", "memory", "precondition", "set_dot"))
+def _solve_logistic_grid(
+    x: jax.Array,
+    y: jax.Array,
+    l2: jax.Array,
+    max_iter: jax.Array,
+    tol: jax.Array,
+    coef0: jax.Array,
+    intercept0: jax.Array,
+    max_backtrack: jax.Array,
+    *,
+    n_classes: int,
+    memory: int,
+    precondition: str,
+    set_dot: str,
+) -> LogisticSolution:
+    """`solve_logistic_grid` after its checks, with the warm start filled in."""
+    per_set = x.ndim == 3
     n, d = x.shape[-2:]
     c = n_classes
     g_ = l2.shape[0]
@@ -375,8 +409,8 @@ def solve_logistic_grid(
         gw_max = jnp.max(jnp.abs(gw) * gscale[:, None, :], axis=(1, 2))
         return jnp.maximum(gw_max, jnp.max(jnp.abs(gb), axis=1) / nf)
 
-    w0 = jnp.zeros((g_, c, d), dtype) if coef0 is None else coef0.astype(dtype)
-    b0 = jnp.zeros((g_, c), dtype) if intercept0 is None else intercept0.astype(dtype)
+    w0 = coef0.astype(dtype)
+    b0 = intercept0.astype(dtype)
     z0 = fwd(w0, b0)
     r0, lse0 = resid_lse(z0)
     f0 = jnp.sum(lse0 - at_label(z0), axis=-1) + 0.5 * l2 * _bdot(w0, w0)
