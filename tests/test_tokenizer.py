@@ -112,6 +112,15 @@ def test_save_and_reload(tok, tmp_path):
     np.testing.assert_array_equal(Tokenizer.from_folder(tmp_path, pad_token_id=0)(texts), ours)
     hf = AutoTokenizer.from_pretrained(tmp_path)
     assert hf("a photo of a cat.")["input_ids"] == [49406, 320, 1125, 539, 320, 2368, 269, 49407]
+    # from_folder opens the saved class directly (no AutoTokenizer import): the class and the
+    # ids AutoTokenizer gives.
+    assert type(again.hf) is type(hf)
+    np.testing.assert_array_equal(
+        np.asarray(hf(texts, padding="max_length", truncation=True, max_length=77)["input_ids"]),
+        np.asarray(
+            again.hf(texts, padding="max_length", truncation=True, max_length=77)["input_ids"]
+        ),
+    )
     empty = tmp_path / "empty"
     empty.mkdir()
     assert Tokenizer.from_folder(empty, context_length=16)(["x"]).shape == (1, 16)  # OpenAI's
