@@ -65,13 +65,13 @@ class SiglipTextTokenizer:
     def from_folder(
         cls, folder: str | os.PathLike, context_length: int = SIGLIP_CONTEXT_LENGTH
     ) -> SiglipTextTokenizer | None:
-        """The tokenizer a SigLIP folder ships (AutoTokenizer), or None when it has none."""
+        """The tokenizer a SigLIP folder ships (`open_hf_tokenizer`), or None when it has none."""
         folder = Path(folder)
         if not any((folder / f).is_file() for f in _FILES):
             return None
-        from transformers import AutoTokenizer
+        from jaxclip.models.tokenizer import open_hf_tokenizer
 
-        return cls(AutoTokenizer.from_pretrained(str(folder)), context_length)
+        return cls(open_hf_tokenizer(folder), context_length)
 
     @property
     def eos_token_id(self) -> int:

@@ -38,6 +38,7 @@ from __future__ import annotations
 import functools
 import gzip
 import html
+import json
 import os
 import re
 from collections.abc import Sequence
@@ -66,11 +67,9 @@ _TOKENIZER_FILES = ("tokenizer.json", "vocab.json")
 _DIRECT_CLASSES = ("CLIPTokenizer",)
 
 
-def _open_hf_folder(folder: Path) -> Any:
+def open_hf_tokenizer(folder: Path) -> Any:
     """The transformers tokenizer saved in `folder`: its tokenizer_config.json class directly
     where that class is in _DIRECT_CLASSES and no remote code is named, else AutoTokenizer."""
-    import json
-
     import transformers
 
     config_file = folder / "tokenizer_config.json"
@@ -187,7 +186,7 @@ class Tokenizer:
         if not any((folder / f).is_file() for f in _TOKENIZER_FILES):
             pad = OPENAI_PAD_ID if pad_token_id is None else pad_token_id
             return cls.openai(context_length, pad)
-        return cls(_open_hf_folder(folder), context_length, pad_token_id=pad_token_id)
+        return cls(open_hf_tokenizer(folder), context_length, pad_token_id=pad_token_id)
 
     @property
     def eos_token_id(self) -> int:
