@@ -10,8 +10,14 @@ token ids of the training shapes (captions trimmed to `--tokens`, as training tr
 speed only. Whether a recipe keeps the mini-CLIP's zero-shot accuracy is a training run
 (`python -m experiments.train_clip --workdir=DIR --config.<field>=...`, then DIR/zero_shot.json).
 
+`--full-last-block` instead times the default recipe against itself with both towers' last
+block computing every token, as it did before training computed only the pooled rows (the
+class token, each caption's EOS; `jaxclip.models.clip._Layers`): the same loss and gradients,
+so the ratio is what computing only those rows saves.
+
 Usage:
   python -m experiments.benchmark_train       # default vs a 64-wide, 2-layer text tower
+  python -m experiments.benchmark_train --full-last-block   # pooled rows only vs every row
   python -m experiments.benchmark_train --small --set model.text_layers=1   # seconds
   python -m experiments.benchmark_train --set model.vision_layers=2 --set num_steps=400
 """
@@ -48,7 +54,23 @@ def _config(overrides, small: bool = False):
     return config
 
 
-def _step(config, batch: int, tokens: int):
+class _FullLastBlock:
+    """The CLIP module with both towers' last block computing every token (hidden states
+    requested, then dropped): the training step's work before it computed only pooled rows."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def apply(self, variables, pixels, input_ids):
+        def both(m, pixels, input_ids):
+            image, _ = m.encode_image(pixels, return_hidden=True)
+            text, _ = m.encode_text(input_ids, return_hidden=True)
+            return {"image_embeds": image, "text_embeds": text, "logit_scale": m.logit_scale}
+
+        return self.module.apply(variables, pixels, input_ids, method=both)
+
+
+def _step(config, batch: int, tokens: int, full_last_block: bool = False):
     """(step function on fixed random inputs, GFLOP per step)."""
     import jax
     import jax.numpy as jnp
@@ -60,14 +82,19 @@ def _step(config, batch: int, tokens: int):
     train.check_config(config)
     side = 4 * int(config.model.patch_size)
     mesh = train.make_mesh(1)
-    module, optimizer, _, step = train._setup(
+    preprocess = PreprocessConfig(image_size=side)
+    module, optimizer, schedule, step = train._setup(
         train.model_config(config, side),
         config.compute_dtype,
         tuple((k, config[k]) for k in train.OPTIMIZER_FIELDS),
         tuple(mesh.devices.flat),
-        PreprocessConfig(image_size=side),
+        preprocess,
         train.loss_name(config),
     )
+    if full_last_block:
+        step = train.make_train_step(
+            _FullLastBlock(module), optimizer, schedule, mesh, preprocess, train.loss_name(config)
+        )
     params = train.init_params(module, 0)
     state = {
         "step": jnp.zeros((), jnp.int32),
@@ -91,8 +118,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8, help="timed steps per recipe")
     parser.add_argument("--tokens", type=int, default=18, help="caption tokens (shapes: 18)")
     parser.add_argument("--small", action="store_true", help="the smoke model (seconds)")
+    parser.add_argument(
+        "--full-last-block",
+        action="store_true",
+        help="changed = the default recipe with every token through the last blocks",
+    )
     args = parser.parse_args()
-    overrides = tuple(args.set) if args.set else SMALL_TEXT
+    if args.full_last_block and args.set:
+        raise SystemExit("--full-last-block compares the default recipe with itself: no --set")
+    overrides = () if args.full_last_block else tuple(args.set) if args.set else SMALL_TEXT
 
     from experiments import bench_util
 
@@ -101,14 +135,19 @@ def main() -> None:
     recipes = {"default": _config((), args.small), "changed": _config(overrides, args.small)}
     steps, gflop = {}, {}
     for name, config in recipes.items():
-        steps[name], gflop[name] = _step(config, int(config.batch_size), args.tokens)
+        full = args.full_last_block and name == "changed"
+        steps[name], gflop[name] = _step(config, int(config.batch_size), args.tokens, full)
     times = {name: [] for name in recipes}
     for _ in range(args.steps):
         for name, run in steps.items():
             t = time.perf_counter()
             run()
             times[name].append(time.perf_counter() - t)
-    print(f"changed: {', '.join(overrides)}")
+    print(
+        "changed: every token through both towers' last block"
+        if args.full_last_block
+        else f"changed: {', '.join(overrides)}"
+    )
     median = {name: statistics.median(t) for name, t in times.items()}
     for name in recipes:
         print(

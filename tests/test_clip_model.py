@@ -151,8 +151,13 @@ def test_pooled_and_hidden_states_match_torch(pair):
         np.testing.assert_allclose(np.asarray(ours), ref.numpy(), atol=1e-5)
     np.testing.assert_allclose(np.asarray(img_out["pooled"]), v.pooler_output.numpy(), atol=1e-5)
     np.testing.assert_allclose(np.asarray(txt_out["pooled"]), t.pooler_output.numpy(), atol=1e-5)
+    # Without hidden states the last block computes only the pooled row (class token, EOS):
+    # the same pooled outputs as torch's full towers.
     _, no_hidden = loaded.module.apply(variables, jnp.asarray(x), method=CLIP.encode_image)
     assert set(no_hidden) == {"pooled"}
+    np.testing.assert_allclose(np.asarray(no_hidden["pooled"]), v.pooler_output.numpy(), atol=1e-5)
+    _, txt_pooled = loaded.module.apply(variables, jnp.asarray(ids), method=CLIP.encode_text)
+    np.testing.assert_allclose(np.asarray(txt_pooled["pooled"]), t.pooler_output.numpy(), atol=1e-5)
 
 
 def test_legacy_eos_id_2_pools_at_argmax(tmp_path):

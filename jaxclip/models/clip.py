@@ -10,6 +10,11 @@ Text tower:
     x = token_embedding[ids] + position_embedding;  same blocks with a causal mask
     x = LayerNorm_final(x);  pooled = x[first EOS];   text_embed = pooled @ W_text
 The logit scale s is learned; logits = exp(s) * cos(image, text) (done by the caller).
+Pooling reads one row of the last block's output (the class token, the first EOS), so when no
+hidden states are asked for, the last block computes only that row: its keys and values still
+come from every token, its queries, attention output and MLP from the pooled row alone. The
+pooled output is the same (up to summation order); a training step of the mini-CLIP (3 + 3
+blocks) does 0.75x the FLOPs.
 
 The image tower is picked by the type of `config.vision`: `VisionConfig` -> the ViT above;
 `ResNetConfig` -> OpenAI's ModifiedResNet (`jaxclip.models.resnet`: RN50, RN101, RN50x4, ...,
@@ -84,6 +89,10 @@ class Attention(nn.Module):
     """Multi-head self-attention with biased q/k/v/out projections (HF `CLIPAttention`).
 
     softmax(q k^T / sqrt(d_head) [+ causal mask]) v, via `jax.nn.dot_product_attention`.
+
+    With `query_positions` (N,) the queries are only the rows at those positions (one per
+    sequence; keys and values are still every position, causally masked at the query's own
+    position): the output is (N, 1, width), those rows of the full output.
     """
 
     width: int
@@ -94,7 +103,7 @@ class Attention(nn.Module):
     implementation: str | None = None
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, query_positions: jax.Array | None = None) -> jax.Array:
         b, t, _ = x.shape
         head_dim = self.width // self.heads
         dense = lambda name, std: nn.Dense(
@@ -105,13 +114,31 @@ class Attention(nn.Module):
             name=name,
         )
         in_std = self.width**-0.5
-        q = dense("q_proj", in_std)(x).reshape(b, t, self.heads, head_dim)
+        xq = x if query_positions is None else rows_at(x, query_positions)
+        tq = xq.shape[1]
+        q = dense("q_proj", in_std)(xq).reshape(b, tq, self.heads, head_dim)
         k = dense("k_proj", in_std)(x).reshape(b, t, self.heads, head_dim)
         v = dense("v_proj", in_std)(x).reshape(b, t, self.heads, head_dim)
+        causal, mask = self.causal, None
+        if query_positions is not None and self.causal:
+            # Row p of the causal mask: keys 0..p, as (N, heads, 1 query, T keys).
+            mask = (jnp.arange(t)[None, :] <= query_positions[:, None])[:, None, None, :]
+            causal = False
         out = jax.nn.dot_product_attention(
-            q, k, v, scale=head_dim**-0.5, is_causal=self.causal, implementation=self.implementation
+            q,
+            k,
+            v,
+            mask=mask,
+            scale=head_dim**-0.5,
+            is_causal=causal,
+            implementation=self.implementation,
         )
-        return dense("out_proj", in_std)(out.reshape(b, t, self.width))
+        return dense("out_proj", in_std)(out.reshape(b, tq, self.width))
+
+
+def rows_at(x: jax.Array, positions: jax.Array) -> jax.Array:
+    """x[n, positions[n]] for each n, keeping the sequence axis: (N, T, W) -> (N, 1, W)."""
+    return jnp.take_along_axis(x, positions[:, None, None], axis=1)
 
 
 class MLP(nn.Module):
@@ -144,7 +171,12 @@ def _layer_norm(cfg: VisionConfig | TextConfig, dtype: Dtype, param_dtype: Dtype
 
 
 class EncoderLayer(nn.Module):
-    """Pre-LayerNorm transformer block: x += MHA(LN1(x)); x += MLP(LN2(x))."""
+    """Pre-LayerNorm transformer block: x += MHA(LN1(x)); x += MLP(LN2(x)).
+
+    With `query_positions` (N,) only those rows are computed (the MLP and the attention's
+    queries), from every row's keys and values: (N, 1, width), the same numbers as those rows
+    of the full block (up to summation order).
+    """
 
     cfg: VisionConfig | TextConfig
     causal: bool
@@ -153,7 +185,7 @@ class EncoderLayer(nn.Module):
     attn_implementation: str | None = None
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, query_positions: jax.Array | None = None) -> jax.Array:
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
         h = _layer_norm(self.cfg, name="layer_norm1", **kw)(x)
         attn = Attention(
@@ -164,13 +196,21 @@ class EncoderLayer(nn.Module):
             name="self_attn",
             **kw,
         )
-        x = x + attn(h)
+        if query_positions is not None:
+            x = rows_at(x, query_positions)
+        x = x + attn(h, query_positions)
         h = _layer_norm(self.cfg, name="layer_norm2", **kw)(x)
         return x + MLP(self.cfg.width, self.cfg.mlp_dim, self.cfg.act, name="mlp", **kw)(h)
 
 
 class _Layers(nn.Module):
-    """The blocks, named "0", "1", ... (HF `FlaxCLIPLayerCollection`)."""
+    """The blocks, named "0", "1", ... (HF `FlaxCLIPLayerCollection`).
+
+    `pooled_positions` (N,): the last block computes only the row each sequence is pooled at
+    (`EncoderLayer`'s `query_positions`), so the last state is (N, 1, width). Pooling reads
+    nothing else, so the pooled output is the same (up to summation order) for a fraction of
+    the last block's work: queries, attention output and MLP of one row instead of T.
+    """
 
     cfg: VisionConfig | TextConfig
     causal: bool
@@ -179,7 +219,9 @@ class _Layers(nn.Module):
     attn_implementation: str | None = None
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> tuple[jax.Array, tuple[jax.Array, ...]]:
+    def __call__(
+        self, x: jax.Array, pooled_positions: jax.Array | None = None
+    ) -> tuple[jax.Array, tuple[jax.Array, ...]]:
         # The residual stream stays float32 whatever the compute dtype: each block's output
         # (compute dtype) is added to it in float32, and the LayerNorms hand the matmuls the
         # compute dtype. With a bfloat16 stream, ViT-L/14's image embeddings (random weights)
@@ -195,13 +237,14 @@ class _Layers(nn.Module):
                 param_dtype=self.param_dtype,
                 attn_implementation=self.attn_implementation,
                 name=str(i),
-            )(x)
+            )(x, pooled_positions if i == self.cfg.layers - 1 else None)
             states.append(x)
         return x, tuple(states)
 
 
 class Encoder(nn.Module):
-    """Transformer stack; returns the last state and (input, every layer's output)."""
+    """Transformer stack; returns the last state and (input, every layer's output); with
+    `pooled_positions` the last block computes only those rows (see `_Layers`)."""
 
     cfg: VisionConfig | TextConfig
     causal: bool
@@ -210,7 +253,9 @@ class Encoder(nn.Module):
     attn_implementation: str | None = None
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> tuple[jax.Array, tuple[jax.Array, ...]]:
+    def __call__(
+        self, x: jax.Array, pooled_positions: jax.Array | None = None
+    ) -> tuple[jax.Array, tuple[jax.Array, ...]]:
         return _Layers(
             self.cfg,
             self.causal,
@@ -218,7 +263,7 @@ class Encoder(nn.Module):
             param_dtype=self.param_dtype,
             attn_implementation=self.attn_implementation,
             name="layers",
-        )(x)
+        )(x, pooled_positions)
 
 
 def patch_matmul(pixels: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -296,7 +341,9 @@ class VisionEmbeddings(nn.Module):
 
 
 class VisionTransformer(nn.Module):
-    """ViT tower; returns (pooled = post-LN class token, hidden states)."""
+    """ViT tower; returns (pooled = post-LN class token, hidden states). With `pooled_only` the
+    last block computes only the class token (`_Layers`): the same pooled output for less work,
+    and the last hidden state is (N, 1, width)."""
 
     cfg: VisionConfig
     dtype: Dtype = jnp.float32
@@ -304,17 +351,20 @@ class VisionTransformer(nn.Module):
     attn_implementation: str | None = None
 
     @nn.compact
-    def __call__(self, pixels: jax.Array) -> tuple[jax.Array, tuple[jax.Array, ...]]:
+    def __call__(
+        self, pixels: jax.Array, pooled_only: bool = False
+    ) -> tuple[jax.Array, tuple[jax.Array, ...]]:
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
         x = VisionEmbeddings(self.cfg, name="embeddings", **kw)(pixels.astype(self.dtype))
         x = _layer_norm(self.cfg, name="pre_layrnorm", **kw)(x)
+        cls_rows = jnp.zeros(x.shape[:1], jnp.int32) if pooled_only else None
         x, states = Encoder(
             self.cfg,
             causal=False,
             attn_implementation=self.attn_implementation,
             name="encoder",
             **kw,
-        )(x)
+        )(x, cls_rows)
         pooled = _layer_norm(self.cfg, name="post_layernorm", **kw)(x[:, 0])
         return pooled, states
 
@@ -363,7 +413,9 @@ def pool_positions(input_ids: jax.Array, cfg: TextConfig) -> jax.Array:
 class TextTransformer(nn.Module):
     """Text tower (causal unless cfg.causal is False); returns (pooled, hidden states).
 
-    pooled = the final-LN state at `pool_positions` (the EOS token for CLIP).
+    pooled = the final-LN state at `pool_positions` (the EOS token for CLIP). With
+    `pooled_only` the last block computes only that row (`_Layers`): the same pooled output for
+    less work, and the last hidden state is (N, 1, width).
     """
 
     cfg: TextConfig
@@ -372,19 +424,22 @@ class TextTransformer(nn.Module):
     attn_implementation: str | None = None
 
     @nn.compact
-    def __call__(self, input_ids: jax.Array) -> tuple[jax.Array, tuple[jax.Array, ...]]:
+    def __call__(
+        self, input_ids: jax.Array, pooled_only: bool = False
+    ) -> tuple[jax.Array, tuple[jax.Array, ...]]:
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
         x = TextEmbeddings(self.cfg, name="embeddings", **kw)(input_ids)
+        idx = pool_positions(input_ids, self.cfg)
         x, states = Encoder(
             self.cfg,
             causal=self.cfg.causal,
             attn_implementation=self.attn_implementation,
             name="encoder",
             **kw,
-        )(x)
-        x = _layer_norm(self.cfg, name="final_layer_norm", **kw)(x)
-        idx = pool_positions(input_ids, self.cfg)
-        pooled = jnp.take_along_axis(x, idx[:, None, None], axis=1)[:, 0]
+        )(x, idx if pooled_only else None)
+        if not pooled_only:
+            x = rows_at(x, idx)
+        pooled = _layer_norm(self.cfg, name="final_layer_norm", **kw)(x)[:, 0]
         return pooled, states
 
 
@@ -472,7 +527,7 @@ class CLIP(nn.Module):
                 f"pixel_values must be (N, {s}, {s}, 3) NHWC; got shape {pixel_values.shape}"
             )
         if isinstance(self.config.vision, VisionConfig):
-            pooled, states = self.vision_model(pixel_values)
+            pooled, states = self.vision_model(pixel_values, pooled_only=not return_hidden)
             embeds = self.visual_projection(pooled).astype(jnp.float32)
         else:
             embeds, pooled, states = self.visual(pixel_values)
@@ -499,7 +554,7 @@ class CLIP(nn.Module):
         t_max = self.config.text.context_length
         if input_ids.ndim != 2 or input_ids.shape[1] > t_max:
             raise ValueError(f"input_ids must be (N, T<={t_max}); got shape {input_ids.shape}")
-        pooled, states = self.text_model(input_ids)
+        pooled, states = self.text_model(input_ids, pooled_only=not return_hidden)
         embeds = self.text_projection(pooled).astype(jnp.float32)
         out: dict[str, Any] = {"pooled": pooled.astype(jnp.float32)}
         if return_hidden:
