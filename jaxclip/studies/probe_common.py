@@ -15,6 +15,10 @@ from jaxclip.probes.protocol import MLPGrid
 from jaxclip.report.intervals import format_ci
 from jaxclip.studies.shared import check_positive_tuple
 
+# The probe study's parts that run on a second thread beside the JAX probes
+# (`probe_fits.fit_all`): their wall times overlap the others'.
+BACKGROUND_PARTS = ("svc_linear", "linear_svc", "sklearn_logistic")
+
 SVC_COST_NOTE = (
     "libsvm's one-vs-one SVC grows roughly quadratically with N: about 154 s to fit and 110 s "
     "to predict for 50k × 512 features, 100 classes, on a 2-core CPU"

@@ -7,6 +7,7 @@ import dataclasses
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import numpy as np
@@ -90,10 +91,42 @@ class Fits:
 
 
 def fit_all(parts: Parts) -> Fits:
-    """The baselines the config asks for, the JAX logistic probe, then the MLP grid."""
+    """The baselines the config asks for, the JAX logistic probe, then the MLP grid.
+
+    The scikit-learn baselines run on a second thread while the JAX probes fit: libsvm,
+    liblinear and scipy's L-BFGS spend their time in C code that releases the GIL, on one core,
+    beside XLA's compiles (one core) and its small solves. Every result is the same as in
+    sequence (each fit is deterministic), and `methods` keeps the baselines' rows first."""
+    with warnings.catch_warnings(), ThreadPoolExecutor(1, "sklearn-baselines") as pool:
+        # Hitting max_iter is reported in the tables instead. The filter is set here, on the
+        # calling thread, for both threads: catch_warnings is not thread-safe.
+        warnings.simplefilter("ignore", category=ConvergenceWarning)
+        background = pool.submit(_baselines, parts)
+        jax_methods, preds, top5, logistic, path, best, mprobe, grid_rows = _jax_fits(parts)
+        if not background.done():
+            progress.step("the scikit-learn baselines")
+        methods, baseline_preds, svc_skipped, sklearn_val = background.result()
+    methods.update(jax_methods)
+    return Fits(
+        methods,
+        svc_skipped,
+        sklearn_val,
+        logistic,
+        path,
+        best,
+        mprobe,
+        grid_rows,
+        {**baseline_preds, **preds},
+        top5,
+    )
+
+
+def _jax_fits(parts: Parts) -> tuple[Any, ...]:
+    """The JAX logistic probe, the MLP grid and the published protocol's probe: (methods,
+    test predictions, top-5 hits, logistic probe, its path, the chosen index, MLP probe, MLP
+    grid rows)."""
     methods: dict[str, dict[str, Any]] = {}
     preds: dict[str, np.ndarray] = {}
-    svc_skipped, sklearn_val = _baselines(parts, methods, preds)
     note = f"jax_logistic over {len(parts.cfg.l2_grid)} L2 values"
     logistic, path, best = parts.timed("jax_logistic", lambda: _jax_logistic(parts), note)
     methods["jax_logistic"] = _logistic_entry(parts, logistic, path, best)
@@ -114,9 +147,7 @@ def fit_all(parts: Parts) -> Fits:
         methods[protocol], preds[protocol] = parts.timed(
             protocol, lambda: _protocol_entry(parts, protocol), note
         )
-    return Fits(
-        methods, svc_skipped, sklearn_val, logistic, path, best, mprobe, grid_rows, preds, top5
-    )
+    return methods, preds, top5, logistic, path, best, mprobe, grid_rows
 
 
 def _argmax_labels(scores: Any, classes: np.ndarray) -> np.ndarray:
@@ -125,40 +156,36 @@ def _argmax_labels(scores: Any, classes: np.ndarray) -> np.ndarray:
 
 
 def _baselines(
-    parts: Parts, methods: dict[str, dict[str, Any]], preds: dict[str, np.ndarray]
-) -> tuple[str | None, np.ndarray | None]:
-    """SVC, LinearSVC and scikit-learn logistic rows into `methods` (their test predictions
-    into `preds`); returns (why the SVC was skipped, the scikit-learn probe's (C, validation
-    accuracy) rows)."""
+    parts: Parts,
+) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray], str | None, np.ndarray | None]:
+    """The SVC, LinearSVC and scikit-learn logistic rows: (methods, their test predictions,
+    why the SVC was skipped, the scikit-learn probe's (C, validation accuracy) rows). Runs on
+    `fit_all`'s background thread: it names no progress step (the JAX fits do) and sets no
+    warning filter."""
     d, cfg = parts.data, parts.cfg
+    methods: dict[str, dict[str, Any]] = {}
+    preds: dict[str, np.ndarray] = {}
     train_test = (d.x_train, d.y_train, d.x_test, d.y_test)
     why = svc_skip_reason(len(d.y_train), int(cfg.svc_max_train))
     if why is None:
-        progress.step("svc_linear")
         r = baselines.svc_linear(*train_test, C=float(cfg.svc_c))
         methods["svc_linear"] = _baseline_entry(r, "StandardScaler + SVC(linear)", "train")
         methods["svc_linear"]["chosen"] = f"C = {fmt_c(r.C)} (fixed)"
         preds["svc_linear"] = r.test_predictions
         parts.seconds["svc_linear"] = r.fit_seconds
     if cfg.linear_svc:
-        progress.step("linear_svc")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", category=ConvergenceWarning)
-            r = baselines.linear_svc(*train_test, C=float(cfg.linear_svc_c))
+        r = baselines.linear_svc(*train_test, C=float(cfg.linear_svc_c))
         methods["linear_svc"] = _baseline_entry(r, "StandardScaler + LinearSVC", "train")
         methods["linear_svc"]["chosen"] = f"C = {fmt_c(r.C)} (fixed)"
         preds["linear_svc"] = r.test_predictions
         parts.seconds["linear_svc"] = r.fit_seconds
     if not cfg.sklearn_logistic:
-        return why, None
+        return methods, preds, why, None
     x_fit, y_fit, x_val, y_val = parts.fit_val(d.x_train, d.y_train)
-    progress.step(f"sklearn_logistic over {len(cfg.sklearn_cs)} C values")
-    with warnings.catch_warnings():  # hitting max_iter is reported in the table instead
-        warnings.simplefilter("ignore", category=ConvergenceWarning)
-        r = baselines.logistic_regression_clip(
-            x_fit, y_fit, d.x_test, d.y_test, x_val, y_val,
-            Cs=tuple(float(v) for v in cfg.sklearn_cs), max_iter=int(cfg.sklearn_max_iter),
-        )  # fmt: skip
+    r = baselines.logistic_regression_clip(
+        x_fit, y_fit, d.x_test, d.y_test, x_val, y_val,
+        Cs=tuple(float(v) for v in cfg.sklearn_cs), max_iter=int(cfg.sklearn_max_iter),
+    )  # fmt: skip
     m = _baseline_entry(
         r, "scikit-learn LogisticRegression (CLIP protocol)", "train (refit on fit + val)"
     )
@@ -172,7 +199,12 @@ def _baselines(
     preds["sklearn_logistic"] = r.test_predictions
     parts.seconds["sklearn_logistic"] = r.fit_seconds
     val = r.val_accuracy or {}
-    return why, np.asarray([[c, a] for c, a in val.items()], np.float64).reshape(-1, 2)
+    return (
+        methods,
+        preds,
+        why,
+        np.asarray([[c, a] for c, a in val.items()], np.float64).reshape(-1, 2),
+    )
 
 
 def _baseline_entry(r: baselines.BaselineResult, method: str, trained_on: str) -> dict[str, Any]:

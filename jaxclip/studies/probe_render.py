@@ -19,6 +19,7 @@ from jaxclip.report.references import (
 )
 from jaxclip.studies.context import RenderContext, Section
 from jaxclip.studies.probe_common import (
+    BACKGROUND_PARTS,
     SVC_COST_NOTE,
     UNCONVERGED,
     flag_unconverged,
@@ -50,7 +51,14 @@ def render(result: Any, out: RenderContext) -> Section:
         _attributes_section(report, result, out)
     if result.saved_probe:
         _saved_section(report, result, out)
-    timing_note(report, result.seconds)
+    background = [k for k in BACKGROUND_PARTS if k in result.seconds]
+    note = (
+        f"{', '.join(background)} ran on a second thread while the JAX probes fitted, so these "
+        "parts overlap in time and add up to more than the study's wall time."
+        if background
+        else ""
+    )
+    timing_note(report, result.seconds, note)
     return Section(NAME, report)
 
 

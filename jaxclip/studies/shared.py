@@ -109,14 +109,16 @@ def pct(x: float | None) -> float | None:
     return None if x is None else 100.0 * float(x)
 
 
-def timing_note(report: Report, seconds: Mapping[str, float]) -> None:
-    """Wall time per part of a study, in the report only (results.json stays reproducible)."""
+def timing_note(report: Report, seconds: Mapping[str, float], note: str = "") -> None:
+    """Wall time per part of a study, in the report only (results.json stays reproducible);
+    `note`, a sentence shown above the table (e.g. which parts ran at the same time)."""
     logging.info(
         "%s: seconds per part %s", report.title, {k: round(v, 2) for k, v in seconds.items()}
     )
     report.text(
         "<details><summary>Wall time per part of this study (click to expand; JAX parts "
         "include compilation)</summary>\n\n"
+        + (f"{note}\n\n" if note else "")
         + markdown_table([{"part": k, "seconds": v} for k, v in seconds.items()], floatfmt=".2f")
         + "\n</details>"
     )
