@@ -7,7 +7,7 @@
 
 The base fields (each with its comment) are `mini_config()` below: the "mini" CLIP that the
 experiments train on first use (4 x 4 patches of 16 px on 64 px images, width
-128, 3 + 3 layers, 600 steps of 256 pairs: under 3 minutes on 2 CPU cores). Variants after the
+128, 3 + 3 layers, 600 steps of 256 pairs: 3 to 9 minutes on 2 CPU cores, by CPU). Variants after the
 colon, comma-separated:
 
   dataset: shapes (default, 64 px), shapes128 (128 px, patch side doubled: the same 4 x 4 token
@@ -97,8 +97,8 @@ def mini_config() -> ml_collections.ConfigDict:
     c.eval_batch_size = 256  # images per encoder call in the zero-shot evaluation
     # Held-out evaluation during training (zero-shot per attribute, retrieval R@1 / R@5 on the
     # first eval_examples test images, logged to train_metrics.jsonl): every eval_every steps
-    # and at the last step; 0 = off. XLA's cost analysis: one evaluation (forward of 512 images,
-    # 512 captions and 19 prompts) is 25.5 GFLOP, 0.71 of a 35.7 GFLOP training step: 1.4 %.
+    # and at the last step; 0 = off. One evaluation is a forward pass of 512 images, 512
+    # captions and 19 prompts: about 2/3 of a training step's FLOPs, so its 12 runs add ~1.3 %.
     c.eval_every = 50
     c.eval_examples = 512  # test images evaluated (the first ones of test_split)
     return c
