@@ -97,18 +97,38 @@ def fit_all(parts: Parts) -> Fits:
     liblinear and scipy's L-BFGS spend their time in C code that releases the GIL, on one core,
     beside XLA's compiles (one core) and its small solves. Every result is the same as in
     sequence (each fit is deterministic), and `methods` keeps the baselines' rows first."""
+    methods: dict[str, dict[str, Any]] = {}
+    preds: dict[str, np.ndarray] = {}
     with warnings.catch_warnings(), ThreadPoolExecutor(1, "sklearn-baselines") as pool:
         # Hitting max_iter is reported in the tables instead. The filter is set here, on the
         # calling thread, for both threads: catch_warnings is not thread-safe.
         warnings.simplefilter("ignore", category=ConvergenceWarning)
         background = pool.submit(_baselines, parts)
-        jax_methods, preds, top5, logistic, path, best, mprobe, grid_rows = _jax_fits(parts)
+        note = f"jax_logistic over {len(parts.cfg.l2_grid)} L2 values"
+        logistic, path, best = parts.timed("jax_logistic", lambda: _jax_logistic(parts), note)
+        methods["jax_logistic"] = _logistic_entry(parts, logistic, path, best)
+        y_test, top5 = parts.data.y_test, {}
+        scores = logistic.decision_function(parts.data.x_test)
+        preds["jax_logistic"] = _argmax_labels(scores, logistic.classes)
+        top5["jax_logistic"] = top5_hits(scores, y_test, logistic.classes)
+        mprobe, grid_rows = None, None
+        if parts.cfg.mlp:
+            mprobe, grid_rows = _mlp(parts)
+            methods["mlp"] = _mlp_entry(parts, mprobe)
+            scores = mprobe.decision_function(parts.data.x_test)
+            preds["mlp"] = _argmax_labels(scores, mprobe.classes)
+            top5["mlp"] = top5_hits(scores, y_test, mprobe.classes)
+        protocol = str(parts.cfg.get("protocol", "jaxclip"))
+        if protocol != "jaxclip":
+            note = f"{protocol} linear probe"
+            methods[protocol], preds[protocol] = parts.timed(
+                protocol, lambda: _protocol_entry(parts, protocol), note
+            )
         if not background.done():
             progress.step("the scikit-learn baselines")
-        methods, baseline_preds, svc_skipped, sklearn_val = background.result()
-    methods.update(jax_methods)
+        baseline_methods, baseline_preds, svc_skipped, sklearn_val = background.result()
     return Fits(
-        methods,
+        {**baseline_methods, **methods},
         svc_skipped,
         sklearn_val,
         logistic,
@@ -119,35 +139,6 @@ def fit_all(parts: Parts) -> Fits:
         {**baseline_preds, **preds},
         top5,
     )
-
-
-def _jax_fits(parts: Parts) -> tuple[Any, ...]:
-    """The JAX logistic probe, the MLP grid and the published protocol's probe: (methods,
-    test predictions, top-5 hits, logistic probe, its path, the chosen index, MLP probe, MLP
-    grid rows)."""
-    methods: dict[str, dict[str, Any]] = {}
-    preds: dict[str, np.ndarray] = {}
-    note = f"jax_logistic over {len(parts.cfg.l2_grid)} L2 values"
-    logistic, path, best = parts.timed("jax_logistic", lambda: _jax_logistic(parts), note)
-    methods["jax_logistic"] = _logistic_entry(parts, logistic, path, best)
-    y_test, top5 = parts.data.y_test, {}
-    scores = logistic.decision_function(parts.data.x_test)
-    preds["jax_logistic"] = _argmax_labels(scores, logistic.classes)
-    top5["jax_logistic"] = top5_hits(scores, y_test, logistic.classes)
-    mprobe, grid_rows = None, None
-    if parts.cfg.mlp:
-        mprobe, grid_rows = _mlp(parts)
-        methods["mlp"] = _mlp_entry(parts, mprobe)
-        scores = mprobe.decision_function(parts.data.x_test)
-        preds["mlp"] = _argmax_labels(scores, mprobe.classes)
-        top5["mlp"] = top5_hits(scores, y_test, mprobe.classes)
-    protocol = str(parts.cfg.get("protocol", "jaxclip"))
-    if protocol != "jaxclip":
-        note = f"{protocol} linear probe"
-        methods[protocol], preds[protocol] = parts.timed(
-            protocol, lambda: _protocol_entry(parts, protocol), note
-        )
-    return methods, preds, top5, logistic, path, best, mprobe, grid_rows
 
 
 def _argmax_labels(scores: Any, classes: np.ndarray) -> np.ndarray:
