@@ -9,6 +9,7 @@ import io
 import json
 import logging
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -153,6 +154,27 @@ def test_timings_add_up_and_show_the_training(tiny_run):
     assert abs(sum(v for k, v in shown.items() if k != "total") - shown["total"]) <= 0.05 * len(
         steps
     )
+
+
+def test_sections_drawn_beside_the_studies_equal_a_redraw(tiny_run, tmp_path):
+    """The run drew each study's section on a second thread (timed in parts["report"], said in
+    the Timings text); drawing the report again from the saved files alone gives the same
+    report.md, figures included."""
+    tmp = tiny_run[0]
+    run = tmp / "run"
+    timings = json.loads((run / "timings.json").read_text())
+    drawn = timings["parts"]["report"]
+    assert list(drawn) == ["zero_shot", "probe"] and all(v > 0 for v in drawn.values())
+    report = (run / "report.md").read_text()
+    assert f"were drawn on a second thread while the studies ran ({sum(drawn.values()):.1f} s" in (
+        report
+    )
+    again = tmp_path / "again"
+    shutil.copytree(run, again, ignore=shutil.ignore_patterns("*.png", "report.md"))
+    runner.render_run(again)
+    assert (again / "report.md").read_text() == report
+    figures = sorted(p.name for p in run.glob("*.png"))
+    assert figures and sorted(p.name for p in again.glob("*.png")) == figures
 
 
 def test_no_training_row_when_the_model_is_already_trained(monkeypatch):

@@ -6,7 +6,10 @@ the config, open the model, `analyse` each study, write `arrays.npz`, `results.j
 `metrics.csv` and `timings.json` (results.json after arrays.npz and clip_benchmark.json, so a
 folder with results.json has them: a sweep's finished cell), then `render_run(workdir)`
 draws `report.md` and the figures from those files alone, which is also what
-`python -m experiments.report --workdir=DIR` does.
+`python -m experiments.report --workdir=DIR` does. While the studies run, a `SectionDrawer`
+draws each finished study's section and figures on a second thread from the result in its saved
+form, so `render_run` only waits for the last ones and assembles the same report a re-render
+draws.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import io
 import json
 import time
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -123,18 +127,46 @@ def run_studies(
         results["model"]["training_eval"] = training_eval
     parts: dict[str, Any] = {}
     arrays: dict[str, np.ndarray] = {}
-    for i, name in enumerate(names):
-        t = time.perf_counter()
-        logging.info("study %s ...", name)
-        with progress.task(f"{name} [{i + 1}/{len(names)}]"):
-            result = STUDIES[name].analyse(ctx, config[name])
-        if STUDIES[name].write_files is not None:
-            STUDIES[name].write_files(result, workdir)
-        timings[name] = round(time.perf_counter() - t, 3)
-        results[name] = result.to_json()
-        arrays.update({f"{name}.{k}": v for k, v in result.arrays().items()})
-        if result.timings():
-            parts[name] = result.timings()
+    drawer = SectionDrawer(results["config"], workdir) if render else None
+    try:
+        for i, name in enumerate(names):
+            t = time.perf_counter()
+            logging.info("study %s ...", name)
+            with progress.task(f"{name} [{i + 1}/{len(names)}]"):
+                result = STUDIES[name].analyse(ctx, config[name])
+            if STUDIES[name].write_files is not None:
+                STUDIES[name].write_files(result, workdir)
+            timings[name] = round(time.perf_counter() - t, 3)
+            results[name] = result.to_json()
+            own = {f"{name}.{k}": v for k, v in result.arrays().items()}
+            arrays.update(own)
+            if result.timings():
+                parts[name] = result.timings()
+            if drawer is not None:
+                drawer.submit(name, results[name], own, parts.get(name))
+        _write_run(workdir, ctx, results, arrays, timings, shared)
+        if drawer is None:
+            total = {**timings, "parts": parts, "total": round(time.perf_counter() - t0, 3)}
+            atomic.write_json(workdir / TIMINGS_FILE, to_jsonable(add_other(total)))
+            return results
+        with progress.task("report"):
+            render_run(workdir, timings={**timings, "parts": parts}, t0=t0, drawn=drawer)
+    finally:
+        if drawer is not None:
+            drawer.close()
+    return results
+
+
+def _write_run(
+    workdir: Path,
+    ctx: RunContext,
+    results: dict[str, Any],
+    arrays: Mapping[str, np.ndarray],
+    timings: dict[str, Any],
+    shared: int | None,
+) -> None:
+    """The data summary into `results`, then clip_benchmark.json, arrays.npz and results.json
+    (with metrics.csv); their time is `timings["write_results"]`."""
     t = time.perf_counter()
     results["data"] = ctx.data_summary()
     if shared is not None:
@@ -145,17 +177,82 @@ def run_studies(
     _write_arrays(workdir / ARRAYS_FILE, arrays)
     write_results(workdir, results)
     timings["write_results"] = round(time.perf_counter() - t, 3)
-    if not render:
-        total = {**timings, "parts": parts, "total": round(time.perf_counter() - t0, 3)}
-        atomic.write_json(workdir / TIMINGS_FILE, to_jsonable(add_other(total)))
-        return results
-    with progress.task("report"):
-        render_run(workdir, timings={**timings, "parts": parts}, t0=t0)
-    return results
+
+
+class SectionDrawer:
+    """Draws the studies' report sections on one second thread as their results come in.
+
+    `submit` hands over a study's result as `run_studies` stores it; the thread draws it from
+    its saved form (the entry and the config through JSON, the arrays through npz: what
+    `render_run` reads back from the files), so each section, figures included, is the one a
+    re-render draws. `section(name)` waits for it and raises what drawing raised; `seconds`
+    holds each section's drawing time. Only this thread uses matplotlib meanwhile; the
+    studies' JAX and scikit-learn work mostly runs outside the GIL, so drawing overlaps it.
+    """
+
+    def __init__(self, config: Mapping[str, Any], workdir: Path) -> None:
+        saved = ml_collections.ConfigDict(_json_round_trip(config))
+        self._out = RenderContext(saved, Path(workdir), image_reader(saved))
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jaxclip-report")
+        self._futures: dict[str, Future] = {}
+        self.seconds: dict[str, float] = {}
+
+    def submit(
+        self,
+        name: str,
+        entry: Mapping[str, Any],
+        arrays: Mapping[str, np.ndarray],
+        parts: Mapping[str, Any] | None,
+    ) -> None:
+        """Queues study `name`'s section: its results.json entry, its arrays (keys
+        `<name>.<field>`, as in arrays.npz) and its part timings."""
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        buf.seek(0)
+        with np.load(buf, allow_pickle=False) as z:
+            own = {k.split(".", 1)[1]: z[k] for k in z.files}
+        saved = _json_round_trip(entry)
+        self._futures[name] = self._pool.submit(self._draw, name, saved, own, parts)
+
+    def _draw(self, name: str, entry: Any, own: dict, parts: Any) -> Section:
+        t = time.perf_counter()
+        section = render_section(name, entry, own, parts, self._out)
+        self.seconds[name] = round(time.perf_counter() - t, 3)
+        return section
+
+    def section(self, name: str) -> Section | None:
+        """Study `name`'s section once drawn (None: not submitted)."""
+        future = self._futures.get(name)
+        return None if future is None else future.result()
+
+    def close(self) -> None:
+        """Stops the thread after the section it is drawing (queued ones are dropped)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _json_round_trip(obj: Any) -> Any:
+    """`obj` as results.json stores it and `json.loads` reads it back."""
+    return json.loads(json.dumps(to_jsonable(obj), allow_nan=False))
+
+
+def render_section(
+    name: str,
+    entry: Mapping[str, Any],
+    arrays: Mapping[str, np.ndarray],
+    parts: Mapping[str, Any] | None,
+    out: RenderContext,
+) -> Section:
+    """Study `name`'s section from its saved entry, its arrays (field -> array) and timings."""
+    study_ = STUDIES[name]
+    return study_.render(study_.result.from_json(entry, arrays, parts), out)
 
 
 def render_run(
-    workdir: str | Path, *, timings: Mapping[str, Any] | None = None, t0: float | None = None
+    workdir: str | Path,
+    *,
+    timings: Mapping[str, Any] | None = None,
+    t0: float | None = None,
+    drawn: SectionDrawer | None = None,
 ) -> Path:
     """Draws `workdir/report.md` and its figures from the run's saved files; returns its path.
 
@@ -164,6 +261,8 @@ def render_run(
       timings: a run in progress passes its study timings; the total (from `t0`) and the
         report's own time are added and `timings.json` is written. Without them the saved
         `timings.json` is read, so a re-render gives the same report.
+      drawn: the run's `SectionDrawer`: the sections it drew are used as they are (their
+        drawing times become `parts["report"]` of the timings).
     """
     workdir = Path(workdir)
     results = json.loads((workdir / "results.json").read_text())
@@ -182,9 +281,13 @@ def render_run(
     t_render = time.perf_counter()
     sections = []
     for name in names:
-        own = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith(name + ".")}
-        result = STUDIES[name].result.from_json(results[name], own, parts.get(name))
-        sections.append(STUDIES[name].render(result, out))
+        section = drawn.section(name) if drawn is not None else None
+        if section is None:
+            own = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith(name + ".")}
+            section = render_section(name, results[name], own, parts.get(name), out)
+        sections.append(section)
+    if drawn is not None and drawn.seconds:
+        saved["parts"] = {**parts, "report": dict(drawn.seconds)}
     if timings is not None:
         now = time.perf_counter()
         saved["report"] = round(now - t_render, 3)
@@ -270,9 +373,24 @@ def _assemble(
             if "train_model" in timings
             else ""
         )
+        + _drawn_note(timings)
     )
     report.table(timing_rows(timings), floatfmt=".1f")
     return report
+
+
+def _drawn_note(timings: Mapping[str, Any]) -> str:
+    """The Timings text's sentence on sections drawn beside the studies ("" when none were)."""
+    drawn = timings.get("parts", {}).get("report") or {}
+    if not drawn:
+        return ""
+    return (
+        f" The report's {len(drawn)} study "
+        + ("section was" if len(drawn) == 1 else "sections were")
+        + f" drawn on a second thread while the studies ran ({sum(drawn.values()):.1f} s of drawing, "
+        "inside the study rows' time), so `report` is the wait for the last one and the "
+        "assembly."
+    )
 
 
 def add_other(timings: Mapping[str, Any]) -> dict[str, Any]:
