@@ -358,6 +358,13 @@ def test_report_shows_thesis_numbers_and_links(planted):
     assert "configs/class_agnostic.py:mini,shapes128" in md
     flat = json.dumps(to_jsonable(section.results), allow_nan=False)
     assert "seconds" not in flat
+    # The x/tau check and the prompt-count sweep ran on the second thread: timed, and said so
+    # above the parts table.
+    assert (
+        "equivalence, prompt_count ran on a second thread while the probes and the τ sweeps "
+        "ran" in md
+    )
+    assert "| equivalence |" in md and "| prompt_count |" in md
 
 
 def test_other_prompt_set_hides_the_thesis_and_model_scale_feeds_the_svc(tmp_path):

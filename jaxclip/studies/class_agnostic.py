@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -43,7 +44,7 @@ from jaxclip.probes.protocol import chance_and_majority, labelled_splits
 from jaxclip.probes.split import train_val_split
 from jaxclip.report.references import CLASS_AGNOSTIC, lookup
 from jaxclip.studies import class_agnostic_probes as cap
-from jaxclip.studies.class_agnostic_render import THESIS_TAUS, render
+from jaxclip.studies.class_agnostic_render import BACKGROUND_PARTS, THESIS_TAUS, render
 from jaxclip.studies.context import Context, Study
 from jaxclip.studies.probe_common import (
     add_intervals,
@@ -174,17 +175,25 @@ def analyse(ctx: Context, cfg: Any) -> ClassAgnosticResult:
     scale = float(ctx.logit_scale)
     fit_idx, val_idx = train_val_split(len(data.y_train), float(cfg.val_fraction), seed)
     feats = cap.Features.of(data, t_main, scale if cfg.features == "model" else 1.0)
-    fits = cap.fit_probes(ctx, data, feats, fit_idx, val_idx, cfg, seed)
+    # The x/τ check and the prompt-count sweep share nothing with the probes and the τ sweeps:
+    # they run on a second thread meanwhile (JAX and libsvm release the GIL; every part
+    # computes what it computes alone).
+    side: dict[str, float] = {}
+    with ThreadPoolExecutor(1, "class-agnostic") as pool:
+        equivalence_ = pool.submit(_equivalence, data, feats, cfg, seed, side)
+        counts_ = pool.submit(_prompt_count, data, t_count, scale, cfg, side)
+        fits = cap.fit_probes(ctx, data, feats, fit_idx, val_idx, cfg, seed)
+        seconds = fits.seconds
+        taus = tau_grid(cfg)
+        es = _timed(seconds, "entropy", lambda: _entropy(feats.z_test, taus, scale, cfg))
+        sweeps = _sweeps(data, feats, taus, scale, cfg, seconds)
+        equivalence = equivalence_.result()
+        counts, dropped_counts = counts_.result()
+    seconds.update((k, side[k]) for k in BACKGROUND_PARTS if k in side)
     add_intervals(fits.methods, fits.predictions, fits.top5, data.y_test, data.classes, seed)
     tau_comparisons = _svc_intervals(fits, seed)
     chance, majority = chance_and_majority(data.y_test, data.classes)
     published = lookup(CLASS_AGNOSTIC, str(ctx.config.model), str(ctx.config.dataset))
-    seconds = fits.seconds
-    taus = tau_grid(cfg)
-    es = _timed(seconds, "entropy", lambda: _entropy(feats.z_test, taus, scale, cfg))
-    sweeps = _sweeps(data, feats, taus, scale, cfg, seconds)
-    equivalence = _equivalence(data, feats, cfg, seed, seconds)
-    counts, dropped_counts = _prompt_count(data, t_count, scale, cfg, seconds)
     hist = _histogram_arrays(es.histograms)
     gaps = _histogram_arrays(es.gap_histograms)
     return ClassAgnosticResult(

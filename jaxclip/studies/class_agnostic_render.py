@@ -19,12 +19,15 @@ from jaxclip.studies.probe_common import (
     method_rows,
     unconverged_note,
 )
-from jaxclip.studies.shared import pct, timing_note
+from jaxclip.studies.shared import overlap_note, pct, timing_note
 
-__all__ = ["THESIS_TAUS", "render"]
+__all__ = ["BACKGROUND_PARTS", "THESIS_TAUS", "render"]
 
 NAME = "class_agnostic"
 TITLE = "Class-agnostic logit features"
+# Parts that `class_agnostic.analyse` runs on a second thread beside the probes and the τ
+# sweeps: their wall times overlap the others'.
+BACKGROUND_PARTS = ("equivalence", "prompt_count")
 
 
 def render(result: Any, out: RenderContext) -> Section:
@@ -44,7 +47,8 @@ def render(result: Any, out: RenderContext) -> Section:
     if result.prompt_count:
         tau_sections.prompt_count_section(report, result, out, cfg)
     tau_sections.resolution_section(report, out)
-    timing_note(report, result.seconds)
+    note = overlap_note(result.seconds, BACKGROUND_PARTS, "the probes and the τ sweeps ran")
+    timing_note(report, result.seconds, note)
     return Section(NAME, report)
 
 

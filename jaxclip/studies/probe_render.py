@@ -27,7 +27,7 @@ from jaxclip.studies.probe_common import (
     pct_or_none,
     unconverged_note,
 )
-from jaxclip.studies.shared import timing_note
+from jaxclip.studies.shared import overlap_note, timing_note
 
 NAME = "probe"
 TITLE = "Probes on frozen image embeddings"
@@ -51,13 +51,7 @@ def render(result: Any, out: RenderContext) -> Section:
         _attributes_section(report, result, out)
     if result.saved_probe:
         _saved_section(report, result, out)
-    background = [k for k in BACKGROUND_PARTS if k in result.seconds]
-    note = (
-        f"{', '.join(background)} ran on a second thread while the JAX probes fitted, so these "
-        "parts overlap in time and add up to more than the study's wall time."
-        if background
-        else ""
-    )
+    note = overlap_note(result.seconds, BACKGROUND_PARTS, "the JAX probes fitted")
     timing_note(report, result.seconds, note)
     return Section(NAME, report)
 

@@ -109,6 +109,18 @@ def pct(x: float | None) -> float | None:
     return None if x is None else 100.0 * float(x)
 
 
+def overlap_note(seconds: Mapping[str, float], background: Sequence[str], beside: str) -> str:
+    """The parts table's sentence on the `background` parts that ran on a second thread while
+    `beside` ("the JAX probes fitted"); "" when none of them ran."""
+    ran = [k for k in background if k in seconds]
+    if not ran:
+        return ""
+    return (
+        f"{', '.join(ran)} ran on a second thread while {beside}, so these parts overlap in "
+        "time and add up to more than the study's wall time."
+    )
+
+
 def timing_note(report: Report, seconds: Mapping[str, float], note: str = "") -> None:
     """Wall time per part of a study, in the report only (results.json stays reproducible);
     `note`, a sentence shown above the table (e.g. which parts ran at the same time)."""
