@@ -7,7 +7,7 @@
 
 The base fields (each with its comment) are `mini_config()` below: the "mini" CLIP that the
 experiments train on first use (4 x 4 patches of 16 px on 64 px images, width
-128, 3 + 3 layers, 600 steps of 256 pairs: 3 to 9 minutes on 2 CPU cores, by CPU). Variants after the
+128, 3 + 3 layers, 600 steps of 256 pairs: 3 to 10 minutes on 2 CPU cores, by CPU). Variants after the
 colon, comma-separated:
 
   dataset: shapes (default, 64 px), shapes128 (128 px, patch side doubled: the same 4 x 4 token
