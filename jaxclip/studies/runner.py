@@ -387,9 +387,9 @@ def _drawn_note(timings: Mapping[str, Any]) -> str:
     return (
         f" The report's {len(drawn)} study "
         + ("section was" if len(drawn) == 1 else "sections were")
-        + f" drawn on a second thread while the studies ran ({sum(drawn.values()):.1f} s of drawing, "
-        "inside the study rows' time), so `report` is the wait for the last one and the "
-        "assembly."
+        + f" drawn on a second thread while the studies ran ({sum(drawn.values()):.1f} s of "
+        "drawing that overlaps the other rows' time, not a row of its own), so `report` is the "
+        "wait for the last section and the assembly."
     )
 
 
