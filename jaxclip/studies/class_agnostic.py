@@ -44,7 +44,7 @@ from jaxclip.probes.protocol import chance_and_majority, labelled_splits
 from jaxclip.probes.split import train_val_split
 from jaxclip.report.references import CLASS_AGNOSTIC, lookup
 from jaxclip.studies import class_agnostic_probes as cap
-from jaxclip.studies.class_agnostic_render import BACKGROUND_PARTS, THESIS_TAUS, render
+from jaxclip.studies.class_agnostic_render import THESIS_TAUS, render
 from jaxclip.studies.context import Context, Study
 from jaxclip.studies.probe_common import (
     add_intervals,
@@ -189,7 +189,7 @@ def analyse(ctx: Context, cfg: Any) -> ClassAgnosticResult:
         sweeps = _sweeps(data, feats, taus, scale, cfg, seconds)
         equivalence = equivalence_.result()
         counts, dropped_counts = counts_.result()
-    seconds.update((k, side[k]) for k in BACKGROUND_PARTS if k in side)
+    seconds.update(side)  # one worker, so in submission order
     add_intervals(fits.methods, fits.predictions, fits.top5, data.y_test, data.classes, seed)
     tau_comparisons = _svc_intervals(fits, seed)
     chance, majority = chance_and_majority(data.y_test, data.classes)

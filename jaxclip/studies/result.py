@@ -31,6 +31,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 from collections.abc import Mapping
 from typing import Any, TypeVar
@@ -138,6 +139,12 @@ class StudyResult:
         return cls(**kwargs)
 
     def reloaded(self: R) -> R:
-        """This result as `from_json` rebuilds it from the written files (JSON round trip)."""
+        """This result as `from_json` rebuilds it from the written files: the entry through
+        JSON (results.json), the sidecar arrays through npz (arrays.npz)."""
         entry = json.loads(json.dumps(self.to_json(), allow_nan=False))
-        return type(self).from_json(entry, self.arrays(), self.timings())
+        buf = io.BytesIO()
+        np.savez(buf, **self.arrays())
+        buf.seek(0)
+        with np.load(buf, allow_pickle=False) as z:
+            arrays = dict(z)
+        return type(self).from_json(entry, arrays, self.timings())

@@ -41,6 +41,7 @@ from jaxclip.studies.context import (
     image_reader,
 )
 from jaxclip.studies.probe_common import UNCONVERGED, flag_unconverged, unconverged_note
+from jaxclip.studies.result import StudyResult
 
 # Study name -> its functions, in the order `dissect` runs them. Explicit, no registry.
 STUDIES: dict[str, Study] = {
@@ -138,12 +139,11 @@ def run_studies(
                 STUDIES[name].write_files(result, workdir)
             timings[name] = round(time.perf_counter() - t, 3)
             results[name] = result.to_json()
-            own = {f"{name}.{k}": v for k, v in result.arrays().items()}
-            arrays.update(own)
+            arrays.update({f"{name}.{k}": v for k, v in result.arrays().items()})
             if result.timings():
                 parts[name] = result.timings()
             if drawer is not None:
-                drawer.submit(name, results[name], own, parts.get(name))
+                drawer.submit(name, result)
         _write_run(workdir, ctx, results, arrays, timings, shared)
         if drawer is None:
             total = {**timings, "parts": parts, "total": round(time.perf_counter() - t0, 3)}
@@ -182,41 +182,27 @@ def _write_run(
 class SectionDrawer:
     """Draws the studies' report sections on one second thread as their results come in.
 
-    `submit` hands over a study's result as `run_studies` stores it; the thread draws it from
-    its saved form (the entry and the config through JSON, the arrays through npz: what
-    `render_run` reads back from the files), so each section, figures included, is the one a
-    re-render draws. `section(name)` waits for it and raises what drawing raised; `seconds`
+    `submit` hands over a study's result; the thread draws it in its saved form
+    (`StudyResult.reloaded`, and the config through JSON: what `render_run` reads back from
+    the files), so each section, figures included, is the one a re-render draws. `section(name)` waits for it and raises what drawing raised; `seconds`
     holds each section's drawing time. Only this thread uses matplotlib meanwhile; the
     studies' JAX and scikit-learn work mostly runs outside the GIL, so drawing overlaps it.
     """
 
     def __init__(self, config: Mapping[str, Any], workdir: Path) -> None:
-        saved = ml_collections.ConfigDict(_json_round_trip(config))
+        saved = ml_collections.ConfigDict(json.loads(json.dumps(to_jsonable(config))))
         self._out = RenderContext(saved, Path(workdir), image_reader(saved))
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jaxclip-report")
         self._futures: dict[str, Future] = {}
         self.seconds: dict[str, float] = {}
 
-    def submit(
-        self,
-        name: str,
-        entry: Mapping[str, Any],
-        arrays: Mapping[str, np.ndarray],
-        parts: Mapping[str, Any] | None,
-    ) -> None:
-        """Queues study `name`'s section: its results.json entry, its arrays (keys
-        `<name>.<field>`, as in arrays.npz) and its part timings."""
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
-        buf.seek(0)
-        with np.load(buf, allow_pickle=False) as z:
-            own = {k.split(".", 1)[1]: z[k] for k in z.files}
-        saved = _json_round_trip(entry)
-        self._futures[name] = self._pool.submit(self._draw, name, saved, own, parts)
+    def submit(self, name: str, result: StudyResult) -> None:
+        """Queues study `name`'s section, drawn from `result.reloaded()`."""
+        self._futures[name] = self._pool.submit(self._draw, name, result)
 
-    def _draw(self, name: str, entry: Any, own: dict, parts: Any) -> Section:
+    def _draw(self, name: str, result: StudyResult) -> Section:
         t = time.perf_counter()
-        section = render_section(name, entry, own, parts, self._out)
+        section = STUDIES[name].render(result.reloaded(), self._out)
         self.seconds[name] = round(time.perf_counter() - t, 3)
         return section
 
@@ -228,23 +214,6 @@ class SectionDrawer:
     def close(self) -> None:
         """Stops the thread after the section it is drawing (queued ones are dropped)."""
         self._pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _json_round_trip(obj: Any) -> Any:
-    """`obj` as results.json stores it and `json.loads` reads it back."""
-    return json.loads(json.dumps(to_jsonable(obj), allow_nan=False))
-
-
-def render_section(
-    name: str,
-    entry: Mapping[str, Any],
-    arrays: Mapping[str, np.ndarray],
-    parts: Mapping[str, Any] | None,
-    out: RenderContext,
-) -> Section:
-    """Study `name`'s section from its saved entry, its arrays (field -> array) and timings."""
-    study_ = STUDIES[name]
-    return study_.render(study_.result.from_json(entry, arrays, parts), out)
 
 
 def render_run(
@@ -284,7 +253,8 @@ def render_run(
         section = drawn.section(name) if drawn is not None else None
         if section is None:
             own = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith(name + ".")}
-            section = render_section(name, results[name], own, parts.get(name), out)
+            result = STUDIES[name].result.from_json(results[name], own, parts.get(name))
+            section = STUDIES[name].render(result, out)
         sections.append(section)
     if drawn is not None and drawn.seconds:
         saved["parts"] = {**parts, "report": dict(drawn.seconds)}
