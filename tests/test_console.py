@@ -147,7 +147,9 @@ def test_timings_add_up_and_show_the_training(tiny_run):
     ]  # fmt: skip
     assert abs(sum(timings[k] for k in steps) - timings["total"]) <= 5e-4 * len(steps)
     assert timings["other"] >= -5e-4 * len(steps)
-    assert wall - 1.0 <= timings["total"] <= wall  # the total is the run's own wall time
+    # The total is the run's own wall time: the call also writes the config and prints the
+    # summary outside it, which a loaded machine (CI installing beside it) can stretch.
+    assert 0.8 * wall - 1.0 <= timings["total"] <= wall
     table = table_rows((tmp / "run" / "report.md").read_text(), "## Timings")
     shown = {step: float(seconds) for step, seconds in table}
     assert list(shown) == [*steps, "total"]
