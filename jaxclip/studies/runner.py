@@ -184,8 +184,9 @@ class SectionDrawer:
 
     `submit` hands over a study's result; the thread draws it in its saved form
     (`StudyResult.reloaded`, and the config through JSON: what `render_run` reads back from
-    the files), so each section, figures included, is the one a re-render draws. `section(name)` waits for it and raises what drawing raised; `seconds`
-    holds each section's drawing time. Only this thread uses matplotlib meanwhile; the
+    the files), so each section, figures included, is the one a re-render draws.
+    `section(name)` waits for it and raises what drawing raised; `seconds` holds each
+    section's drawing time. Only this thread uses matplotlib meanwhile; the
     studies' JAX and scikit-learn work mostly runs outside the GIL, so drawing overlaps it.
     """
 
